@@ -1,4 +1,10 @@
 /**
  * @since 0.1.0
  */
-export const version = "0.1.0"
+export * as CustomerKey from "./CustomerKey.js"
+export * as EncryptionMode from "./EncryptionMode.js"
+export * as Errors from "./Errors.js"
+export * as KeyStore from "./KeyStore.js"
+export * as Kms from "./Kms.js"
+export * as ObjectStore from "./ObjectStore.js"
+export * as Provider from "./Provider.js"
