@@ -1,0 +1,102 @@
+import { assert, describe, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+const workspace = path.resolve(import.meta.dirname, "../../..")
+const node = process.execPath
+const npmCli = (() => {
+  // Use the npm that ships with the pinned Node when present, else the one on PATH.
+  const bundled = path.join(path.dirname(node), "../lib/node_modules/npm/bin/npm-cli.js")
+  return fs.existsSync(bundled) ? [node, bundled] : ["npm"]
+})()
+const npm = (args: ReadonlyArray<string>, cwd: string) =>
+  execFileSync(npmCli[0]!, [...npmCli.slice(1), ...args], {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" }
+  })
+
+interface Pkg {
+  readonly dir: string
+  readonly name: string
+  readonly json: Record<string, any>
+}
+
+const publishable: ReadonlyArray<Pkg> = ["packages", "apps"].flatMap((group) =>
+  fs.readdirSync(path.join(workspace, group)).map((d) => {
+    const dir = path.join(workspace, group, d)
+    const json = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"))
+    return { dir, name: json.name as string, json }
+  })
+).filter((p) => p.json.private !== true)
+
+/** Every public subpath: "." and one per top-level module in src/ (internal/* is closed). */
+const entryPoints = (p: Pkg): ReadonlyArray<string> => [
+  p.name,
+  ...fs.readdirSync(path.join(p.dir, "src"))
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "index.ts" && f !== "bin.ts")
+    .map((f) => `${p.name}/${f.slice(0, -3)}`)
+]
+
+describe("packages as npm users get them", () => {
+  it("every publishable package declares what a published package needs", () => {
+    assert.isAtLeast(publishable.length, 8)
+    for (const p of publishable) {
+      assert.strictEqual(p.json.version, "0.1.0", p.name)
+      assert.strictEqual(p.json.engines?.node, ">=22", p.name)
+      assert.strictEqual(p.json.type, "module", p.name)
+      assert.isString(p.json.license, p.name)
+      assert.isDefined(p.json.exports?.["."]?.types, p.name)
+      assert.deepStrictEqual(p.json.files?.includes("dist"), true, p.name)
+      assert.isTrue(fs.existsSync(path.join(p.dir, "README.md")), `${p.name} has a README`)
+    }
+  })
+
+  it("installs from packed tarballs into a fresh project and imports every entry point on Node 24", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-pack-"))
+    try {
+      const tarballs = publishable.map((p) => {
+        const out = npm(["pack", "--json", "--pack-destination", tmp], p.dir)
+        const info = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>
+        const files = info[0]!.files.map((f) => f.path)
+        assert.isTrue(files.includes("dist/index.js"), `${p.name} ships dist/index.js`)
+        assert.isTrue(files.includes("dist/index.d.ts"), `${p.name} ships types`)
+        assert.isFalse(files.some((f) => f.startsWith("src/") || f.startsWith("test/")), `${p.name} ships no sources or tests`)
+        return path.join(tmp, path.basename(info[0]!.filename))
+      })
+      const app = path.join(tmp, "app")
+      fs.mkdirSync(app)
+      fs.writeFileSync(
+        path.join(app, "package.json"),
+        JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }, null, 2)
+      )
+      npm(["install", "--no-package-lock", "--prefer-offline", "--ignore-scripts", ...tarballs], app)
+
+      const specifiers = publishable.flatMap(entryPoints)
+      const js = specifiers.map((s, i) => `import * as m${i} from ${JSON.stringify(s)}\nif (Object.keys(m${i}).length === 0) throw new Error(${JSON.stringify(`empty module ${s}`)})`).join("\n")
+      fs.writeFileSync(path.join(app, "check.mjs"), `${js}\nconsole.log("imported ${specifiers.length} entry points")\n`)
+      const out = execFileSync(node, ["check.mjs"], { cwd: app, encoding: "utf8" })
+      assert.include(out, `imported ${specifiers.length} entry points`)
+
+      // Types: a TypeScript consumer with the strictest module resolution must see every entry.
+      fs.writeFileSync(path.join(app, "check.ts"), specifiers.map((s, i) => `import * as m${i} from ${JSON.stringify(s)}\nexport const e${i} = m${i}`).join("\n") + "\n")
+      fs.writeFileSync(
+        path.join(app, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2023", strict: true, noEmit: true, skipLibCheck: false, types: ["node"], typeRoots: [path.join(workspace, "node_modules/@types")] },
+          files: ["check.ts"]
+        })
+      )
+      try {
+        execFileSync(node, [path.join(workspace, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" })
+      } catch (e: any) {
+        assert.fail(`type-check of the installed packages failed:\n${e.stdout}`)
+      }
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true })
+    }
+  })
+})
