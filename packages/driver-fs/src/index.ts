@@ -1,4 +1,5 @@
 /**
  * @since 0.1.0
  */
-export const version = "0.1.0"
+export * as FsConfig from "./FsConfig.js"
+export * as FsObjectStore from "./FsObjectStore.js"

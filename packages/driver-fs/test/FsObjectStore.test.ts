@@ -1,0 +1,383 @@
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import { ObjectStoreSuite } from "@objcrypt/test-kit"
+import { ConfigProvider, Config, Data, Effect, Fiber, Layer, Stream } from "effect"
+import * as cp from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fsSync from "node:fs"
+import { createRequire } from "node:module"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as url from "node:url"
+import * as FsObjectStore from "../src/FsObjectStore.js"
+
+const scratch = fsSync.mkdtempSync(path.join(os.tmpdir(), "objcrypt-fs-test-"))
+afterAll(() => fsSync.rmSync(scratch, { recursive: true, force: true }))
+
+const freshRoot = () => path.join(scratch, crypto.randomBytes(6).toString("hex"), "store")
+
+/** Every file under a directory, relative to it. */
+const tree = (dir: string): Array<string> =>
+  fsSync.existsSync(dir) ? (fsSync.readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<fsSync.Dirent>)
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
+    .sort() : []
+
+const withStore = <A, E>(f: (store: FsObjectStore.FsObjectStore["Type"], root: string) => Effect.Effect<A, E>, config: Partial<Parameters<typeof FsObjectStore.make>[0]> = {}) =>
+  Effect.gen(function*() {
+    const root = freshRoot()
+    const store = yield* FsObjectStore.make({ root, ...config })
+    return yield* f(store, root)
+  })
+
+class Boom extends Data.TaggedError("Boom")<{ readonly at: string }> {}
+
+ObjectStoreSuite.objectStoreSuite({
+  name: "FsObjectStore conformance",
+  layer: FsObjectStore.layer({ root: path.join(scratch, "conformance") }),
+  capabilities: { md5Etags: true, conditionalWrites: true }
+})
+
+ObjectStoreSuite.objectStoreSuite({
+  name: "FsObjectStore conformance (small parts, no fsync)",
+  layer: FsObjectStore.layer({ root: path.join(scratch, "conformance-small"), minPartSize: 64 * 1024, fsync: false }),
+  capabilities: { md5Etags: true },
+  sizes: { segment: 4096 }
+})
+
+describe("FsObjectStore keys", () => {
+  const badKeys: ReadonlyArray<readonly [string, string]> = [
+    ["", "empty"],
+    ["..", "dot-dot"],
+    ["../escape", "leading dot-dot segment"],
+    ["a/../../escape", "inner dot-dot segment"],
+    ["a/..", "trailing dot-dot segment"],
+    [".", "dot"],
+    ["a/./b", "dot segment"],
+    ["/etc/passwd", "absolute path"],
+    ["a\0b", "NUL"],
+    ["a\\..\\b", "backslash"],
+    ["x".repeat(1025), "over 1024 bytes"],
+    ["é".repeat(513), "over 1024 UTF-8 bytes"],
+    ["bad\uD800surrogate", "unpaired surrogate"],
+    ["s".repeat(300), "segment longer than a file name"]
+  ]
+  for (const [key, what] of badKeys) {
+    it.effect(`rejects a key with ${what} before any I/O`, () =>
+      withStore((store, root) =>
+        Effect.gen(function*() {
+          const parent = path.dirname(root)
+          const before = tree(parent)
+          const errors = [
+            yield* Effect.flip(store.put(key, Stream.make(new Uint8Array([1])))),
+            yield* Effect.flip(store.head(key)),
+            yield* Effect.flip(ObjectStore.readAll(store, key)),
+            yield* Effect.flip(store.remove(key)),
+            yield* Effect.flip(store.copy(key, "fine")),
+            yield* Effect.flip(store.copy("fine", key)),
+            yield* Effect.flip(store.createMultipart(key))
+          ]
+          for (const e of errors) {
+            assert.strictEqual(e._tag, "InvalidObjectKey")
+            if (e._tag === "InvalidObjectKey") assert.strictEqual(e.key, key)
+          }
+          assert.deepStrictEqual(tree(parent), before, "nothing written anywhere")
+        })
+      ))
+  }
+
+  it.effect("keeps a/b, a/b/c, a/, a//b and names with % and leading dots side by side", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const keys = ["a/b", "a/b/c", "a/", "a//b", "a/b/c/", "%2F", "%", "100%/x", ".hidden", "a/.b", "..x", "日本/ファイル", "\u{1F600}"]
+        for (const k of keys) yield* store.put(k, Stream.make(Buffer.from(`body of ${k}`)))
+        for (const k of keys) {
+          const got = yield* ObjectStore.readAll(store, k)
+          assert.strictEqual(Buffer.from(got.bytes).toString(), `body of ${k}`)
+        }
+        const listed = yield* store.list({})
+        const sorted = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+        assert.deepStrictEqual(listed.objects.map((o) => o.key), sorted)
+        const top = yield* store.list({ delimiter: "/" })
+        assert.deepStrictEqual([...top.commonPrefixes], ["100%/", "a/", "日本/"])
+        const inA = yield* store.list({ prefix: "a/", delimiter: "/" })
+        assert.deepStrictEqual(inA.objects.map((o) => o.key), ["a/", "a/.b", "a/b"])
+        assert.deepStrictEqual([...inA.commonPrefixes], ["a//", "a/b/"])
+        // Every name in the tree is ours: no key made a hidden file or left the root.
+        for (const f of tree(root).filter((f) => !f.startsWith(".objcrypt-fs"))) {
+          for (const part of f.split(path.sep)) assert.isFalse(part.startsWith("."), f)
+        }
+        yield* store.remove("a/b")
+        assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "a/b/c")).bytes).toString(), "body of a/b/c")
+      })
+    ))
+
+  it.effect("lays objects out as documented: one file per object, %2F directories", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        yield* store.put("photos/2024/cat.jpg", Stream.make(Buffer.from("meow")), { contentType: "image/jpeg" })
+        const file = path.join(root, "photos%2F", "2024%2F", "cat.jpg%")
+        const bytes = fsSync.readFileSync(file)
+        assert.strictEqual(bytes.subarray(0, 4).toString("latin1"), "OCFS")
+        const n = bytes.readUInt32BE(8)
+        const header = JSON.parse(bytes.subarray(12, 12 + n).toString())
+        assert.strictEqual(header.key, "photos/2024/cat.jpg")
+        assert.strictEqual(header.etag, crypto.createHash("md5").update("meow").digest("hex"))
+        assert.strictEqual(bytes.subarray(12 + n).toString(), "meow")
+      })
+    ))
+})
+
+describe("FsObjectStore crash safety", () => {
+  const objectFiles = (root: string) => tree(root).filter((f) => !f.startsWith(".objcrypt-fs"))
+  const stagingFiles = (root: string) => tree(path.join(root, ".objcrypt-fs"))
+
+  it.effect("a body failing mid-write leaves no partial file and no temp file", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const body = Stream.concat(Stream.make(crypto.randomBytes(3 * 1024 * 1024)), Stream.fail(new Boom({ at: "3 MiB" })))
+        const e = yield* Effect.flip(store.put("dir/obj", body))
+        assert.strictEqual(e._tag, "Boom")
+        assert.deepStrictEqual(objectFiles(root), [])
+        assert.deepStrictEqual(stagingFiles(root), [])
+        yield* store.put("dir/obj", Stream.make(Buffer.from("v1")))
+        yield* Effect.flip(store.put("dir/obj", body))
+        assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "dir/obj")).bytes).toString(), "v1")
+        assert.deepStrictEqual(stagingFiles(root), [])
+      })
+    ))
+
+  it.live("an interrupted put leaves nothing behind", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const endless = Stream.repeatEffect(Effect.sleep("5 millis").pipe(Effect.as(crypto.randomBytes(64 * 1024))))
+        const fiber = yield* Effect.fork(store.put("slow", endless))
+        yield* Effect.sleep("150 millis")
+        assert.isAbove(stagingFiles(root).length, 0, "the temp file exists while writing")
+        yield* Fiber.interrupt(fiber)
+        assert.deepStrictEqual(stagingFiles(root), [])
+        assert.deepStrictEqual(objectFiles(root), [])
+        assert.strictEqual((yield* Effect.flip(store.head("slow")))._tag, "ObjectNotFound")
+      })
+    ))
+
+  it.live("a process killed mid-write leaves the previous version and no partial object", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      // A child Node process runs the driver from its TypeScript sources and is SIGKILLed while
+      // it streams a replacement body.
+      const script = path.join(scratch, `writer-${crypto.randomBytes(4).toString("hex")}.mjs`)
+      fsSync.writeFileSync(script, `
+import { registerHooks } from "node:module"
+registerHooks({ resolve(s, c, next) {
+  const ctx = { ...c, conditions: ["@objcrypt/source", ...(c.conditions ?? [])] }
+  try { return next(s, ctx) } catch (e) { if (s.startsWith(".") && s.endsWith(".js")) return next(s.slice(0, -3) + ".ts", ctx); throw e }
+} })
+const { make } = await import(process.argv[2])
+const { Effect, Stream } = await import(process.argv[4])
+const store = await Effect.runPromise(make({ root: process.argv[3] }))
+await Effect.runPromise(store.put("crash/obj", Stream.make(Buffer.from("version 1"))))
+let n = 0
+const endless = Stream.repeatEffect(Effect.sync(() => { if (++n === 20) process.stdout.write("writing\\n"); return Buffer.alloc(65536, 7) }))
+await Effect.runPromise(store.put("crash/obj", endless.pipe(Stream.tap(() => Effect.sleep("1 millis")))))
+`)
+      const driver = url.pathToFileURL(path.join(import.meta.dirname, "..", "src", "FsObjectStore.ts")).href
+      const effect = url.pathToFileURL(path.join(path.dirname(createRequire(import.meta.url).resolve("effect/package.json")), "dist", "esm", "index.js")).href
+      const child = cp.spawn(process.execPath, [script, driver, root, effect], { stdio: ["ignore", "pipe", "pipe"], cwd: path.join(import.meta.dirname, "..") })
+      let stderr = ""
+      child.stderr.on("data", (d) => (stderr += String(d)))
+      yield* Effect.async<void, Error>((resume) => {
+        child.stdout.on("data", (d) => String(d).includes("writing") && resume(Effect.void))
+        child.on("exit", (code) => resume(Effect.fail(new Error(`writer exited (${code}) before the kill: ${stderr}`))))
+      }).pipe(Effect.timeout("60 seconds"))
+      child.kill("SIGKILL")
+      yield* Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+        else child.on("exit", () => resume(Effect.void))
+      })
+      const leftovers = tree(path.join(root, ".objcrypt-fs", "tmp"))
+      assert.strictEqual(leftovers.length, 1, "the killed write left its temp file in staging")
+      const store = yield* FsObjectStore.make({ root })
+      assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "crash/obj")).bytes).toString(), "version 1")
+      assert.deepStrictEqual((yield* store.list({})).objects.map((o) => o.key), ["crash/obj"])
+      assert.deepStrictEqual(objectFiles(root), [path.join("crash%2F", "obj%")])
+    }), 90_000)
+
+  it.effect("a length mismatch against contentLength is refused and nothing is written", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const e = yield* Effect.flip(store.put("short", Stream.make(Buffer.from("abc")), { contentLength: 4 }))
+        assert.strictEqual(e._tag, "ProviderError")
+        if (e._tag === "ProviderError") assert.strictEqual(e.code, "IncompleteBody")
+        assert.deepStrictEqual(tree(root), [])
+      })
+    ))
+
+  it.effect("temp files a crash left are never listed and are removed once stale", () =>
+    Effect.gen(function*() {
+      const root = freshRoot()
+      const store = yield* FsObjectStore.make({ root })
+      yield* store.put("real", Stream.make(Buffer.from("x")))
+      const stale = path.join(root, ".objcrypt-fs", "tmp", "deadbeef")
+      const recent = path.join(root, ".objcrypt-fs", "tmp", "cafebabe")
+      fsSync.writeFileSync(stale, "partial")
+      fsSync.writeFileSync(recent, "partial")
+      const old = new Date(Date.now() - 2 * 60 * 60 * 1000)
+      fsSync.utimesSync(stale, old, old)
+      const upload = yield* store.createMultipart("pending")
+      yield* store.uploadPart(upload, 1, Stream.make(Buffer.from("part")))
+      const listed = yield* store.list({})
+      assert.deepStrictEqual(listed.objects.map((o) => o.key), ["real"])
+      assert.deepStrictEqual([...(yield* store.list({ delimiter: "/" })).commonPrefixes], [])
+      yield* FsObjectStore.make({ root })
+      assert.isFalse(fsSync.existsSync(stale), "stale temp removed")
+      assert.isTrue(fsSync.existsSync(recent), "a recent temp may belong to a live writer")
+      // The pending upload survives a restart and can still complete.
+      const reopened = yield* FsObjectStore.make({ root, minPartSize: 1 })
+      const part = yield* reopened.uploadPart(upload, 2, Stream.make(Buffer.from("!")))
+      const parts = [{ partNumber: 1, etag: crypto.createHash("md5").update("part").digest("hex"), size: 4 }, part]
+      yield* reopened.completeMultipart(upload, parts)
+      assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(reopened, "pending")).bytes).toString(), "part!")
+      assert.deepStrictEqual(tree(path.join(root, ".objcrypt-fs", "uploads")), [])
+    }))
+})
+
+describe("FsObjectStore files and errors", () => {
+  it.effect("object files are 0600 and directories 0700", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        yield* store.put("x/y/z", Stream.make(Buffer.from("secret")))
+        const file = fsSync.statSync(path.join(root, "x%2F", "y%2F", "z%"))
+        assert.strictEqual(file.mode & 0o777, 0o600)
+        for (const d of [root, path.join(root, "x%2F"), path.join(root, "x%2F", "y%2F"), path.join(root, ".objcrypt-fs")]) {
+          assert.strictEqual(fsSync.statSync(d).mode & 0o777, 0o700, d)
+        }
+      })
+    ))
+
+  it.effect("removing the last object prunes its empty directories", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        yield* store.put("p/q/r", Stream.make(Buffer.from("1")))
+        yield* store.put("p/s", Stream.make(Buffer.from("2")))
+        yield* store.remove("p/q/r")
+        assert.isFalse(fsSync.existsSync(path.join(root, "p%2F", "q%2F")))
+        assert.isTrue(fsSync.existsSync(path.join(root, "p%2F")))
+        yield* store.remove("p/s")
+        assert.deepStrictEqual(fsSync.readdirSync(root), [".objcrypt-fs"])
+      })
+    ))
+
+  it.effect("system errors become ProviderError with the errno code and no absolute path", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const tmp = path.join(root, ".objcrypt-fs", "tmp")
+        fsSync.rmSync(tmp, { recursive: true })
+        fsSync.writeFileSync(tmp, "not a directory")
+        const e = yield* Effect.flip(store.put("k", Stream.make(Buffer.from("x"))))
+        assert.strictEqual(e._tag, "ProviderError")
+        if (e._tag === "ProviderError") {
+          assert.strictEqual(e.code, "ENOTDIR")
+          assert.strictEqual(e.provider, "fs")
+          assert.notInclude(e.message, scratch)
+          assert.notInclude(JSON.stringify(e), scratch)
+        }
+      })
+    ))
+
+  it.effect("a corrupt object file is a ProviderError, not data", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        yield* store.put("c", Stream.make(Buffer.from("fine")))
+        fsSync.writeFileSync(path.join(root, "c%"), "garbage that is not an object file")
+        const e = yield* Effect.flip(store.head("c"))
+        assert.strictEqual(e._tag, "ProviderError")
+        if (e._tag === "ProviderError") assert.strictEqual(e.code, "CorruptObject")
+        assert.deepStrictEqual((yield* store.list({})).objects, [])
+      })
+    ))
+
+  it.effect("server-side encryption is refused: UnsupportedMode on writes, InvalidRequest on reads", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const e = yield* Effect.flip(store.put("k", Stream.make(Buffer.from("x")), { sse: { _tag: "SseS3" } }))
+        assert.strictEqual(e._tag, "UnsupportedMode")
+        if (e._tag === "UnsupportedMode") {
+          assert.strictEqual(e.provider, "local-fs")
+          assert.include(e.message, "cse-c")
+        }
+        yield* store.put("k", Stream.make(Buffer.from("x")))
+        const r = yield* Effect.flip(store.head("k", { sse: { _tag: "SseKms", keyId: "k1" } }))
+        assert.strictEqual(r._tag, "ProviderError")
+        if (r._tag === "ProviderError") assert.strictEqual(r.code, "InvalidRequest")
+        assert.deepStrictEqual([...store.nativeModes], ["None"])
+      })
+    ))
+
+  it.effect("multipart checks part order, etags and the minimum part size", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const upload = yield* store.createMultipart("m")
+        const p1 = yield* store.uploadPart(upload, 1, Stream.make(crypto.randomBytes(100)))
+        const p2 = yield* store.uploadPart(upload, 2, Stream.make(crypto.randomBytes(100)))
+        const code = (e: { _tag: string }) => (e._tag === "ProviderError" ? (e as unknown as { code: string }).code : e._tag)
+        assert.strictEqual(code(yield* Effect.flip(store.completeMultipart(upload, [p2, p1]))), "InvalidPartOrder")
+        assert.strictEqual(code(yield* Effect.flip(store.completeMultipart(upload, [p1, { ...p2, etag: "0".repeat(32) }]))), "InvalidPart")
+        assert.strictEqual(code(yield* Effect.flip(store.completeMultipart(upload, [p1, { ...p2, partNumber: 3 }]))), "InvalidPart")
+        assert.strictEqual(code(yield* Effect.flip(store.completeMultipart(upload, [p1, p2]))), "EntityTooSmall")
+        assert.strictEqual(code(yield* Effect.flip(store.uploadPart(upload, 0, Stream.make(new Uint8Array(1))))), "InvalidArgument")
+        assert.strictEqual(code(yield* Effect.flip(store.uploadPart({ ...upload, uploadId: "../../x" }, 1, Stream.empty))), "PreconditionFailed")
+        assert.strictEqual(code(yield* Effect.flip(store.uploadPart({ ...upload, key: "other" }, 1, Stream.empty))), "PreconditionFailed")
+        // A part uploaded again replaces the earlier one; a single small part is a valid object.
+        const again = yield* store.uploadPart(upload, 1, Stream.make(Buffer.from("only")))
+        const done = yield* store.completeMultipart(upload, [again])
+        assert.strictEqual(done.etag, `${crypto.createHash("md5").update(crypto.createHash("md5").update("only").digest()).digest("hex")}-1`)
+        assert.strictEqual(code(yield* Effect.flip(store.abortMultipart(upload))), "PreconditionFailed")
+      }), { minPartSize: 1000 }))
+
+  it.effect("a continuation token that is not ours is refused", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const e = yield* Effect.flip(store.list({ continuationToken: "not a token!" }))
+        assert.strictEqual(e._tag, "ProviderError")
+        if (e._tag === "ProviderError") assert.strictEqual(e.code, "InvalidArgument")
+      })
+    ))
+
+  it.effect("listings see changes to a directory whose sorted entries are cached", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 30; i++) yield* store.put(`big/k${String(i).padStart(3, "0")}`, Stream.make(Buffer.from([i])))
+        const dir = path.join(root, "big%2F")
+        const old = new Date(Date.now() - 60_000)
+        fsSync.utimesSync(dir, old, old)
+        const first = yield* store.list({ prefix: "big/", maxKeys: 10 })
+        assert.strictEqual(first.objects.length, 10)
+        yield* store.put("big/k0055", Stream.make(Buffer.from("new")))
+        yield* store.remove("big/k000")
+        const keys = yield* ObjectStore.listAll(store, { prefix: "big/" }).pipe(Stream.map((o) => o.key), Stream.runCollect)
+        assert.strictEqual([...keys].length, 30)
+        assert.include([...keys], "big/k0055")
+        assert.notInclude([...keys], "big/k000")
+      })
+    ))
+
+  it.effect("layerConfig reads the root; bucket and location default from it", () =>
+    Effect.gen(function*() {
+      const root = path.join(freshRoot(), "my-bucket")
+      const store = yield* FsObjectStore.FsObjectStore.pipe(
+        Effect.provide(
+          FsObjectStore.layerConfig({ root: Config.string("ROOT") }).pipe(
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["ROOT", root]]))))
+          )
+        )
+      )
+      assert.strictEqual(store.root, root)
+      assert.strictEqual(store.bucket, "my-bucket")
+      assert.strictEqual(store.location, `file://${root}`)
+      assert.isTrue(fsSync.statSync(root).isDirectory())
+      const core = yield* ObjectStore.ObjectStore.pipe(Effect.provide(FsObjectStore.layer({ root, bucket: "named" })))
+      assert.strictEqual(core.bucket, "named")
+      assert.strictEqual(core.provider, "fs")
+    }))
+})
