@@ -1,0 +1,626 @@
+/**
+ * Client-side encryption over any `ObjectStore` with the native segmented format: streaming put
+ * (multipart parts encrypted independently and concurrently), authenticated (ranged) get,
+ * envelope inspection and re-keying without re-encrypting a byte. The format is specified in
+ * `docs/FORMAT.md`.
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Effect, Either, Exit, FiberRef, Option, Redacted, Sink, Stream } from "effect"
+import type { Scope } from "effect"
+import * as crypto from "node:crypto"
+import { DecryptError, EncryptError, InvalidRange, PreconditionFailed } from "./Errors.js"
+import type { StoreError, UnsupportedMode } from "./Errors.js"
+import { currentRandom } from "./internal/nativeRandom.js"
+import type { Keyring, Unwrapper } from "./Keyring.js"
+import * as NativeFormat from "./NativeFormat.js"
+import * as ObjectStore from "./ObjectStore.js"
+import { makeWorkerPool as makePool } from "./internal/nativePool.js"
+import type { WorkerPool } from "./internal/nativePool.js"
+
+type Store = ObjectStore.ObjectStore["Type"]
+
+/**
+ * A pool of worker threads encrypting parts, shared by the puts given it in their options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { WorkerPool }
+
+/**
+ * Starts `size` worker threads for the scope's lifetime (see docs/FORMAT.md for when it pays).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWorkerPool: (size: number) => Effect.Effect<WorkerPool, never, Scope.Scope> = makePool
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PutOptions {
+  /** Plaintext length when known: recorded in the envelope and checked against the body. */
+  readonly contentLength?: number | undefined
+  readonly contentType?: string | undefined
+  /** User metadata stored beside the envelope (names may not collide with the envelope's). */
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+  /** Plaintext bytes per segment. @default NativeFormat.DEFAULT_SEGMENT_SIZE */
+  readonly segmentSize?: number | undefined
+  /** Plaintext bytes per multipart part, a multiple of the segment size. @default 8 MiB (or the store's minimum) */
+  readonly partSize?: number | undefined
+  /** Parts encrypted and uploaded at once. @default 4 */
+  readonly concurrency?: number | undefined
+  /** Encryption context bound to the object besides its bucket and key (`oc:` names are reserved). */
+  readonly context?: Readonly<Record<string, string>> | undefined
+  /** Encrypt parts on worker threads (see `makeWorkerPool`). @default the calling thread */
+  readonly pool?: WorkerPool | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PutResult extends ObjectStore.PutResult {
+  readonly plaintextSize: number
+  /** Where the envelope was written. */
+  readonly envelope: "metadata" | "sidecar"
+  readonly parts: number
+}
+
+/**
+ * A decrypted object. The body verifies every segment before releasing its plaintext.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecryptedObject {
+  readonly info: ObjectStore.ObjectInfo
+  readonly plaintextSize: number
+  /** Present on ranged reads: the plaintext bytes returned, `end` exclusive. */
+  readonly range?: { readonly start: number; readonly end: number } | undefined
+  readonly body: Stream.Stream<Uint8Array, DecryptError | StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetOptions {
+  readonly range?: ObjectStore.ByteRange | undefined
+  /**
+   * The bucket and key the object was encrypted for, when it was copied verbatim from elsewhere.
+   * @default the store's bucket and `key`
+   */
+  readonly encryptedFor?: { readonly bucket: string; readonly key: string } | undefined
+}
+
+/**
+ * An envelope summary, safe to print: no key material, no salt, no commitment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EnvelopeSummary {
+  readonly format: "objcrypt-native"
+  readonly formatVersion: number
+  readonly algorithm: string
+  readonly location: "metadata" | "sidecar"
+  readonly segmentSize?: number | undefined
+  readonly ciphertextSize: number
+  readonly plaintextSize?: number | undefined
+  readonly segments?: number | undefined
+  readonly context?: Readonly<Record<string, string>> | undefined
+  readonly keys?: ReadonlyArray<{ readonly type: NativeFormat.KeyringType; readonly keyId: string; readonly version: number }> | undefined
+}
+
+const MiB = 1024 * 1024
+
+/**
+ * True when the object carries a native client-side envelope.
+ *
+ * @since 0.1.0
+ * @category inspection
+ */
+export const isClientSide = (info: ObjectStore.ObjectInfo): boolean => NativeFormat.isEncrypted(info.metadata)
+
+// ---------------------------------------------------------------------------------------------
+// put
+// ---------------------------------------------------------------------------------------------
+
+interface Part {
+  readonly index: number
+  readonly pieces: ReadonlyArray<Uint8Array>
+  readonly size: number
+  readonly last: boolean
+}
+
+/**
+ * Groups a byte stream into parts of `partSize` bytes (by reference), flagging the last; a full
+ * part is emitted only once a further byte shows it is not the last.
+ */
+const groupParts = (partSize: number) =>
+<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Part, E, R> =>
+  Stream.suspend(() => {
+    let pieces: Array<Uint8Array> = []
+    let size = 0
+    let index = 0
+    const emit = (last: boolean): Part => {
+      const p = { index: index++, pieces, size, last }
+      pieces = []
+      size = 0
+      return p
+    }
+    return self.pipe(
+      Stream.mapConcat((chunk: Uint8Array) => {
+        const out: Array<Part> = []
+        let off = 0
+        while (off < chunk.length) {
+          if (size === partSize) out.push(emit(false))
+          const n = Math.min(partSize - size, chunk.length - off)
+          pieces.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n))
+          size += n
+          off += n
+        }
+        return out
+      }),
+      Stream.concat(Stream.suspend(() => Stream.succeed(emit(true))))
+    )
+  })
+
+const sealPart = (
+  keys: NativeFormat.ObjectKeys,
+  part: Part,
+  segmentsPerPart: number,
+  pool: WorkerPool | undefined
+): Effect.Effect<ReadonlyArray<Uint8Array>> => {
+  const firstSegment = part.index * segmentsPerPart
+  if (pool !== undefined) return pool.seal(keys, firstSegment, part.last, part.pieces)
+  return Effect.sync(() => {
+    const out: Array<Uint8Array> = []
+    const sealer = NativeFormat.makeSealer(keys, { firstSegment, final: part.last })
+    for (const p of part.pieces) sealer.push(p, out)
+    sealer.end(out)
+    return out
+  })
+}
+
+const sum = (chunks: ReadonlyArray<Uint8Array>) => chunks.reduce((n, c) => n + c.length, 0)
+
+/**
+ * Encrypts a body and stores it with its envelope. Bodies up to one part go in a single `put`;
+ * larger or unknown-length bodies use the store's multipart API, parts encrypted independently
+ * and `concurrency` at a time (memory ≈ (concurrency + 2) × part size), and the upload is aborted
+ * on any failure or interruption so nothing partial remains.
+ *
+ * @since 0.1.0
+ * @category encryption
+ */
+export const put = <E>(
+  store: Store,
+  key: string,
+  body: Stream.Stream<Uint8Array, E>,
+  keyrings: ReadonlyArray<Keyring>,
+  options?: PutOptions
+): Effect.Effect<PutResult, StoreError | UnsupportedMode | EncryptError | E> =>
+  Effect.scoped(Effect.gen(function*() {
+    const fail = (reason: string) => new EncryptError({ key, reason })
+    const segmentSize = options?.segmentSize ?? NativeFormat.DEFAULT_SEGMENT_SIZE
+    if (!NativeFormat.isValidSegmentSize(segmentSize)) {
+      return yield* fail(`segment size must be between ${NativeFormat.MIN_SEGMENT_SIZE} and ${NativeFormat.MAX_SEGMENT_SIZE}`)
+    }
+    if (keyrings.length === 0) return yield* fail("at least one keyring is required")
+    if (keyrings.length > NativeFormat.MAX_WRAPPED_KEYS) return yield* fail(`at most ${NativeFormat.MAX_WRAPPED_KEYS} keyrings`)
+    const userContext = options?.context ?? {}
+    if (Object.keys(userContext).some((k) => k.startsWith(NativeFormat.RESERVED_CONTEXT_PREFIX))) {
+      return yield* fail(`encryption context names starting with ${NativeFormat.RESERVED_CONTEXT_PREFIX} are reserved`)
+    }
+    const userMeta = options?.metadata ?? {}
+    if (Object.keys(userMeta).some(NativeFormat.isEnvelopeKey)) return yield* fail("user metadata uses a reserved envelope name")
+    const contentLength = options?.contentLength
+    if (contentLength !== undefined && (!Number.isSafeInteger(contentLength) || contentLength < 0)) {
+      return yield* fail("invalid contentLength")
+    }
+    const partSize = choosePartSize(store.limits, segmentSize, contentLength, options?.partSize)
+    if (Either.isLeft(partSize)) return yield* fail(partSize.left)
+    const segmentsPerPart = partSize.right / segmentSize
+    const concurrency = Math.max(1, options?.concurrency ?? 4)
+
+    const random = yield* FiberRef.get(currentRandom)
+    const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
+    const salt = Uint8Array.from(random(NativeFormat.SALT_LENGTH))
+    const context = NativeFormat.fullContext(store.bucket, key, userContext)
+    const header = { segmentSize, salt }
+    const keys = NativeFormat.deriveKeys(Redacted.value(dataKey), header, context)
+    const wrapped: Array<NativeFormat.WrappedKey> = []
+    for (const k of keyrings) wrapped.push(yield* k.wrap(dataKey, { binding: keys.binding, context, objectKey: key }))
+    Redacted.value(dataKey).fill(0)
+
+    const envelopeFor = (plaintextLength: number | undefined): NativeFormat.Envelope => ({
+      version: NativeFormat.FORMAT_VERSION,
+      segmentSize,
+      salt,
+      commitment: keys.commitment,
+      contextDigest: keys.contextDigest,
+      plaintextLength,
+      context: userContext,
+      keys: wrapped
+    })
+    const previousSidecar = yield* store.head(key).pipe(
+      Effect.map((info) => sidecarIdOf(info.metadata)),
+      Effect.orElseSucceed(() => undefined)
+    )
+
+    const [first, rest] = yield* Stream.peel(groupParts(partSize.right)(body), Sink.head<Part>())
+    const firstPart = Option.getOrThrow(first)
+
+    if (firstPart.last) {
+      if (contentLength !== undefined && firstPart.size !== contentLength) {
+        return yield* fail(`the body is ${firstPart.size} bytes, not the ${contentLength} announced`)
+      }
+      const placed = yield* placeEnvelope(store, key, envelopeFor(firstPart.size), userMeta)
+      const ct = yield* sealPart(keys, firstPart, segmentsPerPart, options?.pool)
+      const result = yield* store.put(key, Stream.fromIterable(ct), {
+        contentLength: sum(ct),
+        contentType: options?.contentType,
+        metadata: placed.metadata
+      }).pipe(Effect.onError(() => placed.cleanup))
+      yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
+      return { ...result, plaintextSize: firstPart.size, envelope: placed.location, parts: 1 }
+    }
+
+    const placed = yield* placeEnvelope(store, key, envelopeFor(contentLength), userMeta)
+    const upload = Effect.acquireUseRelease(
+      store.createMultipart(key, { contentType: options?.contentType, metadata: placed.metadata }),
+      (upload) =>
+        Effect.gen(function*() {
+          let total = 0
+          const parts = yield* Stream.concat(Stream.succeed(firstPart), rest).pipe(
+            Stream.mapEffect((part) =>
+              Effect.gen(function*() {
+                total += part.size
+                if (contentLength !== undefined && total > contentLength) {
+                  return yield* fail(`the body is longer than the ${contentLength} bytes announced`)
+                }
+                const ct = yield* sealPart(keys, part, segmentsPerPart, options?.pool)
+                return yield* store.uploadPart(upload, part.index + 1, Stream.fromIterable(ct), { contentLength: sum(ct) })
+              }), { concurrency }),
+            Stream.runCollect
+          )
+          if (contentLength !== undefined && total !== contentLength) {
+            return yield* fail(`the body is ${total} bytes, not the ${contentLength} announced`)
+          }
+          const sorted = Chunk.toReadonlyArray(parts).slice().sort((a, b) => a.partNumber - b.partNumber)
+          const result = yield* store.completeMultipart(upload, sorted)
+          return { ...result, plaintextSize: total, envelope: placed.location, parts: sorted.length }
+        }),
+      (upload, exit) => Exit.isSuccess(exit) ? Effect.void : store.abortMultipart(upload).pipe(Effect.ignore)
+    )
+    const result = yield* upload.pipe(Effect.onError(() => placed.cleanup))
+    yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
+    return result satisfies PutResult
+  }))
+
+const choosePartSize = (
+  limits: ObjectStore.StoreLimits,
+  segmentSize: number,
+  contentLength: number | undefined,
+  requested: number | undefined
+): Either.Either<number, string> => {
+  const roundUp = (n: number) => Math.ceil(n / segmentSize) * segmentSize
+  let size = requested ?? roundUp(Math.max(8 * MiB, limits.minPartSize, segmentSize))
+  if (requested !== undefined) {
+    if (!Number.isSafeInteger(requested) || requested <= 0 || requested % segmentSize !== 0) {
+      return Either.left("the part size must be a positive multiple of the segment size")
+    }
+    if (requested < limits.minPartSize) return Either.left(`the store needs parts of at least ${limits.minPartSize} bytes`)
+  } else if (contentLength !== undefined && Math.ceil(contentLength / size) > limits.maxParts) {
+    size = roundUp(Math.ceil(contentLength / limits.maxParts))
+  }
+  if (NativeFormat.ciphertextSize(size, segmentSize) > limits.maxPartSize) {
+    return Either.left(`parts of ${size} bytes exceed the store's largest part`)
+  }
+  if (contentLength !== undefined && Math.ceil(contentLength / size) > limits.maxParts) {
+    return Either.left(`${contentLength} bytes need more than ${limits.maxParts} parts of ${size} bytes`)
+  }
+  return Either.right(size)
+}
+
+interface Placement {
+  readonly metadata: Record<string, string>
+  readonly location: "metadata" | "sidecar"
+  readonly sidecarId?: string | undefined
+  readonly cleanup: Effect.Effect<void>
+}
+
+/** Inline when the envelope and the user's metadata fit the store's limit, a sidecar otherwise. */
+const placeEnvelope = (
+  store: Store,
+  key: string,
+  envelope: NativeFormat.Envelope,
+  userMeta: Readonly<Record<string, string>>
+): Effect.Effect<Placement, StoreError | UnsupportedMode | EncryptError> =>
+  Effect.gen(function*() {
+    const inline = { ...userMeta, ...NativeFormat.encodeEnvelope(envelope) }
+    if (ObjectStore.metadataSize(inline) <= store.limits.maxMetadataBytes) {
+      return { metadata: inline, location: "metadata" as const, cleanup: Effect.void }
+    }
+    const random = yield* FiberRef.get(currentRandom)
+    const id = NativeFormat.b64u(random(NativeFormat.SIDECAR_ID_LENGTH))
+    const metadata = { ...userMeta, ...NativeFormat.sidecarMarker(id) }
+    if (ObjectStore.metadataSize(metadata) > store.limits.maxMetadataBytes) {
+      return yield* new EncryptError({ key, reason: "the user metadata leaves no room for the envelope marker" })
+    }
+    const bytes = NativeFormat.encodeSidecar(envelope)
+    const sidecar = NativeFormat.sidecarKey(key, id)
+    yield* store.put(sidecar, Stream.succeed(bytes), { contentLength: bytes.length, contentType: "application/json" })
+    return { metadata, location: "sidecar" as const, sidecarId: id, cleanup: store.remove(sidecar).pipe(Effect.ignore) }
+  })
+
+const sidecarIdOf = (metadata: Readonly<Record<string, string>>): string | undefined => {
+  const loc = NativeFormat.decodeEnvelope(metadata)
+  return Either.isRight(loc) && loc.right._tag === "Sidecar" ? loc.right.id : undefined
+}
+
+const removeSidecar = (store: Store, key: string, id: string | undefined, keep: string | undefined) =>
+  id === undefined || id === keep ? Effect.void : store.remove(NativeFormat.sidecarKey(key, id)).pipe(Effect.ignore)
+
+// ---------------------------------------------------------------------------------------------
+// envelope reading
+// ---------------------------------------------------------------------------------------------
+
+const decryptError = (key: string, reason: DecryptError["reason"], detail?: string) =>
+  new DecryptError({ key, reason, detail })
+
+const loadEnvelope = (
+  store: Store,
+  key: string,
+  info: ObjectStore.ObjectInfo
+): Effect.Effect<{ readonly envelope: NativeFormat.Envelope; readonly location: "metadata" | "sidecar" }, StoreError | DecryptError> =>
+  Effect.gen(function*() {
+    const loc = NativeFormat.decodeEnvelope(info.metadata)
+    if (Either.isLeft(loc)) return yield* decryptError(key, loc.left.reason, loc.left.detail)
+    if (loc.right._tag === "Inline") return { envelope: loc.right.envelope, location: "metadata" as const }
+    const sidecar = yield* ObjectStore.readAll(store, NativeFormat.sidecarKey(key, loc.right.id)).pipe(
+      Effect.catchTag("ObjectNotFound", () => decryptError(key, "MissingMetadata", "the envelope's sidecar object is missing"))
+    )
+    const env = NativeFormat.decodeSidecar(sidecar.bytes)
+    if (Either.isLeft(env)) return yield* decryptError(key, env.left.reason, env.left.detail)
+    return { envelope: env.right, location: "sidecar" as const }
+  })
+
+/**
+ * Recovers the data key (after checking the envelope belongs to this object and matching the key
+ * commitment) and derives the object's keys.
+ */
+const recoverDataKey = (
+  envelope: NativeFormat.Envelope,
+  unwrapper: Unwrapper,
+  bucket: string,
+  key: string,
+  errorKey: string
+) =>
+  Effect.gen(function*() {
+    const context = NativeFormat.fullContext(bucket, key, envelope.context)
+    const digest = NativeFormat.contextDigest(context)
+    if (!crypto.timingSafeEqual(digest, envelope.contextDigest)) {
+      return yield* decryptError(errorKey, "ContextMismatch", "the envelope was written for another bucket, key or context")
+    }
+    const header = { segmentSize: envelope.segmentSize, salt: envelope.salt }
+    const dataKey = yield* unwrapper.unwrap({
+      entries: envelope.keys,
+      binding: NativeFormat.bindingDigest(header, context),
+      context,
+      objectKey: errorKey,
+      verify: (dk) => NativeFormat.commitmentMatches(NativeFormat.deriveKeys(dk, header, context), envelope.commitment)
+    })
+    return { dataKey, header, context, binding: NativeFormat.bindingDigest(header, context) }
+  })
+
+const openEnvelope = (
+  envelope: NativeFormat.Envelope,
+  unwrapper: Unwrapper,
+  bucket: string,
+  key: string,
+  errorKey: string
+): Effect.Effect<NativeFormat.ObjectKeys, DecryptError> =>
+  Effect.map(recoverDataKey(envelope, unwrapper, bucket, key, errorKey), ({ context, dataKey, header }) => {
+    const keys = NativeFormat.deriveKeys(Redacted.value(dataKey), header, context)
+    Redacted.value(dataKey).fill(0)
+    return keys
+  })
+
+const checkSize = (envelope: NativeFormat.Envelope, size: number, key: string): Effect.Effect<number, DecryptError> => {
+  if (envelope.plaintextLength !== undefined) {
+    const expected = NativeFormat.ciphertextSize(envelope.plaintextLength, envelope.segmentSize)
+    if (size < expected) return Effect.fail(decryptError(key, "Truncated", `${size} of ${expected} ciphertext bytes`))
+    if (size > expected) return Effect.fail(decryptError(key, "TrailingData", `${size - expected} bytes after the last segment`))
+    return Effect.succeed(envelope.plaintextLength)
+  }
+  return Option.match(NativeFormat.plaintextSize(size, envelope.segmentSize), {
+    onNone: () => Effect.fail(decryptError(key, "Truncated", `${size} bytes is not a whole number of segments`)),
+    onSome: Effect.succeed
+  })
+}
+
+/**
+ * Opens a client-side object: checks the envelope belongs to this bucket and key, unwraps the data
+ * key, checks the key commitment, then streams the plaintext. A ranged read fetches only the
+ * segments holding the range; every segment is authenticated before any of its bytes is released.
+ *
+ * @since 0.1.0
+ * @category decryption
+ */
+export const get = (
+  store: Store,
+  key: string,
+  unwrapper: Unwrapper,
+  options?: GetOptions
+): Effect.Effect<DecryptedObject, StoreError | DecryptError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const range = options?.range
+    const opened = range === undefined ? yield* store.get(key) : undefined
+    const info = opened?.info ?? (yield* store.head(key))
+    const { envelope } = yield* loadEnvelope(store, key, info)
+    const keys = yield* openEnvelope(
+      envelope,
+      unwrapper,
+      options?.encryptedFor?.bucket ?? store.bucket,
+      options?.encryptedFor?.key ?? key,
+      key
+    )
+    const size = yield* checkSize(envelope, info.size, key)
+    if (opened !== undefined) {
+      const plan = NativeFormat.planRange(size, envelope.segmentSize)
+      return { info, plaintextSize: size, body: opened.body.pipe(NativeFormat.decrypt(keys, plan, key)) }
+    }
+    const resolved = ObjectStore.resolveRange(range!, size)
+    if (Option.isNone(resolved)) return yield* new InvalidRange({ key, range: ObjectStore.formatRange(range!), size })
+    const plan = NativeFormat.planRange(size, envelope.segmentSize, resolved.value)
+    const obj = yield* store.get(key, { range: ObjectStore.range.bounded(plan.cipherStart, plan.cipherEnd - 1) })
+    if (obj.info.etag !== info.etag) {
+      return yield* new PreconditionFailed({ key, reason: "the object changed while it was being read" })
+    }
+    return {
+      info,
+      plaintextSize: size,
+      range: resolved.value,
+      body: obj.body.pipe(NativeFormat.decrypt(keys, plan, key))
+    }
+  })
+
+/**
+ * Decrypts a whole object (or range) into memory (small objects, tests).
+ *
+ * @since 0.1.0
+ * @category decryption
+ */
+export const getBytes = (
+  store: Store,
+  key: string,
+  unwrapper: Unwrapper,
+  options?: GetOptions
+): Effect.Effect<Uint8Array, StoreError | DecryptError> =>
+  Effect.scoped(
+    Effect.flatMap(get(store, key, unwrapper, options), (o) => Effect.map(Stream.runCollect(o.body), ObjectStore.concat))
+  )
+
+const summarize = (
+  info: ObjectStore.ObjectInfo,
+  envelope: NativeFormat.Envelope | undefined,
+  location: "metadata" | "sidecar"
+): EnvelopeSummary => {
+  const base = {
+    format: "objcrypt-native" as const,
+    formatVersion: NativeFormat.FORMAT_VERSION,
+    algorithm: NativeFormat.ALGORITHM,
+    location,
+    ciphertextSize: info.size
+  }
+  if (envelope === undefined) return base
+  const plaintextSize = envelope.plaintextLength ?? Option.getOrUndefined(NativeFormat.plaintextSize(info.size, envelope.segmentSize))
+  return {
+    ...base,
+    segmentSize: envelope.segmentSize,
+    plaintextSize,
+    segments: plaintextSize === undefined ? undefined : NativeFormat.segmentCount(plaintextSize, envelope.segmentSize),
+    context: envelope.context,
+    keys: envelope.keys.map((k) => ({ type: k.type, keyId: k.keyId, version: k.version }))
+  }
+}
+
+/**
+ * Summarizes the envelope in an object's metadata (an envelope in a sidecar is only located: use
+ * `readEnvelope`).
+ *
+ * @since 0.1.0
+ * @category inspection
+ */
+export const inspect = (info: ObjectStore.ObjectInfo): Either.Either<EnvelopeSummary, DecryptError> => {
+  const loc = NativeFormat.decodeEnvelope(info.metadata)
+  if (Either.isLeft(loc)) return Either.left(decryptError(info.key, loc.left.reason, loc.left.detail))
+  return Either.right(loc.right._tag === "Inline" ? summarize(info, loc.right.envelope, "metadata") : summarize(info, undefined, "sidecar"))
+}
+
+/**
+ * Reads and summarizes an object's envelope, from its metadata or its sidecar.
+ *
+ * @since 0.1.0
+ * @category inspection
+ */
+export const readEnvelope = (store: Store, key: string): Effect.Effect<EnvelopeSummary, StoreError | DecryptError> =>
+  Effect.gen(function*() {
+    const info = yield* store.head(key)
+    const { envelope, location } = yield* loadEnvelope(store, key, info)
+    return summarize(info, envelope, location)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// rekey
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What a re-key changes: replace every wrapped key, or add recipients and remove entries (by key
+ * id, and version or type when given).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RekeyChange =
+  | { readonly _tag: "Replace"; readonly keyrings: ReadonlyArray<Keyring> }
+  | {
+    readonly _tag: "Update"
+    readonly add?: ReadonlyArray<Keyring> | undefined
+    readonly remove?: ReadonlyArray<{
+      readonly keyId: string
+      readonly version?: number | undefined
+      readonly type?: NativeFormat.KeyringType | undefined
+    }> | undefined
+  }
+
+/**
+ * Rewraps the data key (another key, key version, added or removed recipients) and rewrites only
+ * the envelope — the object's metadata through a same-key `copy`, or its sidecar — never one byte
+ * of the body.
+ *
+ * @since 0.1.0
+ * @category rekeying
+ */
+export const rekey = (
+  store: Store,
+  key: string,
+  unwrapper: Unwrapper,
+  change: RekeyChange
+): Effect.Effect<EnvelopeSummary, StoreError | UnsupportedMode | DecryptError | EncryptError> =>
+  Effect.gen(function*() {
+    const info = yield* store.head(key)
+    const { envelope } = yield* loadEnvelope(store, key, info)
+    const { binding, context, dataKey } = yield* recoverDataKey(envelope, unwrapper, store.bucket, key, key)
+    const wrapAll = (keyrings: ReadonlyArray<Keyring>) =>
+      Effect.forEach(keyrings, (k) => k.wrap(dataKey, { binding, context, objectKey: key }))
+    let entries: Array<NativeFormat.WrappedKey>
+    if (change._tag === "Replace") {
+      entries = yield* wrapAll(change.keyrings)
+    } else {
+      const removed = (e: NativeFormat.WrappedKey) =>
+        (change.remove ?? []).some((r) =>
+          r.keyId === e.keyId && (r.version === undefined || r.version === e.version) && (r.type === undefined || r.type === e.type)
+        )
+      entries = [...envelope.keys.filter((e) => !removed(e)), ...(yield* wrapAll(change.add ?? []))]
+    }
+    Redacted.value(dataKey).fill(0)
+    if (entries.length === 0) return yield* new EncryptError({ key, reason: "re-keying would leave no wrapped key" })
+    if (entries.length > NativeFormat.MAX_WRAPPED_KEYS) {
+      return yield* new EncryptError({ key, reason: `at most ${NativeFormat.MAX_WRAPPED_KEYS} wrapped keys` })
+    }
+    const next = { ...envelope, keys: entries }
+    const userMeta = NativeFormat.userMetadata(info.metadata)
+    const oldSidecar = sidecarIdOf(info.metadata)
+    const placed = yield* placeEnvelope(store, key, next, userMeta)
+    yield* store.copy(key, key, { metadata: placed.metadata, contentType: info.contentType }).pipe(
+      Effect.onError(() => placed.cleanup)
+    )
+    yield* removeSidecar(store, key, oldSidecar, placed.sidecarId)
+    return summarize({ ...info, metadata: placed.metadata }, next, placed.location)
+  })
