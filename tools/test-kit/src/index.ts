@@ -2,3 +2,6 @@
  * @since 0.1.0
  */
 export const version = "0.1.0"
+export * as ObjectStoreSuite from "./ObjectStoreSuite.js"
+export * as CephRgw from "./CephRgw.js"
+export * as MotoServer from "./MotoServer.js"

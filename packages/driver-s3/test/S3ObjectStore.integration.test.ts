@@ -1,0 +1,268 @@
+/**
+ * Against a real Ceph RGW 16 (one-node cluster started for this file, see
+ * @objcrypt/test-kit/CephRgw): the conformance suite, then what only RGW can show — SSE-C and
+ * SSE-KMS really enforced, ciphertext in RADOS, multipart under both, and aborts leaving nothing.
+ */
+import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3"
+import { afterAll, assert, layer } from "@effect/vitest"
+import * as CustomerKey from "@objcrypt/core/CustomerKey"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as CephRgw from "@objcrypt/test-kit/CephRgw"
+import { objectStoreSuite } from "@objcrypt/test-kit/ObjectStoreSuite"
+import { Chunk, Context, Data, Effect, Fiber, Layer, ManagedRuntime, Redacted, Schedule, Stream } from "effect"
+import * as crypto from "node:crypto"
+import * as S3Buckets from "../src/S3Buckets.js"
+import type { S3Config } from "../src/S3Config.js"
+import * as S3ObjectStore from "../src/S3ObjectStore.js"
+
+// One cluster for the whole file (~6–15 s to start), shared by every block below.
+const rgw = ManagedRuntime.make(CephRgw.layer())
+afterAll(() => rgw.dispose(), 60_000)
+
+const PART = 5 * 1024 * 1024
+
+class Bucket extends Context.Tag("test/Bucket")<Bucket, { readonly config: S3Config; readonly info: CephRgw.CephRgwInfo }>() {}
+
+/** A fresh bucket on the shared cluster, probed so plain-http SSE-C/SSE-KMS are allowed by the facts. */
+const bucketLayer = (extra?: Partial<S3Config>) =>
+  Layer.scoped(
+    Bucket,
+    Effect.gen(function*() {
+      const info = yield* Effect.promise(() => rgw.runPromise(CephRgw.CephRgw))
+      const bucket = `objcrypt-${crypto.randomBytes(5).toString("hex")}`
+      const base: S3Config = {
+        bucket,
+        endpoint: info.endpoint,
+        region: info.region,
+        forcePathStyle: true,
+        accessKeyId: info.accessKeyId,
+        secretAccessKey: Redacted.make(info.secretAccessKey),
+        profile: "ceph-rgw",
+        partSize: PART,
+        ...extra
+      }
+      const probe = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const s = yield* S3ObjectStore.make(base)
+          yield* Effect.orDie(S3Buckets.createBucket(s.client, bucket))
+          return yield* S3Buckets.probe(s, { kmsKeyId: info.kmsKeyIds[0] })
+        })
+      )
+      return { config: { ...base, facts: probe.facts }, info }
+    })
+  )
+
+const storeLayer = (extra?: Partial<S3Config>) =>
+  Layer.unwrapScoped(Effect.map(Bucket, (b) => S3ObjectStore.layer(b.config))).pipe(Layer.provideMerge(bucketLayer(extra)))
+
+objectStoreSuite({
+  name: "S3ObjectStore on Ceph RGW 16 (conformance)",
+  layer: storeLayer(),
+  capabilities: { sse: { SseKms: { keyId: "testkey-1" }, SseC: true } },
+  sizes: { partSize: PART },
+  timeout: "120 seconds"
+})
+
+class BodyBoom extends Data.TaggedError("BodyBoom")<{ readonly after: string }> {}
+
+const random = (n: number) => crypto.randomBytes(n)
+
+layer(storeLayer(), { timeout: "120 seconds", excludeTestServices: true })("S3ObjectStore on Ceph RGW 16", (it) => {
+  const uploadsIn = (client: S3Client, bucket: string) =>
+    Effect.promise(() => client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).pipe(
+      Effect.map((r) => (r.Uploads ?? []).map((u) => u.Key))
+    )
+
+  it.effect("the probe sees SSE-C and SSE-KMS enforced/accepted and SSE-S3 ignored", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      assert.deepStrictEqual(config.facts?.modes, { SseS3: "ignored", SseKms: "accepted", SseC: "enforced" })
+      const store = yield* S3ObjectStore.S3ObjectStore
+      assert.deepStrictEqual([...store.nativeModes].sort(), ["None", "SseC", "SseKms"])
+    }), 60_000)
+
+  it.effect("SSE-C: without the key and with a wrong key, get and head are refused with AccessDenied", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      const key = yield* CustomerKey.generate
+      const wrong = yield* CustomerKey.generate
+      const body = random(4096)
+      yield* store.put("ssec/object", Stream.make(body), { sse: { _tag: "SseC", key } })
+      for (const [what, options] of [["no key", {}], ["wrong key", { sse: { _tag: "SseC" as const, key: wrong } }]] as const) {
+        const e = yield* Effect.flip(ObjectStore.readAll(store, "ssec/object", options))
+        assert.strictEqual(e._tag, "AccessDenied", `get with ${what}`)
+        assert.notInclude(e.message, Buffer.from(Redacted.value(wrong.material)).toString("base64"))
+        const h = yield* Effect.flip(store.head("ssec/object", options))
+        assert.strictEqual(h._tag, "AccessDenied", `head with ${what}`)
+      }
+      const ok = yield* ObjectStore.readAll(store, "ssec/object", { sse: { _tag: "SseC", key } })
+      assert.isTrue(Buffer.from(ok.bytes).equals(body))
+      assert.strictEqual(ok.info.encryption.mode, "SseC")
+      assert.strictEqual(ok.info.encryption.customerKeyMd5, key.md5)
+    }), 60_000)
+
+  it.effect("the bytes stored in RADOS are not the plaintext (SSE-C and SSE-KMS), but are for mode none", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      const { info } = yield* Bucket
+      const plain = Buffer.from("objcrypt plaintext marker ".repeat(200))
+      const key = yield* CustomerKey.generate
+      yield* store.put("rados/plain", Stream.make(plain))
+      yield* store.put("rados/sse-c", Stream.make(plain), { sse: { _tag: "SseC", key } })
+      yield* store.put("rados/sse-kms", Stream.make(plain), { sse: { _tag: "SseKms", keyId: info.kmsKeyIds[1] } })
+      const objects = yield* info.radosList()
+      const raw = (suffix: string) =>
+        Effect.gen(function*() {
+          const name = objects.find((o) => o.endsWith(`_${suffix}`))
+          assert.isDefined(name, `a RADOS object for ${suffix}`)
+          return yield* info.radosGet(name!)
+        })
+      const rawPlain = yield* raw("rados/plain")
+      assert.isTrue(rawPlain.equals(plain), "the control object is stored as sent")
+      for (const k of ["rados/sse-c", "rados/sse-kms"]) {
+        const bytes = yield* raw(k)
+        assert.strictEqual(bytes.length, plain.length, `${k}: same length (AES-256-CBC per 4 KiB chunk)`)
+        assert.isFalse(bytes.equals(plain), `${k}: not the plaintext`)
+        assert.strictEqual(bytes.indexOf("objcrypt plaintext marker"), -1, `${k}: no plaintext fragment`)
+      }
+    }), 60_000)
+
+  it.effect("SSE-KMS echoes the key id on put, head and get", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      const { info } = yield* Bucket
+      const keyId = info.kmsKeyIds[1]!
+      const put = yield* store.put("kms/object", Stream.make(random(100)), { sse: { _tag: "SseKms", keyId } })
+      assert.deepStrictEqual([put.encryption.mode, put.encryption.kmsKeyId], ["SseKms", keyId])
+      const head = yield* store.head("kms/object")
+      assert.deepStrictEqual([head.encryption.mode, head.encryption.kmsKeyId], ["SseKms", keyId])
+      const got = yield* ObjectStore.readAll(store, "kms/object")
+      assert.strictEqual(got.info.encryption.kmsKeyId, keyId)
+      const unknown = yield* Effect.flip(store.put("kms/unknown-key", Stream.make(random(10)), { sse: { _tag: "SseKms", keyId: "no-such-key" } }))
+      assert.include(["ProviderError", "AccessDenied"], unknown._tag)
+      yield* Effect.flip(store.head("kms/unknown-key"))
+    }), 60_000)
+
+  it.effect("multipart put of an unknown-length stream under SSE-C and SSE-KMS, parts in parallel", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      const { info } = yield* Bucket
+      const body = random(2 * PART + 12_345)
+      const chunks = Stream.fromIterable(Array.from({ length: Math.ceil(body.length / 100_000) }, (_, i) => body.subarray(i * 100_000, (i + 1) * 100_000)))
+      const key = yield* CustomerKey.generate
+      const c = yield* store.put("mp/sse-c", chunks, { sse: { _tag: "SseC", key } })
+      assert.strictEqual(c.size, body.length)
+      assert.match(c.etag, /-3$/, "a 3-part multipart ETag")
+      assert.strictEqual(c.encryption.mode, "SseC")
+      const back = yield* ObjectStore.readAll(store, "mp/sse-c", { sse: { _tag: "SseC", key } })
+      assert.isTrue(Buffer.from(back.bytes).equals(body))
+      assert.strictEqual((yield* Effect.flip(ObjectStore.readAll(store, "mp/sse-c")))._tag, "AccessDenied")
+      const ranged = yield* ObjectStore.readAll(store, "mp/sse-c", { sse: { _tag: "SseC", key }, range: ObjectStore.range.bounded(PART - 5, PART + 4) })
+      assert.isTrue(Buffer.from(ranged.bytes).equals(body.subarray(PART - 5, PART + 5)))
+
+      const k = yield* store.put("mp/sse-kms", chunks, { sse: { _tag: "SseKms", keyId: info.kmsKeyIds[0] }, contentLength: body.length })
+      assert.strictEqual(k.size, body.length)
+      const kh = yield* store.head("mp/sse-kms")
+      assert.deepStrictEqual([kh.encryption.mode, kh.encryption.kmsKeyId, kh.size], ["SseKms", info.kmsKeyIds[0], body.length])
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(store, "mp/sse-kms")).bytes).equals(body))
+    }), 120_000)
+
+  it.effect("a body failing mid-multipart leaves no object and no orphan upload", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config } = yield* Bucket
+      const key = yield* CustomerKey.generate
+      const failing = Stream.concat(Stream.make(random(PART), random(PART), random(1000)), Stream.fail(new BodyBoom({ after: "two parts" })))
+      const e = yield* Effect.flip(store.put("mp/failing", failing, { sse: { _tag: "SseC", key } }))
+      assert.strictEqual(e._tag, "BodyBoom")
+      assert.strictEqual((yield* Effect.flip(store.head("mp/failing", { sse: { _tag: "SseC", key } })))._tag, "ObjectNotFound")
+      assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+    }), 120_000)
+
+  it.effect("an interrupted multipart upload is aborted", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config } = yield* Bucket
+      const started = yield* Effect.makeLatch(false)
+      // Three parts are sent, then the stream stalls forever until interrupted.
+      const stalled = Stream.concat(
+        Stream.make(random(PART), random(PART), random(PART)),
+        Stream.fromEffect(Effect.zipRight(started.open, Effect.never))
+      )
+      const fiber = yield* Effect.fork(store.put("mp/interrupted", stalled))
+      yield* started.await
+      const inProgress = yield* uploadsIn(store.client, config.bucket).pipe(
+        Effect.filterOrFail((u) => u.length > 0),
+        Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 }),
+        Effect.orElseSucceed(() => [])
+      )
+      assert.isAbove(inProgress.length, 0, "the upload was in progress")
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+      assert.strictEqual((yield* Effect.flip(store.head("mp/interrupted")))._tag, "ObjectNotFound")
+    }), 120_000)
+
+  it.effect("a failing part upload aborts the upload (wrong key length is refused server-side)", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config } = yield* Bucket
+      const upload = yield* store.createMultipart("mp/manual", {})
+      const part = yield* store.uploadPart(upload, 1, Stream.make(random(PART)))
+      const mismatch = yield* Effect.flip(store.uploadPart(upload, 2, Stream.make(random(10)), { contentLength: 11 }))
+      assert.strictEqual(mismatch._tag, "ProviderError")
+      yield* store.abortMultipart(upload)
+      yield* store.abortMultipart(upload)
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(upload, [part])))._tag, "PreconditionFailed")
+      assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+    }), 60_000)
+
+  it.effect("copies of encrypted objects stream through the client and stay encrypted (RGW copies them wrongly)", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { info } = yield* Bucket
+      const key = yield* CustomerKey.generate
+      const key2 = yield* CustomerKey.generate
+      const body = random(70_000)
+      yield* store.put("copy/src-c", Stream.make(body), { sse: { _tag: "SseC", key }, metadata: { a: "1" } })
+      yield* store.copy("copy/src-c", "copy/dst-c", { sourceSse: { _tag: "SseC", key }, sse: { _tag: "SseC", key: key2 } })
+      const back = yield* ObjectStore.readAll(store, "copy/dst-c", { sse: { _tag: "SseC", key: key2 } })
+      assert.isTrue(Buffer.from(back.bytes).equals(body))
+      assert.deepStrictEqual({ ...back.info.metadata }, { a: "1" })
+      assert.strictEqual((yield* Effect.flip(ObjectStore.readAll(store, "copy/dst-c", { sse: { _tag: "SseC", key } })))._tag, "AccessDenied")
+      // Plain → SSE-KMS: RGW would ignore the destination headers; the copy must really be encrypted.
+      yield* store.put("copy/plain", Stream.make(body))
+      const r = yield* store.copy("copy/plain", "copy/to-kms", { sse: { _tag: "SseKms", keyId: info.kmsKeyIds[0] } })
+      assert.strictEqual(r.encryption.mode, "SseKms")
+      assert.strictEqual((yield* store.head("copy/to-kms")).encryption.kmsKeyId, info.kmsKeyIds[0])
+    }), 60_000)
+
+  it.effect("SSE-S3 is refused on RGW before any byte is sent (RGW 16 would store it plain)", () =>
+    Effect.gen(function*() {
+      const store = yield* ObjectStore.ObjectStore
+      let pulled = 0
+      const body = Stream.make(random(10)).pipe(Stream.tap(() => Effect.sync(() => pulled++)))
+      const e = yield* Effect.flip(store.put("sse-s3/x", body, { sse: { _tag: "SseS3" } }))
+      assert.strictEqual(e._tag, "UnsupportedMode")
+      assert.strictEqual(pulled, 0, "the body was not read")
+      assert.strictEqual((yield* Effect.flip(store.head("sse-s3/x")))._tag, "ObjectNotFound")
+    }), 60_000)
+})
+
+layer(storeLayer({ multipartCopyThreshold: PART, concurrency: 2 }), { timeout: "120 seconds", excludeTestServices: true })(
+  "S3ObjectStore on Ceph RGW 16: multipart copy",
+  (it) => {
+    it.effect("copies a large plain object with UploadPartCopy, parts in parallel", () =>
+      Effect.gen(function*() {
+        const store = yield* S3ObjectStore.S3ObjectStore
+        const body = random(2 * PART + 777)
+        yield* store.put("big/src", Stream.make(body), { contentType: "application/x-big", metadata: { m: "é" } })
+        const r = yield* store.copy("big/src", "big/dst")
+        assert.match(r.etag, /-3$/, "assembled from 3 copied parts")
+        const back = yield* ObjectStore.readAll(store, "big/dst")
+        assert.isTrue(Buffer.from(back.bytes).equals(body))
+        assert.deepStrictEqual([back.info.contentType, { ...back.info.metadata }], ["application/x-big", { m: "é" }])
+        const listed = yield* Stream.runCollect(ObjectStore.listAll(store, { prefix: "big/" }))
+        assert.deepStrictEqual(Chunk.toArray(listed).map((o) => o.key), ["big/dst", "big/src"])
+      }), 120_000)
+  }
+)
