@@ -4,6 +4,9 @@
 # nothing is fetched when everything is present.
 #
 #   softhsm2                               PKCS#11 token for the keys HSM tests
+#   python3-azure-storage python3-cryptography  Azure CSE v2 reference (driver-azure cross-check)
+#   golang-go golang-github-aws-aws-sdk-go-dev ruby-aws-sdk-s3 ruby-aws-sdk-kms
+#                                          real AWS S3 Encryption Clients (s3ec interop tests)
 #   radosgw ceph-mon ceph-osd ceph-common  Ceph RGW one-node cluster (driver-s3: SSE-C/SSE-KMS
 #                                          enforcement; `rados` reads the stored ciphertext)
 #
@@ -17,6 +20,12 @@ PACKAGES=(
   ceph-osd
   ceph-common
   softhsm2
+  python3-azure-storage
+  python3-cryptography
+  golang-go
+  golang-github-aws-aws-sdk-go-dev
+  ruby-aws-sdk-s3
+  ruby-aws-sdk-kms
 )
 
 missing=()

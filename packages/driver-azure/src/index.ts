@@ -1,4 +1,6 @@
 /**
  * @since 0.1.0
  */
-export const version = "0.1.0"
+export * as AzureConfig from "./AzureConfig.js"
+export * as AzureBlobObjectStore from "./AzureBlobObjectStore.js"
+export * as AzureClientSideEncryption from "./AzureClientSideEncryption.js"

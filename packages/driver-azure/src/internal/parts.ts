@@ -1,0 +1,91 @@
+/**
+ * Cuts a byte stream into parts of a fixed size (the last one shorter), one part in memory at a
+ * time per reader, copying each input chunk once.
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Effect, Option, Stream } from "effect"
+import type * as Scope from "effect/Scope"
+
+/** @internal */
+export interface PartReader<E> {
+  /** The next part: exactly `size` bytes, fewer for the last, `None` after the end. */
+  readonly next: Effect.Effect<Option.Option<Buffer>, E>
+}
+
+/** @internal */
+export const partReader = <E>(body: Stream.Stream<Uint8Array, E>, size: number): Effect.Effect<PartReader<E>, never, Scope.Scope> =>
+  Effect.map(Stream.toPull(body), (pull) => {
+    let queue: Array<Uint8Array> = []
+    let ended = false
+    let emittedAny = false
+    const fill = (part: Buffer, from: number): Effect.Effect<number, E> =>
+      Effect.gen(function*() {
+        let at = from
+        while (at < size) {
+          if (queue.length === 0) {
+            if (ended) break
+            const r = yield* Effect.either(pull)
+            if (r._tag === "Left") {
+              if (Option.isNone(r.left)) {
+                ended = true
+                break
+              }
+              return yield* Effect.fail(r.left.value)
+            }
+            queue = Chunk.toArray(r.right).filter((c) => c.length > 0)
+            continue
+          }
+          const c = queue[0]!
+          const n = Math.min(c.length, size - at)
+          part.set(n === c.length ? c : c.subarray(0, n), at)
+          at += n
+          if (n === c.length) queue.shift()
+          else queue[0] = c.subarray(n)
+        }
+        return at
+      })
+    return {
+      next: Effect.suspend(() => {
+        if (ended && queue.length === 0) {
+          // An empty body is one empty part.
+          if (emittedAny) return Effect.succeed(Option.none())
+          emittedAny = true
+          return Effect.succeed(Option.some(Buffer.alloc(0)))
+        }
+        const part = Buffer.allocUnsafe(size)
+        return Effect.map(fill(part, 0), (n) => {
+          if (n === 0 && emittedAny) return Option.none()
+          emittedAny = true
+          return Option.some(n === size ? part : part.subarray(0, n))
+        })
+      })
+    }
+  })
+
+/**
+ * Reads a whole (small) stream into one buffer, failing with `tooLarge` past `limit` bytes.
+ *
+ * @internal
+ */
+export const collect = <E, E2>(
+  body: Stream.Stream<Uint8Array, E>,
+  limit: number,
+  tooLarge: () => E2
+): Effect.Effect<Buffer, E | E2> =>
+  Effect.flatMap(
+    Stream.runFoldWhileEffect(
+      body,
+      { chunks: [] as Array<Uint8Array>, n: 0 },
+      () => true,
+      (acc, c) =>
+        acc.n + c.length > limit
+          ? Effect.fail(tooLarge())
+          : Effect.sync(() => {
+            acc.chunks.push(c)
+            acc.n += c.length
+            return acc
+          })
+    ),
+    (acc) => Effect.sync(() => Buffer.concat(acc.chunks, acc.n))
+  )
