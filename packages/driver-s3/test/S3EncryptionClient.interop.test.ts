@@ -1,0 +1,182 @@
+/**
+ * Cross-checks of objcrypt's S3 Encryption Client format with AWS's own clients from Debian:
+ * the Go SDK v1 `s3crypto` V2 client (kms+context) and Ruby's `Aws::S3::EncryptionV2::Client`
+ * (kms+context, AES/GCM, RSA-OAEP-SHA1), against moto_server (S3 + KMS) on 127.0.0.1. Objects
+ * they write are read by objcrypt and objects objcrypt writes are read by them, with the content
+ * metadata in object metadata and in instruction files. The programs live in
+ * tools/test-kit/interop/s3ec/.
+ */
+import { CreateKeyCommand } from "@aws-sdk/client-kms"
+import { assert, layer } from "@effect/vitest"
+import { Kms } from "@objcrypt/core/Kms"
+import * as S3EC from "@objcrypt/core/S3EncryptionClient"
+import * as MotoServer from "@objcrypt/test-kit/MotoServer"
+import { Effect, Layer, Redacted, Stream } from "effect"
+import { execFile } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import * as AwsKms from "../src/AwsKms.js"
+import * as S3Buckets from "../src/S3Buckets.js"
+import * as S3ObjectStore from "../src/S3ObjectStore.js"
+
+const run = promisify(execFile)
+const interop = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../tools/test-kit/interop/s3ec")
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-s3ec-interop-"))
+const goBinary = path.join(work, "s3ec-go")
+
+const bucket = `objcrypt-s3ec-${crypto.randomBytes(4).toString("hex")}`
+const kmsLayer = Layer.unwrapEffect(
+  Effect.map(MotoServer.MotoServer, (m) =>
+    AwsKms.layer({ endpoint: m.endpoint, region: m.region, accessKeyId: m.accessKeyId, secretAccessKey: Redacted.make(m.secretAccessKey) }))
+)
+const s3Layer = Layer.unwrapEffect(
+  Effect.map(MotoServer.MotoServer, (m) =>
+    S3ObjectStore.layer({
+      bucket,
+      endpoint: m.endpoint,
+      region: m.region,
+      forcePathStyle: true,
+      accessKeyId: m.accessKeyId,
+      secretAccessKey: Redacted.make(m.secretAccessKey),
+      profile: "aws-s3"
+    }))
+)
+
+const aesKey = crypto.randomBytes(32)
+const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey
+const rsaPem = path.join(work, "rsa.pem")
+fs.writeFileSync(rsaPem, rsa.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 })
+const ALLOW: S3EC.CommitmentPolicy = "RequireEncryptAllowDecrypt"
+const V2: S3EC.CommitmentPolicy = "ForbidEncryptAllowDecrypt"
+
+/** Runs one of AWS's clients; its failure fails the test with its stderr. */
+const client = (command: string, args: ReadonlyArray<string>) =>
+  Effect.flatMap(MotoServer.MotoServer, (m) =>
+    Effect.tryPromise({
+      try: () => run(command, [...args], { env: { ...process.env, S3EC_ENDPOINT: m.endpoint, AWS_REGION: m.region }, timeout: 120_000 }),
+      catch: (e) => new Error(`${command} ${args.join(" ")} failed: ${(e as { stderr?: string }).stderr ?? String(e)}`)
+    }))
+
+const ruby = (mode: string, key: string, wrap: string, keyArg: string, file: string) =>
+  client("ruby", [path.join(interop, "ruby/s3ec.rb"), mode, bucket, key, wrap, keyArg, file])
+const go = (mode: string, key: string, cmk: string, file: string) => client(goBinary, [mode, bucket, key, cmk, file])
+
+const newFile = (bytes: Uint8Array) => {
+  const f = path.join(work, crypto.randomBytes(6).toString("hex"))
+  fs.writeFileSync(f, bytes)
+  return f
+}
+
+layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "240 seconds", excludeTestServices: true })(
+  "S3 Encryption Client interop (moto_server)",
+  (it) => {
+    const setup = Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const aws = yield* AwsKms.AwsKms
+      yield* Effect.ignore(S3Buckets.createBucket(store.client, bucket))
+      const key = yield* Effect.promise(() => aws.client.send(new CreateKeyCommand({ Description: "objcrypt s3ec interop" })))
+      if (!fs.existsSync(goBinary)) {
+        yield* Effect.tryPromise({
+          try: () =>
+            run("go", ["build", "-o", goBinary, "."], {
+              cwd: path.join(interop, "go"),
+              env: { ...process.env, GO111MODULE: "off", GOPATH: "/usr/share/gocode", GOFLAGS: "" },
+              timeout: 300_000
+            }),
+          catch: (e) => new Error(`building the Go client failed: ${(e as { stderr?: string }).stderr ?? String(e)}`)
+        })
+      }
+      const kms = yield* Kms
+      return { store, cmk: key.KeyMetadata!.KeyId!, kms }
+    })
+
+    it.effect("Go s3crypto V2 (kms+context) ↔ objcrypt, metadata and instruction file", () =>
+      Effect.gen(function*() {
+        const { store, cmk, kms } = yield* setup
+        const materials: S3EC.Materials = { kms, kmsKeyId: cmk }
+        for (const mode of ["put", "put-instruction"]) {
+          const pt = crypto.randomBytes(300_000)
+          const key = `go/${mode}.bin`
+          yield* go(mode, key, cmk, newFile(pt))
+          const summary = yield* S3EC.readEnvelope(store, key)
+          assert.strictEqual(summary.version, "V2")
+          assert.strictEqual(summary.wrapAlgorithm, "kms+context")
+          assert.strictEqual(summary.location, mode === "put" ? "metadata" : "instruction")
+          const got = yield* S3EC.getBytes(store, key, { materials, commitmentPolicy: ALLOW })
+          assert.isTrue(Buffer.from(got).equals(pt), `objcrypt reads Go's ${mode}`)
+        }
+        for (const instructionFile of [false, true]) {
+          const pt = crypto.randomBytes(123_457)
+          const key = `objcrypt-for-go/${instructionFile}.bin`
+          yield* S3EC.put(store, key, Stream.succeed(pt), {
+            wrapping: S3EC.kmsContext(kms, cmk),
+            commitmentPolicy: V2,
+            instructionFile,
+            contentLength: pt.length
+          })
+          const out = path.join(work, `go-out-${instructionFile}`)
+          yield* go("get", key, cmk, out)
+          assert.isTrue(fs.readFileSync(out).equals(pt), `Go reads objcrypt's (instruction file: ${instructionFile})`)
+        }
+      }))
+
+    it.effect("Ruby EncryptionV2 (kms+context, AES/GCM, RSA-OAEP-SHA1) ↔ objcrypt, metadata and instruction file", () =>
+      Effect.gen(function*() {
+        const { store, cmk, kms } = yield* setup
+        const materials: S3EC.Materials = {
+          kms,
+          kmsKeyId: cmk,
+          keys: [
+            { _tag: "Aes", keyId: "aes", material: Redacted.make(aesKey) },
+            { _tag: "Private", keyId: "rsa", privateKey: Redacted.make(rsa) }
+          ]
+        }
+        const wraps = [
+          ["kms", cmk, S3EC.kmsContext(kms, cmk)],
+          ["aes", aesKey.toString("hex"), S3EC.aesGcm({ material: Redacted.make(aesKey) })],
+          ["rsa", rsaPem, S3EC.rsaOaepSha1({ publicKey: crypto.createPublicKey(rsa) })]
+        ] as const
+        for (const [wrap, keyArg, wrapping] of wraps) {
+          for (const mode of ["put", "put-instruction"]) {
+            const pt = crypto.randomBytes(70_001)
+            const key = `ruby/${wrap}/${mode}.bin`
+            yield* ruby(mode, key, wrap, keyArg, newFile(pt))
+            const summary = yield* S3EC.readEnvelope(store, key)
+            assert.strictEqual(summary.version, "V2")
+            assert.strictEqual(summary.location, mode === "put" ? "metadata" : "instruction")
+            const got = yield* S3EC.getBytes(store, key, { materials, commitmentPolicy: ALLOW })
+            assert.isTrue(Buffer.from(got).equals(pt), `objcrypt reads Ruby's ${wrap} ${mode}`)
+          }
+          for (const instructionFile of [false, true]) {
+            const pt = crypto.randomBytes(65_536 + 7)
+            const key = `objcrypt-for-ruby/${wrap}/${instructionFile}.bin`
+            yield* S3EC.put(store, key, Stream.succeed(pt), { wrapping, commitmentPolicy: V2, instructionFile, contentLength: pt.length })
+            const out = path.join(work, `ruby-out-${wrap}-${instructionFile}`)
+            yield* ruby("get", key, wrap, keyArg, out)
+            assert.isTrue(fs.readFileSync(out).equals(pt), `Ruby reads objcrypt's ${wrap} (instruction file: ${instructionFile})`)
+          }
+        }
+      }))
+
+    it.effect("Ruby reads an instruction file objcrypt re-encrypted from AES/GCM to RSA-OAEP-SHA1", () =>
+      Effect.gen(function*() {
+        const { store } = yield* setup
+        const pt = crypto.randomBytes(10_000)
+        const key = "rotation/object.bin"
+        const aes = { keys: [{ _tag: "Aes" as const, keyId: "aes", material: Redacted.make(aesKey) }] }
+        yield* ruby("put-instruction", key, "aes", aesKey.toString("hex"), newFile(pt))
+        yield* S3EC.reEncryptInstructionFile(store, key, {
+          materials: aes,
+          commitmentPolicy: ALLOW,
+          wrapping: S3EC.rsaOaepSha1({ publicKey: crypto.createPublicKey(rsa) })
+        })
+        const out = path.join(work, "rotated-out")
+        yield* ruby("get", key, "rsa", rsaPem, out)
+        assert.isTrue(fs.readFileSync(out).equals(pt))
+      }))
+  }
+)
