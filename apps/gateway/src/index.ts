@@ -1,4 +1,17 @@
 /**
  * @since 0.1.0
  */
+export * as Buckets from "./Buckets.js"
+export * as GatewayConfig from "./GatewayConfig.js"
+export * as GatewayServer from "./GatewayServer.js"
+export * as Multipart from "./Multipart.js"
+export * as S3Api from "./S3Api.js"
+export * as S3Error from "./S3Error.js"
+export * as SigV4 from "./SigV4.js"
+export * as Sse from "./Sse.js"
+export * as Xml from "./Xml.js"
+
+/**
+ * @since 0.1.0
+ */
 export const version = "0.1.0"

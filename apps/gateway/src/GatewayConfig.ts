@@ -1,0 +1,138 @@
+/**
+ * The gateway's configuration file (JSON), validated with a Schema. Secrets are never written in
+ * it: each is a reference to an environment variable or a file.
+ *
+ * @since 0.1.0
+ */
+import { Effect, ParseResult, Redacted, Schema } from "effect"
+import * as fs from "node:fs/promises"
+
+/**
+ * Where a secret comes from: `{ "env": "NAME" }` or `{ "file": "/path" }` (trailing newline dropped).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SecretRef = Schema.Union(
+  Schema.Struct({ env: Schema.NonEmptyString }),
+  Schema.Struct({ file: Schema.NonEmptyString })
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SecretRef = typeof SecretRef.Type
+
+const BucketName = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/))
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UserConfig = Schema.Struct({
+  name: Schema.NonEmptyString,
+  accessKeyId: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9]{3,128}$/)),
+  secretAccessKey: SecretRef,
+  /** Buckets the user may use, or `"*"` for all (including creating new ones). */
+  buckets: Schema.Union(Schema.Literal("*"), Schema.Array(BucketName))
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GatewayConfig = Schema.Struct({
+  listen: Schema.optionalWith(
+    Schema.Struct({
+      host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
+      port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 9000 })
+    }),
+    { default: () => ({ host: "127.0.0.1", port: 9000 }) }
+  ),
+  region: Schema.optionalWith(Schema.NonEmptyString, { default: () => "us-east-1" }),
+  backend: Schema.Struct({
+    type: Schema.Literal("fs"),
+    root: Schema.NonEmptyString,
+    fsync: Schema.optionalWith(Schema.Boolean, { default: () => true })
+  }),
+  users: Schema.NonEmptyArray(UserConfig),
+  keyStore: Schema.Struct({
+    path: Schema.NonEmptyString,
+    passphrase: SecretRef,
+    /** Name of the master key wrapping SSE-S3 data keys; generated on first start. */
+    sseS3Key: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-sse-s3" }),
+    /** KMS key used for `aws:kms` without a key id (S3's `aws/s3` key); generated on first start. */
+    defaultKmsKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-kms" })
+  }),
+  /** Accept SSE-C over plain HTTP (S3 refuses it). Only for tests and loopback. */
+  allowPlainHttpSseC: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type GatewayConfig = typeof GatewayConfig.Type
+
+/**
+ * A configuration file that cannot be read or is invalid.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigFileError extends Schema.TaggedError<ConfigFileError>("@objcrypt/gateway/ConfigFileError")(
+  "ConfigFileError",
+  { path: Schema.String, detail: Schema.String }
+) {
+  override get message() {
+    return `configuration ${this.path}: ${this.detail}`
+  }
+}
+
+/**
+ * Decodes an already-parsed configuration object.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const decode = (u: unknown, source = "<inline>"): Effect.Effect<GatewayConfig, ConfigFileError> =>
+  Schema.decodeUnknown(GatewayConfig, { onExcessProperty: "error" })(u).pipe(
+    Effect.mapError((e) => new ConfigFileError({ path: source, detail: ParseResult.TreeFormatter.formatErrorSync(e) }))
+  )
+
+/**
+ * Reads and validates a configuration file.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const load = (path: string): Effect.Effect<GatewayConfig, ConfigFileError> =>
+  Effect.tryPromise({
+    try: () => fs.readFile(path, "utf8"),
+    catch: () => new ConfigFileError({ path, detail: "cannot be read" })
+  }).pipe(
+    Effect.flatMap((text) =>
+      Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => new ConfigFileError({ path, detail: "is not valid JSON" }) })
+    ),
+    Effect.flatMap((u) => decode(u, path))
+  )
+
+/**
+ * Reads a secret from its reference.
+ *
+ * @since 0.1.0
+ * @category secrets
+ */
+export const readSecret = (ref: SecretRef, what: string): Effect.Effect<Redacted.Redacted<string>, ConfigFileError> =>
+  "env" in ref
+    ? Effect.suspend(() => {
+      const v = process.env[ref.env]
+      return v === undefined || v === ""
+        ? Effect.fail(new ConfigFileError({ path: what, detail: `environment variable ${ref.env} is not set` }))
+        : Effect.succeed(Redacted.make(v))
+    })
+    : Effect.tryPromise({
+      try: () => fs.readFile(ref.file, "utf8"),
+      catch: () => new ConfigFileError({ path: what, detail: `secret file ${ref.file} cannot be read` })
+    }).pipe(Effect.map((s) => Redacted.make(s.replace(/\r?\n$/, ""))))

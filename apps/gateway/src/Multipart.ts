@@ -1,0 +1,420 @@
+/**
+ * Encrypted multipart uploads whose parts are encrypted independently, as S3 clients send them:
+ * in any order, of sizes the client chooses, each possibly on another gateway process.
+ *
+ * CreateMultipartUpload draws the object's data key and wraps it (SSE-S3, SSE-KMS or SSE-C
+ * keyring) into an envelope kept in the upload's record in the backend. Each UploadPart unwraps
+ * the data key, draws a fresh random 32-byte part salt and encrypts the part as one complete
+ * native-format segment stream (segments from 0, the last flagged final) under the content key
+ * HKDF derives from the data key, the part salt and the object's context. A part uploaded twice
+ * gets a new salt, so no (key, nonce) pair is ever reused. CompleteMultipartUpload writes a
+ * manifest (each chosen part's salt, plaintext and ciphertext size) and completes the backend
+ * upload; reads decrypt part by part, ranged reads fetch only the segments they need. See
+ * apps/gateway/README.md.
+ *
+ * @since 0.1.0
+ */
+import { DecryptError } from "@objcrypt/core/Errors"
+import type { StoreError } from "@objcrypt/core/Errors"
+import type * as Keyring from "@objcrypt/core/Keyring"
+import * as NativeFormat from "@objcrypt/core/NativeFormat"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import { Effect, Either, Redacted, Schema, Stream } from "effect"
+import * as crypto from "node:crypto"
+import { readJson, writeJson } from "./Buckets.js"
+import { errors } from "./S3Error.js"
+import type { S3Error } from "./S3Error.js"
+import { Meta } from "./Sse.js"
+
+type Store = ObjectStore.ObjectStore["Type"]
+
+/**
+ * Prefix of the envelope entries of a multipart object: not the native names, so a native reader
+ * never mistakes the object for a single segment stream.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const ENVELOPE_PREFIX = "gwe-"
+
+/**
+ * The upload record kept in the gateway's system store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const UploadRecord = Schema.Struct({
+  bucket: Schema.String,
+  key: Schema.String,
+  backendUploadId: Schema.String,
+  manifestId: Schema.String,
+  initiated: Schema.String,
+  /** The object's metadata as created (gateway entries + prefixed envelope + user metadata). */
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type UploadRecord = typeof UploadRecord.Type
+
+/**
+ * One uploaded part.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PartRecord = Schema.Struct({
+  partNumber: Schema.Int,
+  salt: Schema.String,
+  plain: Schema.Int,
+  cipher: Schema.Int,
+  etag: Schema.String,
+  uploaded: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PartRecord = typeof PartRecord.Type
+
+/**
+ * The layout of a completed multipart object.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Manifest = Schema.Struct({
+  size: Schema.Int,
+  parts: Schema.Array(Schema.Struct({ salt: Schema.String, plain: Schema.Int, cipher: Schema.Int }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Manifest = typeof Manifest.Type
+
+const uploadKey = (id: string) => `uploads/${id}/record`
+const partKey = (id: string, n: number) => `uploads/${id}/parts/${String(n).padStart(5, "0")}`
+/**
+ * Where a completed object's manifest is kept.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const manifestKey = (bucket: string, id: string) => `manifests/${bucket}/${id}`
+
+const decode = <A, I>(schema: Schema.Schema<A, I>) => {
+  const d = Schema.decodeUnknownEither(Schema.parseJson(schema))
+  return (text: string | undefined): A | undefined => {
+    if (text === undefined) return undefined
+    const r = d(text)
+    return Either.isRight(r) ? r.right : undefined
+  }
+}
+const decodeUpload = decode(UploadRecord)
+const decodePart = decode(PartRecord)
+const decodeManifest = decode(Manifest)
+
+const prefixed = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [`${ENVELOPE_PREFIX}${k}`, v]))
+const unprefixed = (m: Readonly<Record<string, string>>) =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => k.startsWith(ENVELOPE_PREFIX)).map(([k, v]) => [k.slice(ENVELOPE_PREFIX.length), v]))
+
+/**
+ * True when an object was written by a multipart upload.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const isMultipart = (metadata: Readonly<Record<string, string>>): boolean => metadata[Meta.multipart] !== undefined
+
+/**
+ * Starts an upload: wraps a fresh data key with the keyring and records the upload.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const create = (options: {
+  readonly system: Store
+  readonly store: Store
+  readonly bucket: string
+  readonly key: string
+  readonly keyring: Keyring.Keyring
+  readonly context: Readonly<Record<string, string>>
+  readonly metadata: Readonly<Record<string, string>>
+  readonly contentType: string | undefined
+}): Effect.Effect<string, StoreError | S3Error> =>
+  Effect.gen(function*() {
+    const segmentSize = NativeFormat.DEFAULT_SEGMENT_SIZE
+    const dataKey = Redacted.make(Uint8Array.from(crypto.randomBytes(NativeFormat.KEY_LENGTH)))
+    const salt = Uint8Array.from(crypto.randomBytes(NativeFormat.SALT_LENGTH))
+    const context = NativeFormat.fullContext(options.bucket, options.key, options.context)
+    const keys = NativeFormat.deriveKeys(Redacted.value(dataKey), { segmentSize, salt }, context)
+    const wrapped = yield* options.keyring.wrap(dataKey, { binding: keys.binding, context, objectKey: options.key }).pipe(
+      Effect.ensuring(Effect.sync(() => Redacted.value(dataKey).fill(0))),
+      Effect.mapError((e) => errors.internalError(`cannot wrap the data key: ${e.reason}`))
+    )
+    const envelope = NativeFormat.encodeEnvelope({
+      version: NativeFormat.FORMAT_VERSION,
+      segmentSize,
+      salt,
+      commitment: keys.commitment,
+      contextDigest: keys.contextDigest,
+      plaintextLength: undefined,
+      context: options.context,
+      keys: [wrapped]
+    })
+    const manifestId = crypto.randomBytes(16).toString("hex")
+    const metadata = { ...options.metadata, ...prefixed(envelope), [Meta.multipart]: manifestId }
+    const backend = yield* options.store.createMultipart(options.key, { metadata, contentType: options.contentType }).pipe(
+      Effect.catchTag("UnsupportedMode", (e) => Effect.die(e))
+    )
+    const id = crypto.randomBytes(16).toString("hex")
+    const record: UploadRecord = {
+      bucket: options.bucket,
+      key: options.key,
+      backendUploadId: backend.uploadId,
+      manifestId,
+      initiated: new Date().toISOString(),
+      metadata
+    }
+    yield* writeJson(options.system, uploadKey(id), record)
+    return id
+  })
+
+/**
+ * Reads an upload record, checking it belongs to this bucket and key.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const load = (system: Store, id: string, bucket: string, key: string): Effect.Effect<UploadRecord, StoreError | S3Error> =>
+  Effect.gen(function*() {
+    if (!/^[0-9a-f]{32}$/.test(id)) return yield* errors.noSuchUpload("the specified upload does not exist")
+    const record = decodeUpload(yield* readJson(system, uploadKey(id)))
+    if (record === undefined || record.bucket !== bucket || record.key !== key) {
+      return yield* errors.noSuchUpload("the specified upload does not exist; the upload ID may be invalid, or the upload may have been aborted or completed")
+    }
+    return record
+  })
+
+const openKeys = (
+  metadata: Readonly<Record<string, string>>,
+  unwrapper: Keyring.Unwrapper,
+  bucket: string,
+  key: string
+): Effect.Effect<{ readonly dataKey: Redacted.Redacted<Uint8Array>; readonly segmentSize: number; readonly context: Record<string, string> }, DecryptError> =>
+  Effect.gen(function*() {
+    const loc = NativeFormat.decodeEnvelope(unprefixed(metadata))
+    if (Either.isLeft(loc) || loc.right._tag !== "Inline") {
+      return yield* new DecryptError({ key, reason: "MissingMetadata", detail: "the multipart envelope is missing" })
+    }
+    const env = loc.right.envelope
+    const context = NativeFormat.fullContext(bucket, key, env.context)
+    if (!crypto.timingSafeEqual(NativeFormat.contextDigest(context), env.contextDigest)) {
+      return yield* new DecryptError({ key, reason: "ContextMismatch" })
+    }
+    const header = { segmentSize: env.segmentSize, salt: env.salt }
+    const dataKey = yield* unwrapper.unwrap({
+      entries: env.keys,
+      binding: NativeFormat.bindingDigest(header, context),
+      context,
+      objectKey: key,
+      verify: (dk) => NativeFormat.commitmentMatches(NativeFormat.deriveKeys(dk, header, context), env.commitment)
+    })
+    return { dataKey, segmentSize: env.segmentSize, context }
+  })
+
+const partKeys = (opened: { readonly dataKey: Redacted.Redacted<Uint8Array>; readonly segmentSize: number; readonly context: Record<string, string> }, salt: Uint8Array) =>
+  NativeFormat.deriveKeys(Redacted.value(opened.dataKey), { segmentSize: opened.segmentSize, salt }, opened.context)
+
+/**
+ * Encrypts and stores one part.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const uploadPart = (options: {
+  readonly system: Store
+  readonly store: Store
+  readonly id: string
+  readonly record: UploadRecord
+  readonly partNumber: number
+  readonly body: Stream.Stream<Uint8Array, S3Error>
+  readonly length: number
+  readonly unwrapper: Keyring.Unwrapper
+}): Effect.Effect<PartRecord, StoreError | S3Error | DecryptError> =>
+  Effect.gen(function*() {
+    const { record } = options
+    const opened = yield* openKeys(record.metadata, options.unwrapper, record.bucket, record.key)
+    const salt = crypto.randomBytes(NativeFormat.SALT_LENGTH)
+    const keys = partKeys(opened, salt)
+    Redacted.value(opened.dataKey).fill(0)
+    const cipher = NativeFormat.ciphertextSize(options.length, opened.segmentSize)
+    const done = yield* options.store.uploadPart(
+      { key: record.key, uploadId: record.backendUploadId },
+      options.partNumber,
+      options.body.pipe(NativeFormat.encrypt(keys)),
+      { contentLength: cipher }
+    )
+    const part: PartRecord = {
+      partNumber: options.partNumber,
+      salt: Buffer.from(salt).toString("base64url"),
+      plain: options.length,
+      cipher: done.size,
+      etag: done.etag,
+      uploaded: new Date().toISOString()
+    }
+    yield* writeJson(options.system, partKey(options.id, options.partNumber), part)
+    return part
+  })
+
+/**
+ * The parts uploaded so far, by part number.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const listParts = (system: Store, id: string): Effect.Effect<ReadonlyArray<PartRecord>, StoreError> =>
+  ObjectStore.listAll(system, { prefix: `uploads/${id}/parts/` }).pipe(
+    Stream.mapEffect((o) => readJson(system, o.key).pipe(Effect.map(decodePart)), { concurrency: 8 }),
+    Stream.filter((p): p is PartRecord => p !== undefined),
+    Stream.runCollect,
+    Effect.map((c) => Array.from(c).sort((a, b) => a.partNumber - b.partNumber))
+  )
+
+const removeRecords = (system: Store, id: string) =>
+  ObjectStore.listAll(system, { prefix: `uploads/${id}/` }).pipe(
+    Stream.mapEffect((o) => system.remove(o.key), { concurrency: 8 }),
+    Stream.runDrain,
+    Effect.ignore
+  )
+
+/**
+ * Completes an upload with the parts the client lists (ascending, each matching its ETag).
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const complete = (options: {
+  readonly system: Store
+  readonly store: Store
+  readonly id: string
+  readonly record: UploadRecord
+  readonly parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string }>
+  readonly minPartSize: number
+}): Effect.Effect<ObjectStore.PutResult, StoreError | S3Error> =>
+  Effect.gen(function*() {
+    if (options.parts.length === 0) return yield* errors.malformedXml("you must specify at least one part")
+    const uploaded = new Map((yield* listParts(options.system, options.id)).map((p) => [p.partNumber, p]))
+    const chosen: Array<PartRecord> = []
+    for (let i = 0; i < options.parts.length; i++) {
+      const want = options.parts[i]!
+      if (i > 0 && want.partNumber <= options.parts[i - 1]!.partNumber) {
+        return yield* errors.invalidPartOrder("the list of parts was not in ascending order; parts must be ordered by part number")
+      }
+      const got = uploaded.get(want.partNumber)
+      if (got === undefined || got.etag !== want.etag.replace(/^"(.*)"$/, "$1")) {
+        return yield* errors.invalidPart("one or more of the specified parts could not be found or its entity tag did not match")
+      }
+      if (i < options.parts.length - 1 && got.plain < options.minPartSize) {
+        return yield* errors.entityTooSmall("your proposed upload is smaller than the minimum allowed object size")
+      }
+      chosen.push(got)
+    }
+    const manifest: Manifest = {
+      size: chosen.reduce((n, p) => n + p.plain, 0),
+      parts: chosen.map((p) => ({ salt: p.salt, plain: p.plain, cipher: p.cipher }))
+    }
+    const mkey = manifestKey(options.record.bucket, options.record.manifestId)
+    yield* writeJson(options.system, mkey, manifest)
+    // The backend checks its own minimum on ciphertext sizes, which are larger: no extra refusal.
+    const result = yield* options.store.completeMultipart(
+      { key: options.record.key, uploadId: options.record.backendUploadId },
+      chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher }))
+    ).pipe(Effect.tapError(() => options.system.remove(mkey).pipe(Effect.ignore)))
+    yield* removeRecords(options.system, options.id)
+    return result
+  })
+
+/**
+ * Aborts an upload: the backend upload, then the records.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const abort = (system: Store, store: Store, id: string, record: UploadRecord): Effect.Effect<void, StoreError> =>
+  store.abortMultipart({ key: record.key, uploadId: record.backendUploadId }).pipe(
+    Effect.catchTag("PreconditionFailed", () => Effect.void),
+    Effect.zipRight(removeRecords(system, id))
+  )
+
+/**
+ * Reads a completed object's manifest.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const manifestOf = (system: Store, bucket: string, info: ObjectStore.ObjectInfo): Effect.Effect<Manifest, StoreError | DecryptError> =>
+  Effect.gen(function*() {
+    const id = info.metadata[Meta.multipart] ?? ""
+    const m = /^[0-9a-f]{32}$/.test(id) ? decodeManifest(yield* readJson(system, manifestKey(bucket, id))) : undefined
+    if (m === undefined) return yield* new DecryptError({ key: info.key, reason: "MissingMetadata", detail: "the multipart manifest is missing" })
+    if (m.parts.reduce((n, p) => n + p.cipher, 0) !== info.size) {
+      return yield* new DecryptError({ key: info.key, reason: "Truncated", detail: "the object does not match its manifest" })
+    }
+    return m
+  })
+
+/**
+ * Opens a multipart object for reading (whole or one resolved range, `end` exclusive).
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const read = (options: {
+  readonly store: Store
+  readonly bucket: string
+  readonly info: ObjectStore.ObjectInfo
+  readonly manifest: Manifest
+  readonly unwrapper: Keyring.Unwrapper
+  readonly range?: { readonly start: number; readonly end: number } | undefined
+}): Effect.Effect<Stream.Stream<Uint8Array, StoreError | DecryptError | S3Error>, DecryptError> =>
+  Effect.gen(function*() {
+    const { info, manifest } = options
+    const key = info.key
+    const opened = yield* openKeys(info.metadata, options.unwrapper, options.bucket, key)
+    const start = options.range?.start ?? 0
+    const end = options.range?.end ?? manifest.size
+    const pieces: Array<{ plan: NativeFormat.SegmentPlan; cipherOffset: number; keys: NativeFormat.ObjectKeys }> = []
+    let plainOffset = 0
+    let cipherOffset = 0
+    for (const p of manifest.parts) {
+      const pStart = Math.max(start, plainOffset)
+      const pEnd = Math.min(end, plainOffset + p.plain)
+      if (pStart < pEnd || (manifest.size === 0 && pieces.length === 0)) {
+        const whole = pStart === plainOffset && pEnd === plainOffset + p.plain
+        const plan = NativeFormat.planRange(p.plain, opened.segmentSize, whole ? undefined : { start: pStart - plainOffset, end: pEnd - plainOffset })
+        pieces.push({ plan, cipherOffset, keys: partKeys(opened, Buffer.from(p.salt, "base64url")) })
+      }
+      plainOffset += p.plain
+      cipherOffset += p.cipher
+    }
+    Redacted.value(opened.dataKey).fill(0)
+    return Stream.fromIterable(pieces).pipe(
+      Stream.flatMap((piece) =>
+        Stream.unwrapScoped(
+          Effect.gen(function*() {
+            const obj = yield* options.store.get(key, {
+              range: ObjectStore.range.bounded(piece.cipherOffset + piece.plan.cipherStart, piece.cipherOffset + piece.plan.cipherEnd - 1)
+            })
+            if (obj.info.etag !== info.etag) return yield* errors.preconditionFailed("the object changed while it was being read")
+            return obj.body.pipe(NativeFormat.decrypt(piece.keys, piece.plan, key))
+          })
+        )
+      )
+    )
+  })

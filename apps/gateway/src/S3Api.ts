@@ -1,0 +1,747 @@
+/**
+ * The S3 REST API over the gateway's buckets: request parsing (path-style addressing), SigV4
+ * authentication, bucket authorization, dispatch to the operations and S3's XML responses.
+ *
+ * @since 0.1.0
+ */
+import { HttpServerRequest } from "@effect/platform"
+import type { HttpServerResponse } from "@effect/platform"
+import * as ClientSide from "@objcrypt/core/ClientSide"
+import type { CustomerKey } from "@objcrypt/core/CustomerKey"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import { Context, Effect, Either, Option, Stream } from "effect"
+import * as crypto from "node:crypto"
+import type { BucketRecord } from "./Buckets.js"
+import { Buckets } from "./Buckets.js"
+import { decodeBody } from "./internal/body.js"
+import { toS3 } from "./internal/errors.js"
+import * as Http from "./internal/http.js"
+import * as Multipart from "./Multipart.js"
+import { errors, S3Error } from "./S3Error.js"
+import * as SigV4 from "./SigV4.js"
+import * as Sse from "./Sse.js"
+import * as Xml from "./Xml.js"
+
+/**
+ * What the API needs from the deployment.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class ApiSettings extends Context.Tag("@objcrypt/gateway/ApiSettings")<ApiSettings, {
+  readonly users: ReadonlyArray<SigV4.User>
+  readonly region: string
+  /** Whether requests arrive over TLS. */
+  readonly secure: boolean
+  readonly allowPlainHttpSseC: boolean
+  /** Smallest part but the last, in plaintext bytes. @default 5 MiB */
+  readonly minPartSize: number
+}>() {}
+
+type Store = ObjectStore.ObjectStore["Type"]
+
+interface Request {
+  readonly method: string
+  readonly bucket: string | undefined
+  readonly key: string | undefined
+  readonly query: ReadonlyMap<string, string>
+  readonly headers: Readonly<Record<string, string>>
+  readonly user: SigV4.User
+  readonly payload: SigV4.Payload
+  readonly raw: HttpServerRequest.HttpServerRequest
+}
+
+const USER_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"] as const
+const MAX_XML = 1024 * 1024
+
+const has = (r: Request, q: string) => r.query.has(q)
+
+const readSmallBody = (r: Request): Effect.Effect<string, S3Error> =>
+  Effect.gen(function*() {
+    const { body } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body could not be read"))
+    const chunks: Array<Uint8Array> = []
+    let n = 0
+    yield* Stream.runForEach(body, (c) => {
+      n += c.length
+      if (n > MAX_XML) return Effect.fail(errors.malformedXml("the XML document is too large"))
+      chunks.push(c)
+      return Effect.void
+    })
+    return Buffer.concat(chunks).toString("utf8")
+  })
+
+const objectHeaders = (info: ObjectStore.ObjectInfo, customerKey: CustomerKey | undefined): Record<string, string> => {
+  const h: Record<string, string> = {
+    "etag": `"${info.etag}"`,
+    "last-modified": Http.httpDate(info.lastModified),
+    "accept-ranges": "bytes",
+    "content-type": info.contentType ?? "binary/octet-stream",
+    ...Sse.responseHeaders(info.metadata, customerKey)
+  }
+  for (const [k, v] of Object.entries(info.metadata)) {
+    if (k.startsWith(Sse.Meta.userPrefix)) h[`x-amz-meta-${k.slice(Sse.Meta.userPrefix.length)}`] = v
+    else if (k.startsWith(Sse.Meta.headerPrefix)) h[k.slice(Sse.Meta.headerPrefix.length)] = v
+  }
+  return h
+}
+
+const userMetadata = (headers: Readonly<Record<string, string>>): Either.Either<Record<string, string>, S3Error> => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.startsWith("x-amz-meta-")) {
+      const name = k.slice("x-amz-meta-".length)
+      if (!ObjectStore.isMetadataKey(name)) return Either.left(errors.invalidArgument(`metadata name ${name} is not supported (use a-z, 0-9, '.', '_', '-')`))
+      out[`${Sse.Meta.userPrefix}${name}`] = v
+    }
+  }
+  for (const h of USER_HEADERS) if (headers[h] !== undefined && !(h === "content-encoding" && headers[h] === "aws-chunked")) {
+    const v = headers[h]!.split(",").map((s) => s.trim()).filter((s) => s !== "aws-chunked").join(", ")
+    if (v !== "") out[`${Sse.Meta.headerPrefix}${h}`] = v
+  }
+  return Either.right(out)
+}
+
+/**
+ * Handles one S3 request.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const handle: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest | ApiSettings | Buckets | Sse.GatewayKeys> =
+  Effect.gen(function*() {
+    const raw = yield* HttpServerRequest.HttpServerRequest
+    const requestId = crypto.randomBytes(8).toString("hex").toUpperCase()
+    return yield* route(raw).pipe(
+      Effect.catchAll((e) => Effect.succeed(Http.errorResponse(toS3(e), requestId, raw.method))),
+      Effect.catchAllDefect(() => Effect.succeed(Http.errorResponse(errors.internalError("we encountered an internal error; please try again"), requestId, raw.method))),
+      Effect.map((res) => ({ ...res, headers: { ...res.headers, "x-amz-request-id": requestId } }) as HttpServerResponse.HttpServerResponse)
+    )
+  })
+
+const route = (raw: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const settings = yield* ApiSettings
+    const qi = raw.url.indexOf("?")
+    const rawPath = qi < 0 ? raw.url : raw.url.slice(0, qi)
+    const rawQuery = qi < 0 ? "" : raw.url.slice(qi + 1)
+    const headers: Record<string, string> = {}
+    for (const [k, v] of Object.entries(raw.headers)) headers[k.toLowerCase()] = v
+    const auth = SigV4.verify(
+      { method: raw.method, rawPath, rawQuery, headers, now: new Date() },
+      (id) => settings.users.find((u) => u.accessKeyId === id)
+    )
+    if (Either.isLeft(auth)) return yield* auth.left
+    const pairs = Either.getOrThrow(SigV4.parseQuery(rawQuery))
+    const query = new Map<string, string>()
+    for (const [k, v] of pairs) if (!query.has(k)) query.set(k, v)
+    const segments = rawPath.replace(/^\//, "")
+    const slash = segments.indexOf("/")
+    const decode = (s: string) => {
+      try {
+        return decodeURIComponent(s)
+      } catch {
+        return undefined
+      }
+    }
+    const bucket = segments === "" ? undefined : decode(slash < 0 ? segments : segments.slice(0, slash))
+    const key = slash < 0 || slash === segments.length - 1 ? undefined : decode(segments.slice(slash + 1))
+    if ((segments !== "" && bucket === undefined) || (slash >= 0 && slash < segments.length - 1 && key === undefined)) {
+      return yield* errors.invalidArgument("malformed path")
+    }
+    const r: Request = { method: raw.method, bucket, key, query, headers, user: auth.right.user, payload: auth.right.payload, raw }
+    if (bucket === undefined) {
+      if (r.method === "GET") return yield* listBuckets(r)
+      return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
+    }
+    if (!SigV4.mayUse(r.user, bucket)) return yield* errors.accessDenied("access denied", `/${bucket}`)
+    if (key === undefined) return yield* bucketOperation(r, bucket)
+    if (Buffer.byteLength(key) > 1024) return yield* errors.keyTooLong("your key is too long")
+    return yield* objectOperation(r, bucket, key)
+  })
+
+const UNSUPPORTED_BUCKET_SUBRESOURCES = [
+  "acl", "policy", "versioning", "tagging", "cors", "lifecycle", "website", "logging", "notification", "replication",
+  "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "inventory", "analytics",
+  "metrics", "intelligent-tiering", "versions", "uploads", "policyStatus"
+]
+const UNSUPPORTED_OBJECT_SUBRESOURCES = ["acl", "tagging", "retention", "legal-hold", "restore", "select", "torrent", "attributes", "versionId"]
+
+const requireBucket = (name: string) =>
+  Effect.flatMap(Buckets, (b) => b.get(name)).pipe(
+    Effect.flatMap((rec) => rec === undefined ? Effect.fail(errors.noSuchBucket("the specified bucket does not exist", `/${name}`)) : Effect.succeed(rec))
+  )
+
+const listBuckets = (r: Request) =>
+  Effect.gen(function*() {
+    const buckets = yield* Buckets
+    const all = (yield* buckets.list).filter((b) => SigV4.mayUse(r.user, b.name))
+    return Http.xml(
+      Xml.el("ListAllMyBucketsResult", [
+        Xml.el("Owner", [Xml.el("ID", r.user.name), Xml.el("DisplayName", r.user.name)]),
+        Xml.el("Buckets", all.map((b) => Xml.el("Bucket", [Xml.el("Name", b.name), Xml.el("CreationDate", b.created)])))
+      ], Xml.S3_NS)
+    )
+  })
+
+const bucketOperation = (r: Request, name: string) =>
+  Effect.gen(function*() {
+    const buckets = yield* Buckets
+    const unsupported = UNSUPPORTED_BUCKET_SUBRESOURCES.find((s) => has(r, s))
+    if (unsupported !== undefined) return yield* errors.notImplemented(`the ${unsupported} subresource is not implemented`)
+    if (r.method === "PUT" && !has(r, "encryption")) {
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) || name.includes("..")) return yield* errors.invalidBucketName("the specified bucket is not valid", `/${name}`)
+      const created = yield* buckets.create(name, r.user.name)
+      if (!created) return yield* errors.bucketAlreadyOwnedByYou("your previous request to create the named bucket succeeded and you already own it", `/${name}`)
+      return Http.empty(200, { location: `/${name}` })
+    }
+    const record = yield* requireBucket(name)
+    switch (r.method) {
+      case "HEAD":
+        return Http.empty(200, { "x-amz-bucket-region": (yield* ApiSettings).region })
+      case "GET": {
+        if (has(r, "encryption")) return getBucketEncryption(record)
+        if (has(r, "location")) {
+          const region = (yield* ApiSettings).region
+          return Http.xml(Xml.el("LocationConstraint", region === "us-east-1" ? "" : region, Xml.S3_NS))
+        }
+        return yield* listObjects(r, record)
+      }
+      case "PUT":
+        return yield* putBucketEncryption(r, record)
+      case "DELETE": {
+        if (has(r, "encryption")) {
+          const { encryption: _, ...rest } = record
+          yield* buckets.update(rest)
+          return Http.empty(204)
+        }
+        const removed = yield* buckets.remove(name)
+        if (!removed) return yield* errors.bucketNotEmpty("the bucket you tried to delete is not empty", `/${name}`)
+        return Http.empty(204)
+      }
+      case "POST":
+        if (has(r, "delete")) return yield* deleteObjects(r, record)
+        return yield* errors.notImplemented("this POST operation is not implemented")
+      default:
+        return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
+    }
+  })
+
+const getBucketEncryption = (record: BucketRecord) => {
+  const e = record.encryption ?? { algorithm: "AES256" as const }
+  return Http.xml(
+    Xml.el("ServerSideEncryptionConfiguration", [
+      Xml.el("Rule", [
+        Xml.el("ApplyServerSideEncryptionByDefault", [
+          Xml.el("SSEAlgorithm", e.algorithm),
+          e.kmsKeyId === undefined ? "" : Xml.el("KMSMasterKeyID", e.kmsKeyId)
+        ]),
+        Xml.el("BucketKeyEnabled", e.bucketKeyEnabled ?? false)
+      ])
+    ], Xml.S3_NS)
+  )
+}
+
+const putBucketEncryption = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const doc = Xml.parse(yield* readSmallBody(r))
+    if (doc === undefined || Xml.localName(doc) !== "ServerSideEncryptionConfiguration") {
+      return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+    }
+    const rules = Xml.children(doc, "Rule")
+    if (rules.length !== 1) return yield* errors.malformedXml("exactly one Rule is required")
+    const apply = Xml.children(rules[0]!, "ApplyServerSideEncryptionByDefault")[0]
+    const algorithm = apply === undefined ? undefined : Xml.childText(apply, "SSEAlgorithm")?.trim()
+    if (algorithm !== "AES256" && algorithm !== "aws:kms" && algorithm !== "aws:kms:dsse") {
+      return yield* errors.malformedXml("SSEAlgorithm must be AES256, aws:kms or aws:kms:dsse")
+    }
+    const kmsKeyId = apply === undefined ? undefined : Xml.childText(apply, "KMSMasterKeyID")?.trim()
+    if (kmsKeyId !== undefined && algorithm === "AES256") {
+      return yield* errors.invalidArgument("a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms")
+    }
+    if (kmsKeyId !== undefined) yield* (yield* Sse.GatewayKeys).checkKmsKey(kmsKeyId)
+    const bke = Xml.childText(rules[0]!, "BucketKeyEnabled")?.trim()
+    yield* (yield* Buckets).update({
+      ...record,
+      encryption: {
+        algorithm,
+        ...(kmsKeyId === undefined || kmsKeyId === "" ? {} : { kmsKeyId }),
+        ...(bke === undefined ? {} : { bucketKeyEnabled: bke === "true" })
+      }
+    })
+    return Http.empty(200)
+  })
+
+const listObjects = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const store = yield* (yield* Buckets).store(record.name)
+    const v2 = r.query.get("list-type") === "2"
+    if (r.query.has("list-type") && !v2) return yield* errors.invalidArgument("invalid list-type")
+    const maxKeysText = r.query.get("max-keys")
+    if (maxKeysText !== undefined && !/^\d+$/.test(maxKeysText)) return yield* errors.invalidArgument("provided max-keys not an integer or within integer range")
+    const maxKeys = Math.min(1000, maxKeysText === undefined ? 1000 : Number(maxKeysText))
+    const prefix = r.query.get("prefix") ?? ""
+    const delimiter = r.query.get("delimiter") || undefined
+    const encode = r.query.get("encoding-type") === "url"
+    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
+    const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    const token = v2 ? r.query.get("continuation-token") : undefined
+    let continuation: string | undefined
+    if (token !== undefined) {
+      try {
+        continuation = Buffer.from(token, "base64url").toString("utf8")
+      } catch {
+        return yield* errors.invalidArgument("the continuation token provided is incorrect")
+      }
+    }
+    const startAfter = v2 ? r.query.get("start-after") : r.query.get("marker")
+    const page = maxKeys === 0
+      ? { objects: [], commonPrefixes: [], continuationToken: undefined }
+      : yield* store.list({ prefix, delimiter, maxKeys, continuationToken: continuation, startAfter: continuation === undefined ? startAfter : undefined })
+    const system = (yield* Buckets).system
+    const sizes = yield* Effect.forEach(page.objects, (o) => plaintextSizeOf(store, system, record.name, o), { concurrency: 16 })
+    const contents = page.objects.map((o, i) =>
+      Xml.el("Contents", [
+        Xml.el("Key", enc(o.key)),
+        Xml.el("LastModified", Http.isoDate(o.lastModified)),
+        Xml.el("ETag", `"${o.etag}"`),
+        Xml.el("Size", sizes[i]!),
+        Xml.el("StorageClass", "STANDARD")
+      ])
+    )
+    const prefixes = page.commonPrefixes.map((p) => Xml.el("CommonPrefixes", [Xml.el("Prefix", enc(p))]))
+    const truncated = page.continuationToken !== undefined
+    const common = [
+      Xml.el("Name", record.name),
+      Xml.el("Prefix", enc(prefix)),
+      delimiter === undefined ? "" : Xml.el("Delimiter", enc(delimiter)),
+      Xml.el("MaxKeys", maxKeys),
+      encode ? Xml.el("EncodingType", "url") : "",
+      Xml.el("IsTruncated", truncated)
+    ]
+    if (v2) {
+      return Http.xml(Xml.el("ListBucketResult", [
+        ...common,
+        Xml.el("KeyCount", contents.length + prefixes.length),
+        token === undefined ? "" : Xml.el("ContinuationToken", token),
+        truncated ? Xml.el("NextContinuationToken", Buffer.from(page.continuationToken!, "utf8").toString("base64url")) : "",
+        startAfter === undefined ? "" : Xml.el("StartAfter", enc(startAfter)),
+        ...contents,
+        ...prefixes
+      ], Xml.S3_NS))
+    }
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1)
+    return Http.xml(Xml.el("ListBucketResult", [
+      ...common,
+      Xml.el("Marker", enc(startAfter ?? "")),
+      truncated && last !== undefined ? Xml.el("NextMarker", enc(last)) : "",
+      ...contents,
+      ...prefixes
+    ], Xml.S3_NS))
+  })
+
+const plaintextSizeOf = (store: Store, system: Store, bucket: string, o: ObjectStore.ListedObject) =>
+  store.head(o.key).pipe(
+    Effect.flatMap((info) => plaintextSize(system, bucket, info)),
+    Effect.orElseSucceed(() => 0)
+  )
+
+const plaintextSize = (system: Store, bucket: string, info: ObjectStore.ObjectInfo) =>
+  Effect.gen(function*() {
+    if (Multipart.isMultipart(info.metadata)) return (yield* Multipart.manifestOf(system, bucket, info)).size
+    const s = ClientSide.inspect(info)
+    if (Either.isLeft(s) || s.right.plaintextSize === undefined) return yield* errors.internalError("the stored object has no readable envelope", info.key)
+    return s.right.plaintextSize
+  })
+
+const deleteObjects = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const doc = Xml.parse(yield* readSmallBody(r))
+    if (doc === undefined || Xml.localName(doc) !== "Delete") return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+    const quiet = Xml.childText(doc, "Quiet")?.trim() === "true"
+    const keys = Xml.children(doc, "Object").map((o) => Xml.childText(o, "Key"))
+    if (keys.length === 0 || keys.length > 1000 || keys.some((k) => k === undefined || k === "")) {
+      return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+    }
+    const buckets = yield* Buckets
+    const store = yield* buckets.store(record.name)
+    const results = yield* Effect.forEach(keys as ReadonlyArray<string>, (k) =>
+      removeObject(store, buckets.system, record.name, k).pipe(
+        Effect.as(Xml.el("Deleted", [Xml.el("Key", k)])),
+        Effect.catchAll((e) => {
+          const s3 = toS3(e, k)
+          return Effect.succeed(Xml.el("Error", [Xml.el("Key", k), Xml.el("Code", s3.code), Xml.el("Message", s3.detail)]))
+        })
+      ), { concurrency: 8 })
+    return Http.xml(Xml.el("DeleteResult", quiet ? results.filter((x) => x.startsWith("<Error>")) : results, Xml.S3_NS))
+  })
+
+/** Removes an object and, for a multipart object, its manifest. */
+const removeObject = (store: Store, system: Store, bucket: string, key: string) =>
+  Effect.gen(function*() {
+    const before = yield* store.head(key).pipe(Effect.option)
+    yield* store.remove(key)
+    yield* dropManifest(system, bucket, before)
+  })
+
+const dropManifest = (system: Store, bucket: string, before: Option.Option<ObjectStore.ObjectInfo>) =>
+  Option.match(before, {
+    onNone: () => Effect.void,
+    onSome: (info) => {
+      const id = info.metadata[Sse.Meta.multipart]
+      return id === undefined || !/^[0-9a-f]{32}$/.test(id) ? Effect.void : system.remove(Multipart.manifestKey(bucket, id)).pipe(Effect.ignore)
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// objects
+// ---------------------------------------------------------------------------------------------
+
+const requireSecureForSseC = (r: Request, ck: CustomerKey | undefined) =>
+  Effect.gen(function*() {
+    const s = yield* ApiSettings
+    if (ck !== undefined && !s.secure && !s.allowPlainHttpSseC) {
+      return yield* errors.invalidRequest("requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection")
+    }
+  })
+
+/** The customer key of a read (SSE headers other than SSE-C are refused on reads, as S3 does). */
+const readCustomerKey = (r: Request, copySource = false) =>
+  Effect.gen(function*() {
+    const mode = yield* Sse.parseHeaders(r.headers, { copySource })
+    if (mode._tag !== "None" && mode._tag !== "SseC") {
+      return yield* errors.invalidArgument("x-amz-server-side-encryption header is not supported for this operation")
+    }
+    const ck = Sse.customerKeyOf(mode)
+    yield* requireSecureForSseC(r, ck)
+    return ck
+  })
+
+const objectOperation = (r: Request, bucketName: string, key: string) =>
+  Effect.gen(function*() {
+    const unsupported = UNSUPPORTED_OBJECT_SUBRESOURCES.find((s) => has(r, s))
+    if (unsupported !== undefined) return yield* errors.notImplemented(`the ${unsupported} subresource is not implemented`)
+    const record = yield* requireBucket(bucketName)
+    const buckets = yield* Buckets
+    const store = yield* buckets.store(bucketName)
+    switch (r.method) {
+      case "PUT": {
+        if (has(r, "uploadId") || has(r, "partNumber")) return yield* uploadPart(r, record, store, key)
+        if (r.headers["x-amz-copy-source"] !== undefined) return yield* copyObject(r, record, store, key)
+        return yield* putObject(r, record, store, key)
+      }
+      case "GET":
+        if (has(r, "uploadId")) return yield* listParts(r, record, store, key)
+        return yield* getObject(r, record, store, key, false)
+      case "HEAD":
+        return yield* getObject(r, record, store, key, true)
+      case "DELETE":
+        if (has(r, "uploadId")) {
+          const id = r.query.get("uploadId")!
+          const upload = yield* Multipart.load(buckets.system, id, record.name, key)
+          yield* Multipart.abort(buckets.system, store, id, upload)
+          return Http.empty(204)
+        }
+        yield* removeObject(store, buckets.system, record.name, key)
+        return Http.empty(204)
+      case "POST":
+        if (has(r, "uploads")) return yield* createUpload(r, record, store, key)
+        if (has(r, "uploadId")) return yield* completeUpload(r, record, store, key)
+        return yield* errors.notImplemented("this POST operation is not implemented")
+      default:
+        return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
+    }
+  })
+
+const writeMode = (r: Request, record: BucketRecord, key: string) =>
+  Effect.gen(function*() {
+    const keys = yield* Sse.GatewayKeys
+    const requested = yield* Sse.parseHeaders(r.headers)
+    yield* requireSecureForSseC(r, Sse.customerKeyOf(requested))
+    const mode = yield* Sse.resolveWrite(keys, requested, record, key)
+    return { keys, mode }
+  })
+
+const putObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const { keys, mode } = yield* writeMode(r, record, key)
+    const meta = yield* userMetadata(r.headers)
+    const { body, length } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
+    const system = (yield* Buckets).system
+    const before = yield* store.head(key).pipe(Effect.option)
+    const result = yield* ClientSide.put(store, key, body, [Sse.keyringFor(keys, mode)], {
+      contentLength: length,
+      contentType: r.headers["content-type"],
+      metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+      context: mode._tag === "SseKms" ? mode.context : undefined
+    })
+    yield* dropManifest(system, record.name, before)
+    return Http.empty(200, { etag: `"${result.etag}"`, ...Sse.writeHeaders(keys, mode) })
+  })
+
+const conditional = (r: Request, info: ObjectStore.ObjectInfo): Effect.Effect<HttpServerResponse.HttpServerResponse | undefined, S3Error> =>
+  Effect.gen(function*() {
+    const etag = `"${info.etag}"`
+    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === info.etag)
+    const ifMatch = r.headers["if-match"]
+    const ifNoneMatch = r.headers["if-none-match"]
+    const since = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
+    const modified = Math.floor(info.lastModified.getTime() / 1000) * 1000
+    if (ifMatch !== undefined && !matches(ifMatch)) return yield* errors.preconditionFailed("at least one of the preconditions you specified did not hold")
+    const ius = since(r.headers["if-unmodified-since"])
+    if (ifMatch === undefined && ius !== undefined && !Number.isNaN(ius.getTime()) && modified > ius.getTime()) {
+      return yield* errors.preconditionFailed("at least one of the preconditions you specified did not hold")
+    }
+    if (ifNoneMatch !== undefined && matches(ifNoneMatch)) return Http.empty(304, { etag })
+    const ims = since(r.headers["if-modified-since"])
+    if (ifNoneMatch === undefined && ims !== undefined && !Number.isNaN(ims.getTime()) && modified <= ims.getTime()) return Http.empty(304, { etag })
+    return undefined
+  })
+
+interface Opened {
+  readonly info: ObjectStore.ObjectInfo
+  readonly size: number
+  readonly range: { readonly start: number; readonly end: number } | undefined
+  readonly body: Stream.Stream<Uint8Array, unknown>
+}
+
+/** Opens an object's plaintext (after the key checks), whole or one range. */
+const openObject = (
+  store: Store,
+  system: Store,
+  bucket: string,
+  key: string,
+  info: ObjectStore.ObjectInfo,
+  customerKey: CustomerKey | undefined,
+  range: ObjectStore.ByteRange | undefined
+) =>
+  Effect.gen(function*() {
+    const keys = yield* Sse.GatewayKeys
+    const check = Sse.checkReadKey(keys, info.metadata, customerKey)
+    if (Either.isLeft(check)) return yield* check.left
+    const unwrapper = Sse.unwrapperFor(keys, customerKey)
+    const size = yield* plaintextSize(system, bucket, info)
+    let resolved: { readonly start: number; readonly end: number } | undefined
+    if (range !== undefined) {
+      const rr = ObjectStore.resolveRange(range, size)
+      if (Option.isNone(rr)) return yield* errors.invalidRange("the requested range is not satisfiable", `/${bucket}/${key}`)
+      resolved = rr.value
+    }
+    if (Multipart.isMultipart(info.metadata)) {
+      const manifest = yield* Multipart.manifestOf(system, bucket, info)
+      const body = yield* Multipart.read({ store, bucket, info, manifest, unwrapper, range: resolved })
+      return { info, size, range: resolved, body } satisfies Opened
+    }
+    const body = Stream.unwrapScoped(
+      Effect.map(
+        ClientSide.get(store, key, unwrapper, { range: resolved === undefined ? undefined : ObjectStore.range.bounded(resolved.start, resolved.end - 1) }),
+        (o) => o.body
+      )
+    )
+    return { info, size, range: resolved, body } satisfies Opened
+  })
+
+const getObject = (r: Request, record: BucketRecord, store: Store, key: string, headOnly: boolean) =>
+  Effect.gen(function*() {
+    if (has(r, "partNumber")) return yield* errors.notImplemented("partNumber reads are not implemented")
+    const customerKey = yield* readCustomerKey(r)
+    const system = (yield* Buckets).system
+    const info = yield* store.head(key).pipe(
+      Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
+    )
+    const rangeHeader = r.headers["range"]
+    const range = rangeHeader === undefined ? undefined : Option.getOrUndefined(ObjectStore.parseRange(rangeHeader))
+    if (headOnly) {
+      const keys = yield* Sse.GatewayKeys
+      const check = Sse.checkReadKey(keys, info.metadata, customerKey)
+      if (Either.isLeft(check)) return yield* check.left
+      const cond = yield* conditional(r, info)
+      if (cond !== undefined) return cond
+      const size = yield* plaintextSize(system, record.name, info)
+      const h = objectHeaders(info, customerKey)
+      if (range !== undefined) {
+        const rr = ObjectStore.resolveRange(range, size)
+        if (Option.isNone(rr)) return yield* errors.invalidRange("the requested range is not satisfiable")
+        return Http.empty(206, { ...h, "content-length": String(rr.value.end - rr.value.start), "content-range": `bytes ${rr.value.start}-${rr.value.end - 1}/${size}` })
+      }
+      return Http.empty(200, { ...h, "content-length": String(size) })
+    }
+    const cond = yield* conditional(r, info)
+    if (cond !== undefined) return cond
+    return yield* openObject(store, system, record.name, key, info, customerKey, range).pipe(
+      Effect.map((o) => {
+        const h = objectHeaders(o.info, customerKey)
+        if (o.range !== undefined) {
+          return Http.stream(o.body, 206, { ...h, "content-range": `bytes ${o.range.start}-${o.range.end - 1}/${o.size}` }, o.range.end - o.range.start)
+        }
+        return Http.stream(o.body, 200, h, o.size)
+      })
+    )
+  })
+
+const parseCopySource = (r: Request) =>
+  Effect.gen(function*() {
+    let src = r.headers["x-amz-copy-source"]!
+    const q = src.indexOf("?")
+    if (q >= 0) {
+      if (src.slice(q + 1).startsWith("versionId=") && src.slice(q + 1) !== "versionId=null") return yield* errors.notImplemented("versioned copy sources are not implemented")
+      src = src.slice(0, q)
+    }
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(src).replace(/^\//, "")
+    } catch {
+      return yield* errors.invalidArgument("invalid copy source encoding")
+    }
+    const i = decoded.indexOf("/")
+    if (i <= 0 || i === decoded.length - 1) return yield* errors.invalidArgument("copy source must be of the form bucket/key")
+    return { bucket: decoded.slice(0, i), key: decoded.slice(i + 1) }
+  })
+
+const copyObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const src = yield* parseCopySource(r)
+    if (!SigV4.mayUse(r.user, src.bucket)) return yield* errors.accessDenied("access denied", `/${src.bucket}`)
+    yield* requireBucket(src.bucket)
+    const buckets = yield* Buckets
+    const srcStore = yield* buckets.store(src.bucket)
+    const srcKey = yield* readCustomerKey(r, true)
+    const info = yield* srcStore.head(src.key).pipe(
+      Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${src.bucket}/${src.key}`)))
+    )
+    const directive = r.headers["x-amz-metadata-directive"] ?? "COPY"
+    if (directive !== "COPY" && directive !== "REPLACE") return yield* errors.invalidArgument("unknown metadata directive")
+    const { keys, mode } = yield* writeMode(r, record, key)
+    const sseHeaderGiven = ["x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm"].some((h) => r.headers[h] !== undefined)
+    if (src.bucket === record.name && src.key === key && directive === "COPY" && !sseHeaderGiven) {
+      return yield* errors.invalidRequest("this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes")
+    }
+    const meta = directive === "REPLACE"
+      ? yield* userMetadata(r.headers)
+      : Object.fromEntries(Object.entries(info.metadata).filter(([k]) => k.startsWith(Sse.Meta.userPrefix) || k.startsWith(Sse.Meta.headerPrefix)))
+    const contentType = directive === "REPLACE" ? r.headers["content-type"] : info.contentType
+    const result = yield* Effect.gen(function*() {
+      const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
+      const before = yield* store.head(key).pipe(Effect.option)
+      const put = yield* ClientSide.put(store, key, opened.body, [Sse.keyringFor(keys, mode)], {
+        contentLength: opened.size,
+        contentType,
+        metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+        context: mode._tag === "SseKms" ? mode.context : undefined
+      })
+      if (!(src.bucket === record.name && src.key === key)) yield* dropManifest(buckets.system, record.name, before)
+      return put
+    })
+    const after = yield* store.head(key)
+    return Http.xml(
+      Xml.el("CopyObjectResult", [Xml.el("LastModified", Http.isoDate(after.lastModified)), Xml.el("ETag", `"${result.etag}"`)], Xml.S3_NS),
+      { headers: Sse.writeHeaders(keys, mode) }
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// multipart
+// ---------------------------------------------------------------------------------------------
+
+const createUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const { keys, mode } = yield* writeMode(r, record, key)
+    const meta = yield* userMetadata(r.headers)
+    const id = yield* Multipart.create({
+      system: (yield* Buckets).system,
+      store,
+      bucket: record.name,
+      key,
+      keyring: Sse.keyringFor(keys, mode),
+      context: mode._tag === "SseKms" ? mode.context : {},
+      metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+      contentType: r.headers["content-type"]
+    })
+    return Http.xml(
+      Xml.el("InitiateMultipartUploadResult", [Xml.el("Bucket", record.name), Xml.el("Key", key), Xml.el("UploadId", id)], Xml.S3_NS),
+      { headers: Sse.writeHeaders(keys, mode) }
+    )
+  })
+
+const uploadContext = (r: Request, record: BucketRecord, key: string) =>
+  Effect.gen(function*() {
+    const id = r.query.get("uploadId")
+    if (id === undefined) return yield* errors.invalidRequest("an uploadId is required")
+    const system = (yield* Buckets).system
+    const upload = yield* Multipart.load(system, id, record.name, key)
+    return { id, upload, system }
+  })
+
+const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const n = r.query.get("partNumber") ?? ""
+    if (!/^\d{1,5}$/.test(n) || Number(n) < 1 || Number(n) > 10000) return yield* errors.invalidArgument("part number must be an integer between 1 and 10000, inclusive")
+    if (r.headers["x-amz-copy-source"] !== undefined) return yield* errors.notImplemented("UploadPartCopy is not implemented")
+    const { id, upload, system } = yield* uploadContext(r, record, key)
+    const keys = yield* Sse.GatewayKeys
+    const customerKey = yield* readCustomerKey(r)
+    const check = Sse.checkReadKey(keys, upload.metadata, customerKey)
+    if (Either.isLeft(check)) return yield* check.left
+    const { body, length } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
+    const part = yield* Multipart.uploadPart({ system, store, id, record: upload, partNumber: Number(n), body, length, unwrapper: Sse.unwrapperFor(keys, customerKey) })
+    return Http.empty(200, { etag: `"${part.etag}"`, ...Sse.responseHeaders(upload.metadata, customerKey) })
+  })
+
+const listParts = (r: Request, record: BucketRecord, _store: Store, key: string) =>
+  Effect.gen(function*() {
+    const { id, system } = yield* uploadContext(r, record, key)
+    const marker = Number(r.query.get("part-number-marker") ?? "0")
+    const max = Math.min(1000, Number(r.query.get("max-parts") ?? "1000"))
+    if (!Number.isSafeInteger(marker) || !Number.isSafeInteger(max) || max < 0) return yield* errors.invalidArgument("invalid part-number-marker or max-parts")
+    const all = (yield* Multipart.listParts(system, id)).filter((p) => p.partNumber > marker)
+    const page = all.slice(0, max)
+    const truncated = all.length > page.length
+    return Http.xml(Xml.el("ListPartsResult", [
+      Xml.el("Bucket", record.name),
+      Xml.el("Key", key),
+      Xml.el("UploadId", id),
+      Xml.el("PartNumberMarker", marker),
+      truncated ? Xml.el("NextPartNumberMarker", page.at(-1)!.partNumber) : "",
+      Xml.el("MaxParts", max),
+      Xml.el("IsTruncated", truncated),
+      Xml.el("StorageClass", "STANDARD"),
+      ...page.map((p) =>
+        Xml.el("Part", [Xml.el("PartNumber", p.partNumber), Xml.el("LastModified", p.uploaded), Xml.el("ETag", `"${p.etag}"`), Xml.el("Size", p.plain)])
+      )
+    ], Xml.S3_NS))
+  })
+
+const completeUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const { id, upload, system } = yield* uploadContext(r, record, key)
+    const doc = Xml.parse(yield* readSmallBody(r))
+    if (doc === undefined || Xml.localName(doc) !== "CompleteMultipartUpload") {
+      return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+    }
+    const parts: Array<{ partNumber: number; etag: string }> = []
+    for (const p of Xml.children(doc, "Part")) {
+      const n = Xml.childText(p, "PartNumber")?.trim()
+      const etag = Xml.childText(p, "ETag")?.trim()
+      if (n === undefined || !/^\d+$/.test(n) || etag === undefined) return yield* errors.malformedXml("each Part needs a PartNumber and an ETag")
+      parts.push({ partNumber: Number(n), etag })
+    }
+    const before = yield* store.head(key).pipe(Effect.option)
+    const settings = yield* ApiSettings
+    const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize })
+    yield* dropManifest(system, record.name, before)
+    return Http.xml(Xml.el("CompleteMultipartUploadResult", [
+      Xml.el("Location", `/${record.name}/${key}`),
+      Xml.el("Bucket", record.name),
+      Xml.el("Key", key),
+      Xml.el("ETag", `"${result.etag}"`)
+    ], Xml.S3_NS), { headers: Sse.responseHeaders(upload.metadata, undefined) })
+  })
+
+/**
+ * The error XML of a failed request (for tests and the server's fallback).
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const isS3Error = (u: unknown): u is S3Error => u instanceof S3Error

@@ -1,0 +1,254 @@
+import { Effect, Stream } from "effect"
+import * as crypto from "node:crypto"
+import * as zlib from "node:zlib"
+import { errors } from "../S3Error.js"
+import type { S3Error } from "../S3Error.js"
+import * as SigV4 from "../SigV4.js"
+
+type Checker = { readonly update: (b: Uint8Array) => void; readonly digest: () => string }
+
+const CHECKSUMS: Record<string, () => Checker> = {
+  crc32: () => {
+    let c = 0
+    return {
+      update: (b) => {
+        c = zlib.crc32(b, c)
+      },
+      digest: () => {
+        const out = Buffer.alloc(4)
+        out.writeUInt32BE(c >>> 0)
+        return out.toString("base64")
+      }
+    }
+  },
+  sha1: () => {
+    const h = crypto.createHash("sha1")
+    return { update: (b) => h.update(b), digest: () => h.digest("base64") }
+  },
+  sha256: () => {
+    const h = crypto.createHash("sha256")
+    return { update: (b) => h.update(b), digest: () => h.digest("base64") }
+  }
+}
+
+const checksumAlgorithm = (header: string): string | undefined => {
+  const m = /^x-amz-checksum-([a-z0-9]+)$/.exec(header)
+  return m === null ? undefined : m[1]
+}
+
+const eqB64 = (a: string, b: string) => {
+  const x = Buffer.from(a, "base64")
+  const y = Buffer.from(b, "base64")
+  return x.length === y.length && x.length > 0 && crypto.timingSafeEqual(x, y)
+}
+
+interface Expectation {
+  readonly name: string
+  readonly checker: Checker
+  value: string | undefined
+  readonly onMismatch: () => S3Error
+}
+
+const MAX_LINE = 4096
+
+/**
+ * Turns a request body into the object's bytes: decodes `aws-chunked` (checking chunk signatures
+ * of signed streams), and verifies the payload SHA-256, `Content-MD5`, `x-amz-checksum-*` (header
+ * or trailer) and the announced length. A mismatch fails the stream at its end, so the write it
+ * feeds is abandoned and nothing is stored.
+ */
+export const decodeBody = <E>(
+  raw: Stream.Stream<Uint8Array, E>,
+  headers: Readonly<Record<string, string>>,
+  payload: SigV4.Payload,
+  mapError: (e: E) => S3Error
+): Effect.Effect<{ readonly body: Stream.Stream<Uint8Array, S3Error>; readonly length: number | undefined }, S3Error> =>
+  Effect.gen(function*() {
+    const chunked = payload._tag === "StreamingSigned" || payload._tag === "StreamingUnsigned" ||
+      (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).includes("aws-chunked")
+    const lengthHeader = chunked ? headers["x-amz-decoded-content-length"] : headers["content-length"]
+    if (lengthHeader !== undefined && !/^\d+$/.test(lengthHeader)) return yield* errors.invalidArgument("invalid content length")
+    const length = lengthHeader === undefined ? undefined : Number(lengthHeader)
+    if (chunked && length === undefined) return yield* errors.missingContentLength("x-amz-decoded-content-length is required with aws-chunked")
+
+    const expectations: Array<Expectation> = []
+    const md5 = headers["content-md5"]
+    if (md5 !== undefined) {
+      if (Buffer.from(md5, "base64").length !== 16) return yield* errors.invalidDigest("the Content-MD5 you specified was invalid")
+      const h = crypto.createHash("md5")
+      expectations.push({
+        name: "content-md5",
+        checker: { update: (b) => h.update(b), digest: () => h.digest("base64") },
+        value: md5,
+        onMismatch: () => errors.badDigest("the Content-MD5 you specified did not match what we received")
+      })
+    }
+    for (const [h, v] of Object.entries(headers)) {
+      const alg = checksumAlgorithm(h)
+      if (alg === undefined || alg === "algorithm" || alg === "type") continue
+      const make = CHECKSUMS[alg]
+      if (make === undefined) return yield* errors.notImplemented(`checksum algorithm ${alg} is not implemented; use CRC32, SHA1 or SHA256`)
+      expectations.push({ name: h, checker: make(), value: v, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) })
+    }
+    let trailer: Expectation | undefined
+    const trailerName = headers["x-amz-trailer"]?.trim().toLowerCase()
+    if (trailerName !== undefined && trailerName !== "") {
+      const alg = checksumAlgorithm(trailerName)
+      const make = alg === undefined ? undefined : CHECKSUMS[alg]
+      if (alg === undefined) return yield* errors.invalidArgument(`unsupported trailer ${trailerName}`)
+      if (make === undefined) return yield* errors.notImplemented(`checksum algorithm ${alg} is not implemented; use CRC32, SHA1 or SHA256`)
+      trailer = { name: trailerName, checker: make(), value: undefined, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) }
+      expectations.push(trailer)
+    }
+    let sha: crypto.Hash | undefined
+    if (payload._tag === "Sha256" && !chunked) sha = crypto.createHash("sha256")
+
+    let total = 0
+    const observe = (b: Uint8Array): S3Error | undefined => {
+      total += b.length
+      if (length !== undefined && total > length) return errors.incompleteBody("the request body is longer than its announced length")
+      for (const e of expectations) e.checker.update(b)
+      sha?.update(b)
+      return undefined
+    }
+    const finish = (): S3Error | undefined => {
+      if (length !== undefined && total !== length) return errors.incompleteBody("you did not provide the number of bytes specified by the Content-Length HTTP header")
+      if (sha !== undefined && payload._tag === "Sha256" && !crypto.timingSafeEqual(sha.digest(), Buffer.from(payload.hex, "hex"))) {
+        return errors.contentSha256Mismatch("the provided 'x-amz-content-sha256' header does not match what was computed")
+      }
+      for (const e of expectations) {
+        if (e.value === undefined) return errors.invalidRequest(`the trailer ${e.name} is missing`)
+        if (!eqB64(e.checker.digest(), e.value)) return e.onMismatch()
+      }
+      return undefined
+    }
+
+    const source = raw.pipe(Stream.mapError(mapError))
+    const decoded = chunked ? source.pipe(dechunk(payload, (name, value) => {
+      if (trailer !== undefined && name === trailer.name) trailer.value = value
+    })) : source
+    const body = decoded.pipe(
+      Stream.mapEffect((b) => {
+        const err = observe(b)
+        return err === undefined ? Effect.succeed(b) : Effect.fail(err)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const err = finish()
+        return err === undefined ? Stream.empty : Stream.fail(err)
+      }))
+    )
+    return { body, length }
+  })
+
+/** Decodes `aws-chunked` framing: `hex-size[;chunk-signature=sig]\r\n data \r\n … 0…\r\n trailers \r\n`. */
+const dechunk = (payload: SigV4.Payload, onTrailer: (name: string, value: string) => void) =>
+(self: Stream.Stream<Uint8Array, S3Error>): Stream.Stream<Uint8Array, S3Error> =>
+  Stream.suspend(() => {
+    type State = "size" | "data" | "crlf" | "trailer" | "done"
+    let state: State = "size"
+    let line: Array<number> = []
+    let remaining = 0
+    let crlfSeen = 0
+    let chunkSig: string | undefined
+    let chunkHash: crypto.Hash | undefined
+    let previous = payload._tag === "StreamingSigned" ? payload.seedSignature : ""
+    const signed = payload._tag === "StreamingSigned" ? payload : undefined
+    const bad = (m: string) => errors.incompleteBody(`malformed aws-chunked body: ${m}`)
+
+    const endChunk = (): S3Error | undefined => {
+      if (signed === undefined) return undefined
+      const digest = (chunkHash ?? crypto.createHash("sha256")).digest("hex")
+      const expected = SigV4.chunkSignature(signed, previous, digest)
+      if (chunkSig === undefined || !SigV4.signatureMatches(expected, chunkSig)) {
+        return errors.signatureDoesNotMatch("the chunk signature does not match")
+      }
+      previous = chunkSig
+      return undefined
+    }
+
+    const onLine = (text: string): S3Error | undefined => {
+      if (state === "size") {
+        const [size, ...exts] = text.split(";")
+        if (!/^[0-9a-fA-F]{1,16}$/.test(size ?? "")) return bad("bad chunk size")
+        remaining = parseInt(size!, 16)
+        chunkSig = exts.map((e) => e.trim()).find((e) => e.startsWith("chunk-signature="))?.slice("chunk-signature=".length)
+        if (signed !== undefined && chunkSig === undefined) return bad("missing chunk signature")
+        chunkHash = signed === undefined ? undefined : crypto.createHash("sha256")
+        if (remaining === 0) {
+          const err = endChunk()
+          if (err !== undefined) return err
+          state = "trailer"
+        } else {
+          state = "data"
+        }
+        return undefined
+      }
+      // trailer section
+      if (text === "") {
+        state = "done"
+        return undefined
+      }
+      const i = text.indexOf(":")
+      if (i <= 0) return bad("bad trailer")
+      const name = text.slice(0, i).trim().toLowerCase()
+      if (name !== "x-amz-trailer-signature") onTrailer(name, text.slice(i + 1).trim())
+      return undefined
+    }
+
+    return self.pipe(
+      Stream.mapConcatEffect((buf: Uint8Array) => {
+        const out: Array<Uint8Array> = []
+        let i = 0
+        while (i < buf.length) {
+          switch (state) {
+            case "data": {
+              const n = Math.min(remaining, buf.length - i)
+              const piece = buf.subarray(i, i + n)
+              chunkHash?.update(piece)
+              out.push(piece)
+              remaining -= n
+              i += n
+              if (remaining === 0) {
+                state = "crlf"
+                crlfSeen = 0
+              }
+              break
+            }
+            case "crlf": {
+              const expect = crlfSeen === 0 ? 13 : 10
+              if (buf[i] !== expect) return Effect.fail(bad("chunk not followed by CRLF"))
+              i++
+              if (++crlfSeen === 2) {
+                const err = endChunk()
+                if (err !== undefined) return Effect.fail(err)
+                state = "size"
+              }
+              break
+            }
+            case "size":
+            case "trailer": {
+              const b = buf[i++]!
+              if (b === 10 && line[line.length - 1] === 13) {
+                line.pop()
+                const err = onLine(Buffer.from(line).toString("latin1"))
+                line = []
+                if (err !== undefined) return Effect.fail(err)
+              } else {
+                line.push(b)
+                if (line.length > MAX_LINE) return Effect.fail(bad("line too long"))
+              }
+              break
+            }
+            case "done":
+              if (buf[i] === 13 || buf[i] === 10) {
+                i++
+                break
+              }
+              return Effect.fail(bad("data after the final chunk"))
+          }
+        }
+        return Effect.succeed(out)
+      }),
+      Stream.concat(Stream.suspend(() => (state === "done" ? Stream.empty : Stream.fail(bad("the body ended early")))))
+    )
+  })
