@@ -53,7 +53,7 @@ import type { UploadState } from "./internal/blocks.js"
 import { toStoreError } from "./internal/errors.js"
 import type { ErrorContext, Operation } from "./internal/errors.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { partReader } from "./internal/parts.js"
+import { partReader } from "@objcrypt/core/StreamParts"
 
 /**
  * The Azure store: the core `ObjectStore` service plus the SDK's `ContainerClient`, for what the

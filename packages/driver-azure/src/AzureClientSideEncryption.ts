@@ -22,7 +22,7 @@ import type { ByteRange, ObjectInfo, ObjectStore, PutOptions, PutResult } from "
 import { Effect, Option, Redacted, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
-import { partReader } from "./internal/parts.js"
+import { partReader } from "@objcrypt/core/StreamParts"
 
 /**
  * The metadata entry holding the encryption data (as the Azure SDKs name it).

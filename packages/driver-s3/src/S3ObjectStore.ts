@@ -54,7 +54,7 @@ import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
 import { copySourceFields, customerKeyFields, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { collect, partReader } from "./internal/parts.js"
+import { collect, partReader } from "@objcrypt/core/StreamParts"
 
 /**
  * The S3 store: the core `ObjectStore` service plus the SDK client, for what the contract does

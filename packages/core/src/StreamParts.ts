@@ -1,19 +1,27 @@
 /**
- * Cuts a byte stream into parts of a fixed size (the last one shorter), one part in memory at a
- * time per reader, copying each input chunk once.
+ * Cutting byte streams into fixed-size parts for multipart uploads, shared by every driver: one
+ * part in memory at a time per reader, each input chunk copied once.
  *
  * @since 0.1.0
  */
 import { Chunk, Effect, Option, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 
-/** @internal */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface PartReader<E> {
   /** The next part: exactly `size` bytes, fewer for the last, `None` after the end. */
   readonly next: Effect.Effect<Option.Option<Buffer>, E>
 }
 
-/** @internal */
+/**
+ * Reads `body` as parts of exactly `size` bytes (the last one shorter; an empty body is one empty part).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const partReader = <E>(body: Stream.Stream<Uint8Array, E>, size: number): Effect.Effect<PartReader<E>, never, Scope.Scope> =>
   Effect.map(Stream.toPull(body), (pull) => {
     let queue: Array<Uint8Array> = []
@@ -66,7 +74,8 @@ export const partReader = <E>(body: Stream.Stream<Uint8Array, E>, size: number):
 /**
  * Reads a whole (small) stream into one buffer, failing with `tooLarge` past `limit` bytes.
  *
- * @internal
+ * @since 0.1.0
+ * @category combinators
  */
 export const collect = <E, E2>(
   body: Stream.Stream<Uint8Array, E>,
