@@ -1,0 +1,144 @@
+/**
+ * Benchmark: `objcrypt cp` of a large file to the embedded local store with `--mode cse-c` versus
+ * `--mode none`, run as a user runs it (the built bin in a child process), alternating the two
+ * modes in one run so the ratio compares like with like on a shared machine. Reports wall time,
+ * CPU time (user + system), throughput, the cse-c / none throughput ratio in wall time and in CPU
+ * time (target ≥ 0.9) and each run's peak RSS (VmHWM, polled from /proc while the child runs).
+ *
+ *   npx nx build @objcrypt/cli
+ *   node_modules/.bin/node tools/bench/src/cli/cp.ts --size-mib 2048 --rounds 2
+ *
+ * @since 0.1.0
+ */
+import { spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+interface RunResult {
+  readonly mode: string
+  readonly seconds: number
+  /** User + system CPU seconds of the child: far less sensitive than wall time to a shared machine. */
+  readonly cpuSeconds: number
+  readonly mibPerSecond: number
+  readonly peakRssMib: number
+}
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i < 0 ? fallback : Number(process.argv[i + 1])
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const BIN = process.env.OBJCRYPT_BENCH_BIN ?? path.resolve(here, "../../../../apps/cli/dist/bin.js")
+
+const peakRss = (pid: number): number => {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m === null ? 0 : Number(m[1]) / 1024
+  } catch {
+    return 0
+  }
+}
+
+const cpuOf = (pid: number): number => {
+  try {
+    // utime and stime (fields 14 and 15) in clock ticks; the kernel's USER_HZ is 100 on Linux.
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+const objcrypt = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuSeconds: number; peakRssMib: number }> =>
+  new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint()
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
+    let stderr = ""
+    let peak = 0
+    let cpu = 0
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
+    const poll = setInterval(() => {
+      peak = Math.max(peak, peakRss(child.pid!))
+      cpu = Math.max(cpu, cpuOf(child.pid!))
+    }, 20)
+    child.on("error", reject)
+    child.on("exit", (code) => {
+      clearInterval(poll)
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      if (code !== 0) reject(new Error(`objcrypt ${args.join(" ")} exited ${code}: ${stderr}`))
+      else resolve({ seconds, cpuSeconds: cpu, peakRssMib: peak })
+    })
+  })
+
+const main = async () => {
+  const sizeMib = arg("size-mib", 2048)
+  const rounds = arg("rounds", 2)
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} not found: build the CLI first (npx nx build @objcrypt/cli)`)
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-cli-"))
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, "config"),
+    XDG_DATA_HOME: path.join(home, "data"),
+    OBJCRYPT_PASSPHRASE: "bench passphrase"
+  }
+  try {
+    // Incompressible input, written once; both modes then read it from the page cache.
+    const input = path.join(home, "input.bin")
+    const fd = fs.openSync(input, "w")
+    const block = crypto.randomBytes(16 * 1024 * 1024)
+    for (let written = 0; written < sizeMib * 1024 * 1024; written += block.length) {
+      crypto.randomFillSync(block)
+      fs.writeSync(fd, block, 0, Math.min(block.length, sizeMib * 1024 * 1024 - written))
+    }
+    fs.closeSync(fd)
+    await objcrypt(["keys", "generate", "bench"], env)
+    // Startup alone (Node, module loading, the key store's scrypt): reported, not subtracted.
+    const startup = await objcrypt(["keys", "list"], env)
+
+    const results: Array<RunResult> = []
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of ["none", "cse-c"] as const) {
+        const dest = `local://bench/${mode}-${r}.bin`
+        const args = ["cp", input, dest, "--quiet", "--mode", mode, ...(mode === "cse-c" ? ["--key", "bench"] : [])]
+        const { seconds, cpuSeconds, peakRssMib } = await objcrypt(args, env)
+        results.push({ mode, seconds, cpuSeconds, mibPerSecond: sizeMib / seconds, peakRssMib })
+        await objcrypt(["rm", dest], env)
+      }
+    }
+    const median = (xs: ReadonlyArray<number>) => {
+      const s = [...xs].sort((a, b) => a - b)
+      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+    }
+    const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
+    const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
+    const ratios = Array.from({ length: rounds }, (_, r) => results[2 * r]!.seconds / results[2 * r + 1]!.seconds)
+    const cpuRatio = median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) /
+      median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds))
+    const report = {
+      sizeMib,
+      rounds,
+      node: process.version,
+      startupSeconds: Number(startup.seconds.toFixed(2)),
+      runs: results.map((x) => ({ ...x, seconds: Number(x.seconds.toFixed(2)), cpuSeconds: Number(x.cpuSeconds.toFixed(2)), mibPerSecond: Math.round(x.mibPerSecond), peakRssMib: Math.round(x.peakRssMib) })),
+      medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
+      ratioPerRound: ratios.map((x) => Number(x.toFixed(3))),
+      ratio: Number((cse / none).toFixed(3)),
+      /** none CPU seconds / cse-c CPU seconds: the same ratio, measured in CPU time. */
+      cpuRatio: Number(cpuRatio.toFixed(3)),
+      target: 0.9
+    }
+    process.stdout.write(JSON.stringify(report, null, 2) + "\n")
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).message}\n`)
+  process.exit(1)
+})
