@@ -622,6 +622,7 @@ const enforceQuote = src(
 const gcsCse = (): Cell =>
   client({
     constraints: { bucketEnforcement: gmek },
+    verifiedBy: "test-kit GCS emulator (driver-gcs tests), not a real GCS bucket",
     notes: `${CSE_NOTE} The ciphertext is stored under Google-managed keys (or the bucket's default CMEK), so a bucket that restricts Google-managed encryption needs a default CMEK key.`,
     sources: [enforceQuote]
   })
@@ -657,6 +658,7 @@ const gcs: Profile = {
         keyId: "Cloud KMS key name projects/…/locations/…/keyRings/…/cryptoKeys/…",
         bucketEnforcement: { field: "encryption.customerManagedEncryptionEnforcementConfig.restrictionMode", restrictedWhen: "FullyRestricted" }
       },
+      verifiedBy: "test-kit GCS emulator (driver-gcs tests), not a real GCS bucket",
       notes: "kmsKeyName per object, or the bucket's defaultKmsKeyName. The CMEK page itself was not fetched; the field is confirmed in the JSON API client documentation.",
       sources: [
         src(GCS_CMEK, undefined, "CMEK overview (not fetched)"),
@@ -674,6 +676,7 @@ const gcs: Profile = {
         etag: "hidden-without-key",
         bucketEnforcement: { field: "encryption.customerSuppliedEncryptionEnforcementConfig.restrictionMode", restrictedWhen: "FullyRestricted" }
       },
+      verifiedBy: "test-kit GCS emulator (driver-gcs tests), not a real GCS bucket",
       notes:
         "Per object only (no bucket-default CSEK). GCS keeps a hash of the key; the object's MD5 and CRC32C are encrypted with the key and not returned without it.",
       sources: [
@@ -747,7 +750,7 @@ const azureBlob: Profile = {
         src(AZ_SCOPE, "You can also specify a default encryption scope when you create a container, which automatically applies to all blobs in the container."),
         src(AZ_SCOPE_OPTS, "If true, prevents any request from specifying a different encryption scope than the scope set on the container.", "preventEncryptionScopeOverride (wording of the .NET docs)")
       ],
-      verifiedBy: `${UNVERIFIED} (Azurite ignores encryption scopes)`
+      verifiedBy: "verified at the wire only: driver-azure tests record the x-ms-encryption-scope header the real SDK sends (Azurite ignores scopes)"
     }),
     SseC: native({
       label: "CPK",
@@ -759,7 +762,7 @@ const azureBlob: Profile = {
         src(AZ_CPK, "To send the encryption key as part of the request, a client must establish a secure connection to Azure Storage using HTTPS.", "translated back from the ko-KR and ja-JP copies of the page"),
         src(AZ_CPK, "Azure Storage writes an SHA-256 hash of the encryption key alongside the blob's contents.")
       ],
-      verifiedBy: `${UNVERIFIED} (Azurite lacks CPK)`
+      verifiedBy: "verified at the wire only: driver-azure tests record the x-ms-encryption-key/-sha256/-algorithm headers the real SDK sends over https (Azurite lacks CPK)"
     }),
     CseC: client({ notes: CSE_NOTE, sources: [src(AZ_CPK, undefined, "client-side encryption needs only byte storage and user metadata")] }),
     CseKms: client({ notes: CSE_NOTE, sources: [src(AZ_CPK, undefined, "client-side encryption needs only byte storage and user metadata")] })
