@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,13 +12,17 @@ const npmCli = (() => {
   const bundled = path.join(path.dirname(node), "../lib/node_modules/npm/bin/npm-cli.js")
   return fs.existsSync(bundled) ? [node, bundled] : ["npm"]
 })()
-const npm = (args: ReadonlyArray<string>, cwd: string) =>
-  execFileSync(npmCli[0]!, [...npmCli.slice(1), ...args], {
+// Asynchronous on purpose: a synchronous child process would block the test worker for minutes
+// and starve vitest's own RPC.
+const run = promisify(execFile)
+const exec = async (file: string, args: ReadonlyArray<string>, cwd: string) =>
+  (await run(file, [...args], {
     cwd,
     encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
     env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" }
-  })
+  })).stdout
+const npm = (args: ReadonlyArray<string>, cwd: string) => exec(npmCli[0]!, [...npmCli.slice(1), ...args], cwd)
 
 interface Pkg {
   readonly dir: string
@@ -55,30 +60,31 @@ describe("packages as npm users get them", () => {
     }
   })
 
-  it("installs from packed tarballs into a fresh project and imports every entry point on Node 24", () => {
+  it("installs from packed tarballs into a fresh project and imports every entry point on Node 24", async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-pack-"))
     try {
-      const tarballs = publishable.map((p) => {
-        const out = npm(["pack", "--json", "--pack-destination", tmp], p.dir)
+      const tarballs: Array<string> = []
+      for (const p of publishable) {
+        const out = await npm(["pack", "--json", "--pack-destination", tmp], p.dir)
         const info = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>
         const files = info[0]!.files.map((f) => f.path)
         assert.isTrue(files.includes("dist/index.js"), `${p.name} ships dist/index.js`)
         assert.isTrue(files.includes("dist/index.d.ts"), `${p.name} ships types`)
         assert.isFalse(files.some((f) => f.startsWith("src/") || f.startsWith("test/")), `${p.name} ships no sources or tests`)
-        return path.join(tmp, path.basename(info[0]!.filename))
-      })
+        tarballs.push(path.join(tmp, path.basename(info[0]!.filename)))
+      }
       const app = path.join(tmp, "app")
       fs.mkdirSync(app)
       fs.writeFileSync(
         path.join(app, "package.json"),
         JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }, null, 2)
       )
-      npm(["install", "--no-package-lock", "--prefer-offline", "--ignore-scripts", ...tarballs], app)
+      await npm(["install", "--no-package-lock", "--prefer-offline", "--ignore-scripts", ...tarballs], app)
 
       const specifiers = publishable.flatMap(entryPoints)
       const js = specifiers.map((s, i) => `import * as m${i} from ${JSON.stringify(s)}\nif (Object.keys(m${i}).length === 0) throw new Error(${JSON.stringify(`empty module ${s}`)})`).join("\n")
       fs.writeFileSync(path.join(app, "check.mjs"), `${js}\nconsole.log("imported ${specifiers.length} entry points")\n`)
-      const out = execFileSync(node, ["check.mjs"], { cwd: app, encoding: "utf8" })
+      const out = await exec(node, ["check.mjs"], app)
       assert.include(out, `imported ${specifiers.length} entry points`)
 
       // Types: a TypeScript consumer with the strictest module resolution must see every entry.
@@ -91,7 +97,7 @@ describe("packages as npm users get them", () => {
         })
       )
       try {
-        execFileSync(node, [path.join(workspace, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" })
+        await exec(node, [path.join(workspace, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], app)
       } catch (e: any) {
         assert.fail(`type-check of the installed packages failed:\n${e.stdout}`)
       }
