@@ -1,0 +1,176 @@
+/**
+ * Errors raised by the command line itself (bad URLs, configuration, missing local files, audit
+ * policy), and the mapping of every expected error to a one-line message and a documented exit code.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A command line that cannot be acted on: malformed URL, conflicting flags, a local path where a
+ * store URL is needed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UsageError extends Schema.TaggedError<UsageError>("@objcrypt/cli/UsageError")("UsageError", {
+  detail: Schema.String
+}) {
+  override get message() {
+    return this.detail
+  }
+}
+
+/**
+ * The endpoints configuration file cannot be read or is invalid.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigError extends Schema.TaggedError<ConfigError>("@objcrypt/cli/ConfigError")("ConfigError", {
+  file: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `config ${this.file}: ${this.detail}`
+  }
+}
+
+/**
+ * A URL scheme whose driver is not part of this build yet (`gs://`, `az://`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DriverUnavailable extends Schema.TaggedError<DriverUnavailable>("@objcrypt/cli/DriverUnavailable")(
+  "DriverUnavailable",
+  { scheme: Schema.String, alternatives: Schema.Array(Schema.String) }
+) {
+  override get message() {
+    return `no driver for ${this.scheme}:// URLs is available yet${this.alternatives.length > 0 ? `: ${this.alternatives.join(", or ")}` : ""}`
+  }
+}
+
+/**
+ * A local file or directory that cannot be read or written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LocalFileError extends Schema.TaggedError<LocalFileError>("@objcrypt/cli/LocalFileError")("LocalFileError", {
+  path: Schema.String,
+  reason: Schema.Literal("NotFound", "NotAFile", "Exists", "Io"),
+  detail: Schema.String
+}) {
+  override get message() {
+    return `${this.path}: ${this.detail}`
+  }
+}
+
+/**
+ * `audit` found objects that break the policy; the report has already been printed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PolicyViolation extends Schema.TaggedError<PolicyViolation>("@objcrypt/cli/PolicyViolation")("PolicyViolation", {
+  violations: Schema.Number,
+  scanned: Schema.Number
+}) {
+  override get message() {
+    return `${this.violations} of ${this.scanned} objects break the policy`
+  }
+}
+
+/**
+ * No passphrase for the key store could be obtained.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PassphraseUnavailable extends Schema.TaggedError<PassphraseUnavailable>("@objcrypt/cli/PassphraseUnavailable")(
+  "PassphraseUnavailable",
+  { detail: Schema.String }
+) {
+  override get message() {
+    return `no key-store passphrase: ${this.detail}`
+  }
+}
+
+/**
+ * The documented exit codes (see the README).
+ *
+ * @since 0.1.0
+ * @category exit codes
+ */
+export const ExitCode = {
+  Ok: 0,
+  General: 1,
+  Usage: 2,
+  NotFound: 3,
+  KeyOrAuth: 4,
+  Integrity: 5,
+  Unsupported: 6,
+  Policy: 7,
+  Config: 8,
+  Interrupted: 130
+} as const
+
+/**
+ * @since 0.1.0
+ * @category exit codes
+ */
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+const byTag: Record<string, ExitCode> = {
+  UsageError: ExitCode.Usage,
+  InvalidEncryptionParameters: ExitCode.Usage,
+  InvalidObjectKey: ExitCode.Usage,
+  InvalidRange: ExitCode.Usage,
+  ConfigError: ExitCode.Config,
+  ObjectNotFound: ExitCode.NotFound,
+  KeyNotFound: ExitCode.KeyOrAuth,
+  KeyUnusable: ExitCode.KeyOrAuth,
+  KeyStoreError: ExitCode.KeyOrAuth,
+  KmsError: ExitCode.KeyOrAuth,
+  AccessDenied: ExitCode.KeyOrAuth,
+  InvalidCustomerKey: ExitCode.KeyOrAuth,
+  PassphraseUnavailable: ExitCode.KeyOrAuth,
+  DecryptError: ExitCode.Integrity,
+  UnsupportedMode: ExitCode.Unsupported,
+  DriverUnavailable: ExitCode.Unsupported,
+  PolicyViolation: ExitCode.Policy,
+  PreconditionFailed: ExitCode.General,
+  ProviderError: ExitCode.General,
+  EncryptError: ExitCode.General
+}
+
+/**
+ * The exit code for an error, by its `_tag`.
+ *
+ * @since 0.1.0
+ * @category exit codes
+ */
+export const exitCodeOf = (error: unknown): ExitCode => {
+  const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined
+  if (typeof tag !== "string") return ExitCode.General
+  if (tag === "LocalFileError") {
+    return (error as LocalFileError).reason === "NotFound" ? ExitCode.NotFound : ExitCode.General
+  }
+  if (tag === "KeyStoreError" && (error as { reason?: unknown }).reason === "Io") return ExitCode.General
+  return byTag[tag] ?? ExitCode.General
+}
+
+/**
+ * One line a user can act on: the error's own message with newlines folded.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const messageOf = (error: unknown): string => {
+  const raw = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : String(error)
+  const text = raw.trim() === "" ? (typeof error === "object" && error !== null && "_tag" in error ? String((error as { _tag: unknown })._tag) : "unknown error") : raw
+  return text.replace(/\s*\n\s*/g, "; ")
+}

@@ -1,0 +1,243 @@
+/**
+ * The endpoints configuration file: named stores with their location, credentials (as references
+ * to environment variables) and default encryption. Found at `$XDG_CONFIG_HOME/objcrypt/config.json`
+ * unless `--config` or `OBJCRYPT_CONFIG` names another file; a missing default file means "no
+ * endpoints", a missing explicit one is an error.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option, ParseResult, Schema } from "effect"
+import * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
+import * as EncryptionMode from "@objcrypt/core/EncryptionMode"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { ConfigError } from "./CliError.js"
+
+const EnvName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "must be an environment variable name" })
+)
+
+/**
+ * Where credentials come from. The `*Env` fields name environment variables; inline
+ * `accessKeyId`/`secretAccessKey` are refused unless the file sets `allowInlineSecrets: true`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Credentials = Schema.Struct({
+  accessKeyIdEnv: Schema.optional(EnvName),
+  secretAccessKeyEnv: Schema.optional(EnvName),
+  sessionTokenEnv: Schema.optional(EnvName),
+  accessKeyId: Schema.optional(Schema.String),
+  secretAccessKey: Schema.optional(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Credentials = typeof Credentials.Type
+
+const EndpointName = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9_-]*$/, { message: () => "endpoint names are lower-case letters, digits, - and _" })
+)
+
+/**
+ * An S3 or S3-compatible bucket.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const S3Endpoint = Schema.Struct({
+  type: Schema.Literal("s3"),
+  bucket: Schema.NonEmptyTrimmedString,
+  /** Prefix prepended to every key under this endpoint. */
+  prefix: Schema.optional(Schema.String),
+  /** Custom endpoint URL for S3-compatible stores (Ceph RGW, MinIO, IBM COS…). */
+  endpoint: Schema.optional(Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "must be an http(s) URL" }))),
+  region: Schema.optional(Schema.NonEmptyTrimmedString),
+  pathStyle: Schema.optional(Schema.Boolean),
+  /** Compatibility-matrix profile (`aws-s3`, `ceph-rgw`, `minio`…). */
+  profile: Schema.optional(CompatibilityMatrix.ProfileName),
+  credentials: Schema.optional(Credentials),
+  /** What a probe of the bucket observed (`objcrypt matrix --probe URL --json` prints it): overrides the profile's cells. */
+  facts: Schema.optional(CompatibilityMatrix.BucketFacts),
+  /** Default encryption for writes through this endpoint; flags override it. */
+  encryption: Schema.optional(EncryptionMode.ModeSpec)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type S3Endpoint = typeof S3Endpoint.Type
+
+/**
+ * A store in a local directory (driver-fs).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const FsEndpoint = Schema.Struct({
+  type: Schema.Literal("fs"),
+  root: Schema.NonEmptyTrimmedString,
+  prefix: Schema.optional(Schema.String),
+  encryption: Schema.optional(EncryptionMode.ModeSpec)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type FsEndpoint = typeof FsEndpoint.Type
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const Endpoint = Schema.Union(S3Endpoint, FsEndpoint)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Endpoint = typeof Endpoint.Type
+
+/**
+ * The whole file.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const EndpointsConfig = Schema.Struct({
+  /** Format version of this file. @default 1 */
+  version: Schema.optional(Schema.Literal(1)),
+  /** Root of the embedded local store (`local://`). @default $XDG_DATA_HOME/objcrypt/store */
+  localStore: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** Default encryption of the `local://` store. */
+  localEncryption: Schema.optional(EncryptionMode.ModeSpec),
+  /** Key store directory. @default $XDG_DATA_HOME/objcrypt/keystore */
+  keystore: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** Allow `credentials.accessKeyId`/`secretAccessKey` inline. @default false */
+  allowInlineSecrets: Schema.optional(Schema.Boolean),
+  endpoints: Schema.optional(Schema.Record({ key: EndpointName, value: Endpoint }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type EndpointsConfig = typeof EndpointsConfig.Type
+
+/**
+ * An empty configuration (no file).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const empty: EndpointsConfig = {}
+
+/**
+ * Default locations, following the XDG base-directory specification.
+ *
+ * @since 0.1.0
+ * @category locations
+ */
+export const xdg = (env: Readonly<Record<string, string | undefined>>) => {
+  const home = env.HOME ?? os.homedir()
+  const abs = (p: string | undefined) => (p !== undefined && path.isAbsolute(p) ? p : undefined)
+  const config = abs(env.XDG_CONFIG_HOME) ?? path.join(home, ".config")
+  const data = abs(env.XDG_DATA_HOME) ?? path.join(home, ".local", "share")
+  return {
+    configFile: path.join(config, "objcrypt", "config.json"),
+    keystore: path.join(data, "objcrypt", "keystore"),
+    localStore: path.join(data, "objcrypt", "store")
+  }
+}
+
+/**
+ * Parses and validates the text of a configuration file.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parse = (file: string, text: string): Effect.Effect<EndpointsConfig, ConfigError> =>
+  Effect.gen(function*() {
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (e) {
+      return yield* new ConfigError({ file, detail: `not valid JSON (${(e as Error).message})` })
+    }
+    const config = yield* Schema.decodeUnknown(EndpointsConfig, { onExcessProperty: "error" })(json).pipe(
+      Effect.mapError((e) => new ConfigError({ file, detail: formatIssue(e) }))
+    )
+    for (const [name, ep] of Object.entries(config.endpoints ?? {})) {
+      if (ep.type === "s3" && ep.credentials !== undefined && config.allowInlineSecrets !== true) {
+        if (ep.credentials.secretAccessKey !== undefined || ep.credentials.accessKeyId !== undefined) {
+          return yield* new ConfigError({
+            file,
+            detail: `endpoint ${name}: inline credentials are refused; name environment variables with accessKeyIdEnv/secretAccessKeyEnv (or set allowInlineSecrets: true)`
+          })
+        }
+      }
+      if (ep.encryption !== undefined) {
+        yield* EncryptionMode.fromSpec(ep.encryption).pipe(
+          Effect.mapError((e) => new ConfigError({ file, detail: `endpoint ${name}: ${e.detail}` }))
+        )
+      }
+    }
+    if (config.localEncryption !== undefined) {
+      yield* EncryptionMode.fromSpec(config.localEncryption).pipe(
+        Effect.mapError((e) => new ConfigError({ file, detail: `localEncryption: ${e.detail}` }))
+      )
+    }
+    return config
+  })
+
+const formatIssue = (e: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(e)
+    .map((i) => `${i.path.length > 0 ? i.path.join(".") + ": " : ""}${i.message}`)
+    .slice(0, 1)
+    .join("; ")
+
+/**
+ * Loads the file. When `explicit` (a flag or `OBJCRYPT_CONFIG`), a missing file is an error;
+ * otherwise a missing default file yields the empty configuration.
+ *
+ * @since 0.1.0
+ * @category loading
+ */
+export const load = (file: string, explicit: boolean): Effect.Effect<EndpointsConfig, ConfigError> =>
+  Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (e) => e as NodeJS.ErrnoException
+  }).pipe(
+    Effect.map(Option.some),
+    Effect.catchAll((e) =>
+      e.code === "ENOENT" && !explicit
+        ? Effect.succeed(Option.none<string>())
+        : Effect.fail(new ConfigError({ file, detail: `cannot read (${e.code ?? "error"})` }))
+    ),
+    Effect.flatMap(Option.match({ onNone: () => Effect.succeed(empty), onSome: (text) => parse(file, text) }))
+  )
+
+/**
+ * Combines the encryption flags of one command with an endpoint's default: every flag given wins;
+ * when the flags name a different mode, the endpoint's key fields (which belong to its own mode)
+ * are dropped.
+ *
+ * @since 0.1.0
+ * @category encryption
+ */
+export const mergeSpec = (
+  flags: Partial<{ -readonly [K in keyof EncryptionMode.ModeSpec]: EncryptionMode.ModeSpec[K] }>,
+  fallback: EncryptionMode.ModeSpec | undefined
+): EncryptionMode.ModeSpec => {
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Partial<EncryptionMode.ModeSpec>
+  if (fallback === undefined || (defined.mode !== undefined && defined.mode !== fallback.mode)) {
+    return { mode: "none", ...defined } as EncryptionMode.ModeSpec
+  }
+  return { ...fallback, ...defined }
+}
