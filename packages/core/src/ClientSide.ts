@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Effect, Either, Exit, FiberRef, Option, Redacted, Sink, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, FiberRef, Option, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import { DecryptError, EncryptError, InvalidRange, PreconditionFailed } from "./Errors.js"
@@ -252,8 +252,14 @@ export const put = <E>(
       Effect.orElseSucceed(() => undefined)
     )
 
-    const [first, rest] = yield* Stream.peel(groupParts(partSize.right)(body), Sink.head<Part>())
-    const firstPart = Option.getOrThrow(first)
+    // A pull rather than `Stream.peel`: peel hands the rest of the stream to another fiber and a
+    // body failure then surfaces as a ChannelException defect instead of the body's own error.
+    const pull = yield* Stream.toPull(Stream.rechunk(groupParts(partSize.right)(body), 1))
+    const firstChunk = yield* pull.pipe(
+      Effect.catchAll((e) => Option.isSome(e) ? Effect.fail(e.value) : Effect.dieMessage("groupParts always emits a part"))
+    )
+    const firstPart = Chunk.unsafeHead(firstChunk)
+    const rest = Stream.repeatEffectChunkOption(pull)
 
     if (firstPart.last) {
       if (contentLength !== undefined && firstPart.size !== contentLength) {
