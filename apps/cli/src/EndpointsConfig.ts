@@ -92,11 +92,119 @@ export const FsEndpoint = Schema.Struct({
  */
 export type FsEndpoint = typeof FsEndpoint.Type
 
+const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "must be an http(s) URL" }))
+
+/**
+ * A Google Cloud Storage bucket (driver-gcs). Without `keyFilename`, Application Default
+ * Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, the metadata server…) apply.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const GcsEndpoint = Schema.Struct({
+  type: Schema.Literal("gcs"),
+  bucket: Schema.NonEmptyTrimmedString,
+  prefix: Schema.optional(Schema.String),
+  /** Custom JSON-API endpoint (a test server or emulator); no credentials are sent to it. */
+  apiEndpoint: Schema.optional(HttpUrl),
+  projectId: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** A service-account key file (a path, not the key itself). */
+  keyFilename: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** Compatibility-matrix profile. @default "gcs" */
+  profile: Schema.optional(CompatibilityMatrix.ProfileName),
+  facts: Schema.optional(CompatibilityMatrix.BucketFacts),
+  encryption: Schema.optional(EncryptionMode.ModeSpec)
+})
+
 /**
  * @since 0.1.0
  * @category models
  */
-export const Endpoint = Schema.Union(S3Endpoint, FsEndpoint)
+export type GcsEndpoint = typeof GcsEndpoint.Type
+
+/**
+ * Where Azure credentials come from: exactly one of an account name with its key, a SAS token or a
+ * connection string. The `*Env` fields name environment variables; the inline secrets
+ * (`accountKey`, `sasToken`, `connectionString`) are refused unless the file sets
+ * `allowInlineSecrets: true`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const AzureCredentials = Schema.Struct({
+  accountName: Schema.optional(Schema.NonEmptyTrimmedString),
+  accountKeyEnv: Schema.optional(EnvName),
+  sasTokenEnv: Schema.optional(EnvName),
+  connectionStringEnv: Schema.optional(EnvName),
+  accountKey: Schema.optional(Schema.String),
+  sasToken: Schema.optional(Schema.String),
+  connectionString: Schema.optional(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AzureCredentials = typeof AzureCredentials.Type
+
+/**
+ * An Azure Blob Storage container (driver-azure).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const AzureEndpoint = Schema.Struct({
+  type: Schema.Literal("azure"),
+  container: Schema.NonEmptyTrimmedString,
+  prefix: Schema.optional(Schema.String),
+  /** `https://ACCOUNT.blob.core.windows.net` or an emulator URL; taken from a connection string when absent. */
+  accountUrl: Schema.optional(HttpUrl),
+  credentials: AzureCredentials,
+  /** Encryption scope for sse-kms without a key id. */
+  defaultEncryptionScope: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** Compatibility-matrix profile. @default "azure-blob" */
+  profile: Schema.optional(CompatibilityMatrix.ProfileName),
+  facts: Schema.optional(CompatibilityMatrix.BucketFacts),
+  encryption: Schema.optional(EncryptionMode.ModeSpec)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AzureEndpoint = typeof AzureEndpoint.Type
+
+/**
+ * The ways an `AzureCredentials` is complete; `undefined` when it is, else what is wrong.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const azureCredentialsProblem = (c: AzureCredentials, accountUrl: string | undefined, allowInline: boolean): string | undefined => {
+  const inline = [c.accountKey !== undefined && "accountKey", c.sasToken !== undefined && "sasToken", c.connectionString !== undefined && "connectionString"]
+    .filter((x): x is string => x !== false)
+  if (inline.length > 0 && !allowInline) {
+    return `inline credentials (${inline.join(", ")}) are refused; name environment variables with accountKeyEnv/sasTokenEnv/connectionStringEnv (or set allowInlineSecrets: true)`
+  }
+  const sharedKey = c.accountKeyEnv !== undefined || c.accountKey !== undefined
+  const sas = c.sasTokenEnv !== undefined || c.sasToken !== undefined
+  const connection = c.connectionStringEnv !== undefined || c.connectionString !== undefined
+  const kinds = [sharedKey, sas, connection].filter((b) => b).length
+  if (kinds !== 1) return "credentials need exactly one of accountName + accountKeyEnv, sasTokenEnv or connectionStringEnv"
+  if ((c.accountKeyEnv !== undefined && c.accountKey !== undefined) || (c.sasTokenEnv !== undefined && c.sasToken !== undefined) ||
+    (c.connectionStringEnv !== undefined && c.connectionString !== undefined)) {
+    return "a secret is given both inline and as an environment variable"
+  }
+  if (sharedKey && c.accountName === undefined) return "accountKeyEnv needs accountName"
+  if (!connection && accountUrl === undefined) return "accountUrl is required (except with a connection string)"
+  return undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const Endpoint = Schema.Union(S3Endpoint, FsEndpoint, GcsEndpoint, AzureEndpoint)
 
 /**
  * @since 0.1.0
@@ -119,7 +227,7 @@ export const EndpointsConfig = Schema.Struct({
   localEncryption: Schema.optional(EncryptionMode.ModeSpec),
   /** Key store directory. @default $XDG_DATA_HOME/objcrypt/keystore */
   keystore: Schema.optional(Schema.NonEmptyTrimmedString),
-  /** Allow `credentials.accessKeyId`/`secretAccessKey` inline. @default false */
+  /** Allow inline secrets (S3 `accessKeyId`/`secretAccessKey`, Azure `accountKey`/`sasToken`/`connectionString`). @default false */
   allowInlineSecrets: Schema.optional(Schema.Boolean),
   endpoints: Schema.optional(Schema.Record({ key: EndpointName, value: Endpoint }))
 })
@@ -181,6 +289,10 @@ export const parse = (file: string, text: string): Effect.Effect<EndpointsConfig
             detail: `endpoint ${name}: inline credentials are refused; name environment variables with accessKeyIdEnv/secretAccessKeyEnv (or set allowInlineSecrets: true)`
           })
         }
+      }
+      if (ep.type === "azure") {
+        const problem = azureCredentialsProblem(ep.credentials, ep.accountUrl, config.allowInlineSecrets === true)
+        if (problem !== undefined) return yield* new ConfigError({ file, detail: `endpoint ${name}: ${problem}` })
       }
       if (ep.encryption !== undefined) {
         yield* EncryptionMode.fromSpec(ep.encryption).pipe(

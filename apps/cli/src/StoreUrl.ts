@@ -7,7 +7,10 @@
  * - `s3://BUCKET/KEY` — S3 or an S3-compatible store; endpoint, region and credentials come from a
  *   configured endpoint for that bucket, or from the usual AWS environment variables.
  * - `NAME:KEY` — a named endpoint from the configuration file.
- * - `gs://`, `az://` — recognised, but their drivers are not available yet.
+ * - `gs://BUCKET/KEY` — Google Cloud Storage: a configured `gcs` endpoint for that bucket, or
+ *   `STORAGE_EMULATOR_HOST`, `GOOGLE_APPLICATION_CREDENTIALS` and `GOOGLE_CLOUD_PROJECT`.
+ * - `az://CONTAINER/KEY` — Azure Blob Storage: a configured `azure` endpoint for that container, or
+ *   `AZURE_STORAGE_CONNECTION_STRING` (else `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_KEY`).
  * - anything else is a local path.
  *
  * @since 0.1.0
@@ -17,7 +20,7 @@ import type * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import * as path from "node:path"
 import { DriverUnavailable, UsageError } from "./CliError.js"
-import type { Credentials, EndpointsConfig } from "./EndpointsConfig.js"
+import type { AzureCredentials, AzureEndpoint, Credentials, EndpointsConfig, GcsEndpoint } from "./EndpointsConfig.js"
 
 /**
  * A store to open.
@@ -40,6 +43,28 @@ export type StoreSpec =
     readonly profile?: CompatibilityMatrix.ProfileName | undefined
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly credentials?: Credentials | undefined
+    readonly encryption?: EncryptionMode.ModeSpec | undefined
+  }
+  | {
+    readonly _tag: "Gcs"
+    readonly bucket: string
+    readonly apiEndpoint?: string | undefined
+    readonly projectId?: string | undefined
+    readonly keyFilename?: string | undefined
+    readonly profile?: CompatibilityMatrix.ProfileName | undefined
+    readonly facts?: CompatibilityMatrix.BucketFacts | undefined
+    readonly encryption?: EncryptionMode.ModeSpec | undefined
+  }
+  | {
+    readonly _tag: "Azure"
+    readonly container: string
+    /** The blob endpoint (from the endpoint, else the connection string); decides TLS. */
+    readonly accountUrl?: string | undefined
+    /** `undefined`: nothing configured and no credentials in the environment. */
+    readonly credentials?: AzureCredentials | undefined
+    readonly defaultEncryptionScope?: string | undefined
+    readonly profile?: CompatibilityMatrix.ProfileName | undefined
+    readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
   }
 
@@ -71,6 +96,16 @@ export interface Context {
 }
 
 const S3_BUCKET = /^(?=.{3,63}$)[a-z0-9][a-z0-9.-]*[a-z0-9]$/
+
+// Google: 3-63 characters (up to 222 with dots), lower-case letters, digits, -, _ and .
+const GCS_BUCKET = /^(?=.{3,222}$)[a-z0-9][a-z0-9._-]*[a-z0-9]$/
+// Azure: 3-63 lower-case letters, digits and single hyphens, starting and ending alphanumeric.
+const AZURE_CONTAINER = /^(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*$/
+
+const splitBucket = (rest: string) => {
+  const slash = rest.indexOf("/")
+  return { bucket: slash < 0 ? rest : rest.slice(0, slash), key: slash < 0 ? "" : rest.slice(slash + 1) }
+}
 
 const trimKey = (k: string) => k.replace(/^\/+/, "")
 
@@ -117,10 +152,26 @@ export const parse = (input: string, ctx: Context): Effect.Effect<Location, Usag
             : s3FromEnv(bucket, ctx.env)
           return Effect.succeed(store(spec, key, "", `s3://${bucket}/`))
         }
-        case "gs":
-          return Effect.fail(new DriverUnavailable({ scheme: "gs", alternatives: ["use Cloud Storage's S3-compatible XML API through an s3 endpoint with a custom endpoint URL"] }))
-        case "az":
-          return Effect.fail(new DriverUnavailable({ scheme: "az", alternatives: ["copy to local:// or s3:// for now"] }))
+        case "gs": {
+          const { bucket, key } = splitBucket(rest)
+          if (bucket === "") return bad("no bucket (expected gs://BUCKET/KEY)")
+          if (!GCS_BUCKET.test(bucket)) return bad(`${JSON.stringify(bucket)} is not a valid Cloud Storage bucket name`)
+          const configured = Object.values(ctx.config.endpoints ?? {}).find((e) => e.type === "gcs" && e.bucket === bucket)
+          const spec: StoreSpec = configured !== undefined && configured.type === "gcs"
+            ? gcsSpec(configured)
+            : gcsFromEnv(bucket, ctx.env)
+          return Effect.succeed(store(spec, key, "", `gs://${bucket}/`))
+        }
+        case "az": {
+          const { bucket: container, key } = splitBucket(rest)
+          if (container === "") return bad("no container (expected az://CONTAINER/KEY)")
+          if (!AZURE_CONTAINER.test(container)) return bad(`${JSON.stringify(container)} is not a valid Azure container name`)
+          const configured = Object.values(ctx.config.endpoints ?? {}).find((e) => e.type === "azure" && e.container === container)
+          const spec: StoreSpec = configured !== undefined && configured.type === "azure"
+            ? azureSpec(configured, ctx.env)
+            : azureFromEnv(container, ctx.env)
+          return Effect.succeed(store(spec, key, "", `az://${container}/`))
+        }
         default:
           return bad(`unknown scheme ${scheme[1]}:// (expected local://, file://, s3://, gs://, az://, an endpoint NAME: or a local path)`)
       }
@@ -142,6 +193,10 @@ export const parse = (input: string, ctx: Context): Effect.Effect<Location, Usag
       const key = base + trimKey(named[2]!)
       const spec: StoreSpec = ep.type === "fs"
         ? { _tag: "Fs", root: path.resolve(ep.root), encryption: ep.encryption }
+        : ep.type === "gcs"
+        ? gcsSpec(ep)
+        : ep.type === "azure"
+        ? azureSpec(ep, ctx.env)
         : { _tag: "S3", ...ep, encryption: ep.encryption }
       return Effect.succeed(store(spec, key, base, `${name}:`))
     }
@@ -168,6 +223,86 @@ const s3FromEnv = (bucket: string, env: Context["env"]): StoreSpec => {
   }
 }
 
+const nonEmpty = (s: string | undefined) => (s === undefined || s.trim() === "" ? undefined : s)
+
+const gcsSpec = (ep: GcsEndpoint): StoreSpec => ({
+  _tag: "Gcs",
+  bucket: ep.bucket,
+  apiEndpoint: ep.apiEndpoint,
+  projectId: ep.projectId,
+  keyFilename: ep.keyFilename,
+  profile: ep.profile,
+  facts: ep.facts,
+  encryption: ep.encryption
+})
+
+const gcsFromEnv = (bucket: string, env: Context["env"]): StoreSpec => {
+  // The variable the Google client libraries and emulators use: `host:port` or a URL.
+  const emulator = nonEmpty(env.STORAGE_EMULATOR_HOST)
+  return {
+    _tag: "Gcs",
+    bucket,
+    apiEndpoint: emulator === undefined ? undefined : /^https?:\/\//i.test(emulator) ? emulator : `http://${emulator}`,
+    projectId: nonEmpty(env.GOOGLE_CLOUD_PROJECT) ?? nonEmpty(env.GCLOUD_PROJECT),
+    keyFilename: nonEmpty(env.GOOGLE_APPLICATION_CREDENTIALS)
+  }
+}
+
+/**
+ * The blob endpoint a storage connection string names (`BlobEndpoint`, else built from the account
+ * name, protocol and suffix); `undefined` when it names none.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const connectionStringBlobEndpoint = (cs: string): string | undefined => {
+  const fields = new Map<string, string>()
+  for (const part of cs.split(";")) {
+    const eq = part.indexOf("=")
+    if (eq > 0) fields.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim())
+  }
+  const explicit = fields.get("blobendpoint")
+  if (explicit !== undefined && explicit !== "") return explicit
+  const account = fields.get("accountname")
+  if (account === undefined || account === "") return undefined
+  return `${fields.get("defaultendpointsprotocol") ?? "https"}://${account}.blob.${fields.get("endpointsuffix") ?? "core.windows.net"}`
+}
+
+const accountUrlOf = (accountUrl: string | undefined, credentials: AzureCredentials | undefined, env: Context["env"]) => {
+  if (accountUrl !== undefined) return accountUrl
+  const cs = credentials?.connectionString ??
+    (credentials?.connectionStringEnv === undefined ? undefined : nonEmpty(env[credentials.connectionStringEnv]))
+  return cs === undefined ? undefined : connectionStringBlobEndpoint(cs)
+}
+
+const azureSpec = (ep: AzureEndpoint, env: Context["env"]): StoreSpec => ({
+  _tag: "Azure",
+  container: ep.container,
+  accountUrl: accountUrlOf(ep.accountUrl, ep.credentials, env),
+  credentials: ep.credentials,
+  defaultEncryptionScope: ep.defaultEncryptionScope,
+  profile: ep.profile,
+  facts: ep.facts,
+  encryption: ep.encryption
+})
+
+const azureFromEnv = (container: string, env: Context["env"]): StoreSpec => {
+  if (nonEmpty(env.AZURE_STORAGE_CONNECTION_STRING) !== undefined) {
+    const credentials: AzureCredentials = { connectionStringEnv: "AZURE_STORAGE_CONNECTION_STRING" }
+    return { _tag: "Azure", container, accountUrl: accountUrlOf(undefined, credentials, env), credentials }
+  }
+  const account = nonEmpty(env.AZURE_STORAGE_ACCOUNT)
+  if (account !== undefined && nonEmpty(env.AZURE_STORAGE_KEY) !== undefined) {
+    return {
+      _tag: "Azure",
+      container,
+      accountUrl: `https://${account}.blob.core.windows.net`,
+      credentials: { accountName: account, accountKeyEnv: "AZURE_STORAGE_KEY" }
+    }
+  }
+  return { _tag: "Azure", container }
+}
+
 /**
  * Parses a location that must be in a store.
  *
@@ -182,7 +317,7 @@ export const parseStore = (
     loc._tag === "Store"
       ? Effect.succeed(loc)
       : Effect.fail(new UsageError({
-        detail: `${JSON.stringify(input)} is a local path; expected a store URL (local://KEY, file:///ROOT//KEY, s3://BUCKET/KEY or ENDPOINT:KEY)`
+        detail: `${JSON.stringify(input)} is a local path; expected a store URL (local://KEY, file:///ROOT//KEY, s3://BUCKET/KEY, gs://BUCKET/KEY, az://CONTAINER/KEY or ENDPOINT:KEY)`
       })))
 
 /**
@@ -200,5 +335,15 @@ export const displayKey = (loc: Extract<Location, { _tag: "Store" }>, key: strin
  * @since 0.1.0
  * @category utils
  */
-export const storeId = (spec: StoreSpec): string =>
-  spec._tag === "Fs" ? `fs:${spec.root}` : `s3:${spec.endpoint ?? ""}:${spec.bucket}`
+export const storeId = (spec: StoreSpec): string => {
+  switch (spec._tag) {
+    case "Fs":
+      return `fs:${spec.root}`
+    case "S3":
+      return `s3:${spec.endpoint ?? ""}:${spec.bucket}`
+    case "Gcs":
+      return `gs:${spec.apiEndpoint ?? ""}:${spec.bucket}`
+    case "Azure":
+      return `az:${spec.accountUrl ?? ""}:${spec.container}`
+  }
+}

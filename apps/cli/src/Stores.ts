@@ -10,6 +10,9 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import type { Kms } from "@objcrypt/core/Kms"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as FsObjectStore from "@objcrypt/driver-fs/FsObjectStore"
+import type * as AzureBlobObjectStore from "@objcrypt/driver-azure/AzureBlobObjectStore"
+import type * as AzureConfig from "@objcrypt/driver-azure/AzureConfig"
+import type * as GcsObjectStore from "@objcrypt/driver-gcs/GcsObjectStore"
 import type * as S3ObjectStore from "@objcrypt/driver-s3/S3ObjectStore"
 import { KeyManager } from "@objcrypt/keys/KeyManager"
 import type * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
@@ -19,13 +22,24 @@ import type * as StoreUrl from "./StoreUrl.js"
 
 /**
  * The matrix profile of a store: `local-fs` for directories; for S3, the endpoint's `profile`,
- * else `s3-compatible` behind a custom endpoint URL and `aws-s3` without one.
+ * else `s3-compatible` behind a custom endpoint URL and `aws-s3` without one; `gcs` and
+ * `azure-blob` (or the endpoint's `profile`) for Cloud Storage and Azure Blob Storage.
  *
  * @since 0.1.0
  * @category profiles
  */
-export const profileOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.ProfileName =>
-  spec._tag === "Fs" ? "local-fs" : spec.profile ?? (spec.endpoint === undefined ? "aws-s3" : "s3-compatible")
+export const profileOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.ProfileName => {
+  switch (spec._tag) {
+    case "Fs":
+      return "local-fs"
+    case "S3":
+      return spec.profile ?? (spec.endpoint === undefined ? "aws-s3" : "s3-compatible")
+    case "Gcs":
+      return spec.profile ?? "gcs"
+    case "Azure":
+      return spec.profile ?? "azure-blob"
+  }
+}
 
 const envRef = (env: Readonly<Record<string, string | undefined>>, name: string | undefined, what: string) =>
   Effect.suspend(() => {
@@ -42,10 +56,19 @@ const envRef = (env: Readonly<Record<string, string | undefined>>, name: string 
  * @since 0.1.0
  * @category profiles
  */
-export const factsOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.BucketFacts | undefined =>
-  spec._tag === "Fs"
-    ? undefined
-    : { ...spec.facts, tls: spec.endpoint === undefined || spec.endpoint.toLowerCase().startsWith("https:") }
+export const factsOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.BucketFacts | undefined => {
+  const tls = (url: string | undefined) => url === undefined || url.toLowerCase().startsWith("https:")
+  switch (spec._tag) {
+    case "Fs":
+      return undefined
+    case "S3":
+      return { ...spec.facts, tls: tls(spec.endpoint) }
+    case "Gcs":
+      return { ...spec.facts, tls: tls(spec.apiEndpoint) }
+    case "Azure":
+      return { ...spec.facts, tls: tls(spec.accountUrl) }
+  }
+}
 
 /**
  * Opens a store; it is closed with the scope.
@@ -58,8 +81,16 @@ export const open = (
   env: Readonly<Record<string, string | undefined>>
 ): Effect.Effect<ObjectStore.ObjectStore["Type"], StoreError | ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    if (spec._tag === "Fs") return yield* FsObjectStore.make({ root: spec.root })
-    return yield* openS3(spec, env)
+    switch (spec._tag) {
+      case "Fs":
+        return yield* FsObjectStore.make({ root: spec.root })
+      case "S3":
+        return yield* openS3(spec, env)
+      case "Gcs":
+        return yield* openGcs(spec)
+      case "Azure":
+        return yield* openAzure(spec, env)
+    }
   })
 
 /**
@@ -89,6 +120,93 @@ export const openS3 = (
       accessKeyId,
       secretAccessKey: secret === undefined ? undefined : Redacted.make(secret),
       sessionToken: sessionToken === undefined ? undefined : Redacted.make(sessionToken)
+    })
+  })
+
+/**
+ * Opens a Cloud Storage bucket. The Google client is loaded only when a gs:// location is used.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const openGcs = (
+  spec: Extract<StoreUrl.StoreSpec, { _tag: "Gcs" }>
+): Effect.Effect<GcsObjectStore.GcsObjectStore["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const Gcs = yield* Effect.promise(() => import("@objcrypt/driver-gcs/GcsObjectStore"))
+    // The Google client reads STORAGE_EMULATOR_HOST itself and takes its raw value as the base URL
+    // of every client in the process (over any apiEndpoint, and without `/storage/v1`). The CLI has
+    // already turned it into the apiEndpoint of env-configured specs, so it is hidden while the
+    // client is built (synchronously, at the start of `make`) and put back afterwards.
+    const emulatorHost = process.env.STORAGE_EMULATOR_HOST
+    return yield* Effect.suspend(() => {
+      delete process.env.STORAGE_EMULATOR_HOST
+      return Gcs.make({
+        bucket: spec.bucket,
+        apiEndpoint: spec.apiEndpoint,
+        projectId: spec.projectId,
+        keyFilename: spec.keyFilename,
+        profile: profileOf(spec),
+        facts: spec.facts
+      })
+    }).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        if (emulatorHost !== undefined) process.env.STORAGE_EMULATOR_HOST = emulatorHost
+      }))
+    )
+  })
+
+/**
+ * The driver credentials of an Azure store spec, with every `*Env` reference resolved.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const azureCredentials = (
+  spec: Extract<StoreUrl.StoreSpec, { _tag: "Azure" }>,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<AzureConfig.AzureCredentials, ConfigError> =>
+  Effect.gen(function*() {
+    const c = spec.credentials
+    if (c === undefined) {
+      return yield* new ConfigError({
+        file: "(environment)",
+        detail: `az://${spec.container} has no credentials: configure an azure endpoint for it, or set AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY)`
+      })
+    }
+    const connectionString = c.connectionString ?? (yield* envRef(env, c.connectionStringEnv, "connection string"))
+    if (connectionString !== undefined) return { _tag: "ConnectionString", connectionString: Redacted.make(connectionString) }
+    const sas = c.sasToken ?? (yield* envRef(env, c.sasTokenEnv, "SAS token"))
+    if (sas !== undefined) return { _tag: "Sas", token: Redacted.make(sas) }
+    const accountKey = c.accountKey ?? (yield* envRef(env, c.accountKeyEnv, "account key"))
+    if (accountKey !== undefined && c.accountName !== undefined) {
+      return { _tag: "SharedKey", accountName: c.accountName, accountKey: Redacted.make(accountKey) }
+    }
+    return yield* new ConfigError({ file: "(endpoint credentials)", detail: `az://${spec.container}: incomplete credentials` })
+  })
+
+/**
+ * Opens an Azure Blob Storage container. The Azure SDK is loaded only when an az:// location is used.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const openAzure = (
+  spec: Extract<StoreUrl.StoreSpec, { _tag: "Azure" }>,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<AzureBlobObjectStore.AzureBlobObjectStore["Type"], ConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const credentials = yield* azureCredentials(spec, env)
+    if (credentials._tag !== "ConnectionString" && spec.accountUrl === undefined) {
+      return yield* new ConfigError({ file: "(endpoint credentials)", detail: `az://${spec.container}: no accountUrl` })
+    }
+    const Azure = yield* Effect.promise(() => import("@objcrypt/driver-azure/AzureBlobObjectStore"))
+    return yield* Azure.make({
+      container: spec.container,
+      accountUrl: spec.accountUrl,
+      credentials,
+      defaultEncryptionScope: spec.defaultEncryptionScope,
+      facts: spec.facts
     })
   })
 

@@ -262,12 +262,15 @@ describe("bad input: one line, a documented exit code, no stack trace", () => {
     }
   })
 
-  it("gs:// and az:// → 6 (driver not available)", async () => {
-    for (const url of ["gs://bucket/k", "az://account/container/k"]) {
+  it("malformed gs:// and az:// → 2; az:// without credentials → 8", async () => {
+    for (const url of ["gs://B/k", "gs://", "az://Upper/k", "az://a--b/k", "az://"]) {
       const r = await home.run(["ls", url])
-      assert.strictEqual(r.code, 6)
-      assert.match(oneLineError(r), /no driver/)
+      assert.strictEqual(r.code, 2, `${url}: ${r.stderr}`)
+      oneLineError(r)
     }
+    const r = await home.run(["ls", "az://container/k"], { env: { AZURE_STORAGE_CONNECTION_STRING: undefined } })
+    assert.strictEqual(r.code, 8, r.stderr)
+    assert.match(oneLineError(r), /AZURE_STORAGE_CONNECTION_STRING/)
   })
 
   it("unreadable or invalid config → 8", async () => {

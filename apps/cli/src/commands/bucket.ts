@@ -1,6 +1,6 @@
 /**
  * `objcrypt bucket create URL [--default-encryption sse-s3|sse-kms] …`: create a bucket (S3) or a
- * store directory (fs), with default encryption where the provider has it.
+ * store directory (fs), a Cloud Storage bucket or an Azure container, with default encryption where the provider has it.
  *
  * @since 0.1.0
  */
@@ -57,16 +57,46 @@ const create = Command.make(
           if (o.json) return yield* printJson({ created: o.url, defaultEncryption: o.defaultEncryption })
           return yield* println(`created ${o.url}`)
         }
+        const kmsKeyId = Option.getOrUndefined(o.kmsKeyId)
+        const done = o.json
+          ? printJson({ created: o.url, defaultEncryption: o.defaultEncryption })
+          : println(`created ${o.url}${o.defaultEncryption === "none" ? "" : ` with default encryption ${o.defaultEncryption}`}`)
+        if (loc.store._tag === "Gcs" || loc.store._tag === "Azure") {
+          if (o.bucketKey) return yield* new UsageError({ detail: "--bucket-key is an S3 option" })
+          if (o.defaultEncryption === "sse-kms" && kmsKeyId === undefined) {
+            return yield* new UsageError({
+              detail: `--default-encryption sse-kms needs --kms-key-id (${loc.store._tag === "Gcs" ? "a Cloud KMS key name" : "an encryption scope"})`
+            })
+          }
+        }
+        if (loc.store._tag === "Gcs") {
+          const store = yield* Stores.openGcs(loc.store)
+          const Buckets = yield* Effect.promise(() => import("@objcrypt/driver-gcs/GcsBuckets"))
+          yield* Buckets.createBucket(store.storage, loc.store.bucket, {
+            defaultKmsKeyName: o.defaultEncryption === "sse-kms" ? kmsKeyId : undefined,
+            enforcement: o.blockSseC ? { customerSupplied: "FullyRestricted" } : undefined
+          })
+          return yield* done
+        }
+        if (loc.store._tag === "Azure") {
+          if (o.blockSseC) return yield* new UsageError({ detail: "--block-sse-c is not available for Azure containers" })
+          const store = yield* Stores.openAzure(loc.store, s.env)
+          const Azure = yield* Effect.promise(() => import("@objcrypt/driver-azure/AzureBlobObjectStore"))
+          yield* Azure.createContainer(store.client, {
+            defaultEncryptionScope: o.defaultEncryption === "sse-kms" ? kmsKeyId : undefined,
+            preventEncryptionScopeOverride: o.defaultEncryption === "sse-kms" ? true : undefined
+          })
+          return yield* done
+        }
         const store = yield* Stores.openS3(loc.store, s.env)
         const defaultEncryption: S3Buckets.DefaultEncryption | undefined = o.defaultEncryption === "sse-s3"
           ? { _tag: "SseS3", bucketKey: o.bucketKey || undefined, blockSseC: o.blockSseC || undefined }
           : o.defaultEncryption === "sse-kms"
-          ? { _tag: "SseKms", keyId: Option.getOrUndefined(o.kmsKeyId), bucketKey: o.bucketKey || undefined, blockSseC: o.blockSseC || undefined }
+          ? { _tag: "SseKms", keyId: kmsKeyId, bucketKey: o.bucketKey || undefined, blockSseC: o.blockSseC || undefined }
           : undefined
         const Buckets = yield* Effect.promise(() => import("@objcrypt/driver-s3/S3Buckets"))
         yield* Buckets.createBucket(store.client, loc.store.bucket, { region: loc.store.region, defaultEncryption })
-        if (o.json) return yield* printJson({ created: o.url, defaultEncryption: o.defaultEncryption })
-        yield* println(`created ${o.url}${defaultEncryption === undefined ? "" : ` with default encryption ${o.defaultEncryption}`}`)
+        yield* done
       }))
 ).pipe(Command.withDescription("create a bucket, optionally with default encryption"))
 
