@@ -37,21 +37,6 @@ export class ConfigError extends Schema.TaggedError<ConfigError>("@objcrypt/cli/
 }
 
 /**
- * A URL scheme whose driver is not part of this build yet (`gs://`, `az://`).
- *
- * @since 0.1.0
- * @category errors
- */
-export class DriverUnavailable extends Schema.TaggedError<DriverUnavailable>("@objcrypt/cli/DriverUnavailable")(
-  "DriverUnavailable",
-  { scheme: Schema.String, alternatives: Schema.Array(Schema.String) }
-) {
-  override get message() {
-    return `no driver for ${this.scheme}:// URLs is available yet${this.alternatives.length > 0 ? `: ${this.alternatives.join(", or ")}` : ""}`
-  }
-}
-
-/**
  * A local file or directory that cannot be read or written.
  *
  * @since 0.1.0
@@ -138,7 +123,6 @@ const byTag: Record<string, ExitCode> = {
   PassphraseUnavailable: ExitCode.KeyOrAuth,
   DecryptError: ExitCode.Integrity,
   UnsupportedMode: ExitCode.Unsupported,
-  DriverUnavailable: ExitCode.Unsupported,
   PolicyViolation: ExitCode.Policy,
   PreconditionFailed: ExitCode.General,
   ProviderError: ExitCode.General,

@@ -19,7 +19,7 @@ import type { KeyManager } from "@objcrypt/keys/KeyManager"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { ConfigError, DriverUnavailable, LocalFileError, PassphraseUnavailable, UsageError } from "./CliError.js"
+import type { ConfigError, LocalFileError, PassphraseUnavailable, UsageError } from "./CliError.js"
 import * as EndpointsConfig from "./EndpointsConfig.js"
 import * as Passphrase from "./Passphrase.js"
 import * as StoreUrl from "./StoreUrl.js"
@@ -64,8 +64,8 @@ export interface Session {
   readonly localStore: string
   readonly verbose: boolean
   /** Parses a command-line location (local path or store URL). */
-  readonly locate: (input: string) => Effect.Effect<StoreUrl.Location, UsageError | DriverUnavailable>
-  readonly locateStore: (input: string) => Effect.Effect<Extract<StoreUrl.Location, { _tag: "Store" }>, UsageError | DriverUnavailable>
+  readonly locate: (input: string) => Effect.Effect<StoreUrl.Location, UsageError>
+  readonly locateStore: (input: string) => Effect.Effect<Extract<StoreUrl.Location, { _tag: "Store" }>, UsageError>
   /** Opens the store a location is in (once per store and run). */
   readonly open: (spec: StoreUrl.StoreSpec) => Effect.Effect<ObjectStore.ObjectStore["Type"], StoreError | ConfigError | UnsupportedMode>
   /** The compatibility-matrix profile of a store. */

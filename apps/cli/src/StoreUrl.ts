@@ -19,7 +19,7 @@ import { Effect } from "effect"
 import type * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import * as path from "node:path"
-import { DriverUnavailable, UsageError } from "./CliError.js"
+import { UsageError } from "./CliError.js"
 import type { AzureCredentials, AzureEndpoint, Credentials, EndpointsConfig, GcsEndpoint } from "./EndpointsConfig.js"
 
 /**
@@ -115,8 +115,8 @@ const trimKey = (k: string) => k.replace(/^\/+/, "")
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (input: string, ctx: Context): Effect.Effect<Location, UsageError | DriverUnavailable> =>
-  Effect.suspend((): Effect.Effect<Location, UsageError | DriverUnavailable> => {
+export const parse = (input: string, ctx: Context): Effect.Effect<Location, UsageError> =>
+  Effect.suspend((): Effect.Effect<Location, UsageError> => {
     const bad = (why: string) => Effect.fail(new UsageError({ detail: `malformed location ${JSON.stringify(input)}: ${why}` }))
     if (input.trim() === "") return bad("empty")
     const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/s.exec(input)
@@ -312,7 +312,7 @@ const azureFromEnv = (container: string, env: Context["env"]): StoreSpec => {
 export const parseStore = (
   input: string,
   ctx: Context
-): Effect.Effect<Extract<Location, { _tag: "Store" }>, UsageError | DriverUnavailable> =>
+): Effect.Effect<Extract<Location, { _tag: "Store" }>, UsageError> =>
   Effect.flatMap(parse(input, ctx), (loc) =>
     loc._tag === "Store"
       ? Effect.succeed(loc)
