@@ -9,6 +9,8 @@
 #                                          real AWS S3 Encryption Clients (s3ec interop tests)
 #   radosgw ceph-mon ceph-osd ceph-common  Ceph RGW one-node cluster (driver-s3: SSE-C/SSE-KMS
 #                                          enforcement; `rados` reads the stored ciphertext)
+#   awscli s3cmd rclone python3-boto3      real S3 clients against the gateway (AWS CLI v2 at
+#                                          /usr/bin/aws also drives the KMS service tests)
 #
 # moto_server (AWS KMS + S3 emulator) comes from the machine image's Python (moto 5.2);
 # Debian has no python3-moto package, so it is checked here but not installed.
@@ -26,6 +28,10 @@ PACKAGES=(
   golang-github-aws-aws-sdk-go-dev
   ruby-aws-sdk-s3
   ruby-aws-sdk-kms
+  awscli
+  s3cmd
+  rclone
+  python3-boto3
 )
 
 missing=()
