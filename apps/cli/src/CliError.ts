@@ -83,6 +83,22 @@ export class PassphraseUnavailable extends Schema.TaggedError<PassphraseUnavaila
 }
 
 /**
+ * `cp --format` names a client-side format the destination or the mode cannot take.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedFormat extends Schema.TaggedError<UnsupportedFormat>("@objcrypt/cli/UnsupportedFormat")("UnsupportedFormat", {
+  format: Schema.String,
+  destination: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot write ${this.destination} in format ${this.format}: ${this.reason}`
+  }
+}
+
+/**
  * The documented exit codes (see the README).
  *
  * @since 0.1.0
@@ -123,6 +139,7 @@ const byTag: Record<string, ExitCode> = {
   PassphraseUnavailable: ExitCode.KeyOrAuth,
   DecryptError: ExitCode.Integrity,
   UnsupportedMode: ExitCode.Unsupported,
+  UnsupportedFormat: ExitCode.Unsupported,
   PolicyViolation: ExitCode.Policy,
   PreconditionFailed: ExitCode.General,
   ProviderError: ExitCode.General,

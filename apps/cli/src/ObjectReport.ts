@@ -12,6 +12,9 @@ import { nameOf, type ModeName } from "@objcrypt/core/EncryptionMode"
 import type { DecryptError, StoreError } from "@objcrypt/core/Errors"
 import type * as ModeService from "@objcrypt/core/ModeService"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as S3EC from "@objcrypt/core/S3EncryptionClient"
+import type * as AzureCse from "@objcrypt/driver-azure/AzureClientSideEncryption"
+import * as Formats from "./Formats.js"
 
 /**
  * @since 0.1.0
@@ -53,7 +56,7 @@ export interface ObjectReport {
     readonly format: string
     readonly formatVersion: number
     readonly algorithm: string
-    readonly envelope: "metadata" | "sidecar"
+    readonly envelope: "metadata" | "sidecar" | "instruction"
     readonly segmentSize?: number | undefined
     readonly segments?: number | undefined
     readonly plaintextSize?: number | undefined
@@ -103,6 +106,10 @@ export const make = (
     if (inspection.problem !== undefined) return { ...base, mode: "unknown" as const, envelopeError: inspection.problem.message }
     const e = inspection.clientSide
     if (e === undefined || (inspection.mode !== "CseC" && inspection.mode !== "CseKms")) {
+      const other = yield* Formats.detect(store, info)
+      if (other.problem !== undefined) return { ...base, mode: "unknown" as const, envelopeError: other.problem.message }
+      if (other.s3ec !== undefined && other.mode !== "unknown") return { ...base, mode: other.mode, clientSide: s3ecReport(other.s3ec, other.mode, info.size) }
+      if (other.azure !== undefined) return { ...base, mode: "cse-c" as const, clientSide: azureReport(other.azure, other.plaintextSize, info.size) }
       return { ...base, mode: inspection.mode === "Unknown" ? "unknown" as const : nameOf(inspection.mode) }
     }
     const mode = nameOf(inspection.mode) as "cse-c" | "cse-kms"
@@ -125,6 +132,40 @@ export const make = (
       }
     }
   })
+
+type ClientSideReport = NonNullable<ObjectReport["clientSide"]>
+
+const s3ecReport = (e: S3EC.EnvelopeSummary, mode: ModeName, stored: number): ClientSideReport => {
+  const id = e.materialDescription[S3EC.KeyStoreDescription.id]
+  const version = Number(e.materialDescription[S3EC.KeyStoreDescription.version])
+  return {
+    mode: mode === "cse-kms" ? "cse-kms" : "cse-c",
+    format: "aws-s3ec",
+    formatVersion: Number(e.version.slice(1)),
+    algorithm: e.contentAlgorithm,
+    envelope: e.location,
+    plaintextSize: e.plaintextSize,
+    ciphertextSize: stored,
+    context: Object.keys(e.kmsContext).length === 0 ? undefined : e.kmsContext,
+    keys: id === undefined ? [] : [{ type: e.wrapAlgorithm, keyId: id, version: Number.isSafeInteger(version) ? version : 0 }]
+  }
+}
+
+const azureReport = (d: AzureCse.EncryptionData, plaintextSize: number | undefined, stored: number): ClientSideReport => {
+  const m = /^(.+)@(\d+)$/.exec(d.keyId)
+  return {
+    mode: "cse-c",
+    format: "azure-cse",
+    formatVersion: 2,
+    algorithm: `AES_GCM_256 (protocol ${d.protocol}, ${d.dataLength}-byte regions)`,
+    envelope: "metadata",
+    segmentSize: d.dataLength,
+    segments: plaintextSize === undefined ? undefined : Math.ceil(plaintextSize / d.dataLength),
+    plaintextSize,
+    ciphertextSize: stored,
+    keys: [{ type: d.algorithm, keyId: m === null ? d.keyId : m[1]!, version: m === null ? 0 : Number(m[2]) }]
+  }
+}
 
 /**
  * Adds key names and primary flags from a lookup (the key store's `primaryOf`).

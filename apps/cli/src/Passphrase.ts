@@ -68,8 +68,9 @@ export const obtain = (sources: Sources): Effect.Effect<Redacted.Redacted<string
 export const prompt = (message: string): Effect.Effect<string, PassphraseUnavailable> =>
   Effect.async<string, PassphraseUnavailable>((resume) => {
     const stdin = process.stdin
-    process.stderr.write(message)
+    // Echo goes off before the prompt shows, so nothing typed after seeing it is echoed.
     stdin.setRawMode(true)
+    process.stderr.write(message)
     stdin.resume()
     let value = ""
     const done = (result: Effect.Effect<string, PassphraseUnavailable>) => {

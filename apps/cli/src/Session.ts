@@ -66,8 +66,11 @@ export interface Session {
   /** Parses a command-line location (local path or store URL). */
   readonly locate: (input: string) => Effect.Effect<StoreUrl.Location, UsageError>
   readonly locateStore: (input: string) => Effect.Effect<Extract<StoreUrl.Location, { _tag: "Store" }>, UsageError>
-  /** Opens the store a location is in (once per store and run). */
-  readonly open: (spec: StoreUrl.StoreSpec) => Effect.Effect<ObjectStore.ObjectStore["Type"], StoreError | ConfigError | UnsupportedMode>
+  /** Opens the store a location is in (once per store, tuning and run). */
+  readonly open: (
+    spec: StoreUrl.StoreSpec,
+    tuning?: Stores.Tuning
+  ) => Effect.Effect<ObjectStore.ObjectStore["Type"], StoreError | ConfigError | UnsupportedMode>
   /** The compatibility-matrix profile of a store. */
   readonly profileOf: (spec: StoreUrl.StoreSpec) => CompatibilityMatrix.ProfileName
   /** Opens (or creates) the key store, asking for the passphrase once. */
@@ -114,12 +117,12 @@ export const make = (flags: CommonFlags): Effect.Effect<Session, ConfigError, Sc
     const scope = yield* Effect.scope
 
     const opened = new Map<string, ObjectStore.ObjectStore["Type"]>()
-    const open = (spec: StoreUrl.StoreSpec) =>
+    const open = (spec: StoreUrl.StoreSpec, tuning?: Stores.Tuning) =>
       Effect.suspend(() => {
-        const id = StoreUrl.storeId(spec)
+        const id = `${StoreUrl.storeId(spec)}|${tuning?.partSize ?? ""}|${tuning?.concurrency ?? ""}`
         const hit = opened.get(id)
         if (hit !== undefined) return Effect.succeed(hit)
-        return Stores.open(spec, env).pipe(
+        return Stores.open(spec, env, tuning).pipe(
           Effect.tap((s) => Effect.sync(() => opened.set(id, s))),
           Scope.extend(scope)
         )

@@ -71,6 +71,19 @@ export const factsOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.BucketFac
 }
 
 /**
+ * Upload tuning from `--part-size` and `--parallel`: the part (Azure: block) size and the parts in
+ * flight of the driver's own multipart uploads, which carry every server-side mode. The local
+ * store writes one file and has no parts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tuning {
+  readonly partSize?: number | undefined
+  readonly concurrency?: number | undefined
+}
+
+/**
  * Opens a store; it is closed with the scope.
  *
  * @since 0.1.0
@@ -78,18 +91,19 @@ export const factsOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.BucketFac
  */
 export const open = (
   spec: StoreUrl.StoreSpec,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  tuning?: Tuning
 ): Effect.Effect<ObjectStore.ObjectStore["Type"], StoreError | ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     switch (spec._tag) {
       case "Fs":
         return yield* FsObjectStore.make({ root: spec.root })
       case "S3":
-        return yield* openS3(spec, env)
+        return yield* openS3(spec, env, tuning)
       case "Gcs":
-        return yield* openGcs(spec)
+        return yield* openGcs(spec, tuning)
       case "Azure":
-        return yield* openAzure(spec, env)
+        return yield* openAzure(spec, env, tuning)
     }
   })
 
@@ -101,7 +115,8 @@ export const open = (
  */
 export const openS3 = (
   spec: Extract<StoreUrl.StoreSpec, { _tag: "S3" }>,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  tuning?: Tuning
 ): Effect.Effect<S3ObjectStore.S3ObjectStore["Type"], ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const c = spec.credentials
@@ -119,7 +134,9 @@ export const openS3 = (
       facts: spec.facts,
       accessKeyId,
       secretAccessKey: secret === undefined ? undefined : Redacted.make(secret),
-      sessionToken: sessionToken === undefined ? undefined : Redacted.make(sessionToken)
+      sessionToken: sessionToken === undefined ? undefined : Redacted.make(sessionToken),
+      partSize: tuning?.partSize,
+      concurrency: tuning?.concurrency
     })
   })
 
@@ -130,7 +147,8 @@ export const openS3 = (
  * @category constructors
  */
 export const openGcs = (
-  spec: Extract<StoreUrl.StoreSpec, { _tag: "Gcs" }>
+  spec: Extract<StoreUrl.StoreSpec, { _tag: "Gcs" }>,
+  tuning?: Tuning
 ): Effect.Effect<GcsObjectStore.GcsObjectStore["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const Gcs = yield* Effect.promise(() => import("@objcrypt/driver-gcs/GcsObjectStore"))
@@ -147,7 +165,9 @@ export const openGcs = (
         projectId: spec.projectId,
         keyFilename: spec.keyFilename,
         profile: profileOf(spec),
-        facts: spec.facts
+        facts: spec.facts,
+        partSize: tuning?.partSize,
+        concurrency: tuning?.concurrency
       })
     }).pipe(
       Effect.ensuring(Effect.sync(() => {
@@ -193,7 +213,8 @@ export const azureCredentials = (
  */
 export const openAzure = (
   spec: Extract<StoreUrl.StoreSpec, { _tag: "Azure" }>,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  tuning?: Tuning
 ): Effect.Effect<AzureBlobObjectStore.AzureBlobObjectStore["Type"], ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const credentials = yield* azureCredentials(spec, env)
@@ -206,7 +227,9 @@ export const openAzure = (
       accountUrl: spec.accountUrl,
       credentials,
       defaultEncryptionScope: spec.defaultEncryptionScope,
-      facts: spec.facts
+      facts: spec.facts,
+      blockSize: tuning?.partSize,
+      concurrency: tuning?.concurrency
     })
   })
 

@@ -5,18 +5,20 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import * as Encryption from "@objcrypt/core/Encryption"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
-import { KeyStoreError } from "@objcrypt/core/Errors"
-import type { DecryptError, StoreError } from "@objcrypt/core/Errors"
+import { EncryptError, KeyStoreError } from "@objcrypt/core/Errors"
+import type { DecryptError, InvalidEncryptionParameters, StoreError } from "@objcrypt/core/Errors"
 import { KeyStore } from "@objcrypt/core/KeyStore"
 import { Kms, type DataKey } from "@objcrypt/core/Kms"
 import { KmsError } from "@objcrypt/core/Errors"
 import type * as ModeService from "@objcrypt/core/ModeService"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as S3EC from "@objcrypt/core/S3EncryptionClient"
 import type { LocalFileError, PassphraseUnavailable } from "./CliError.js"
+import * as Formats from "./Formats.js"
 import type * as Session from "./Session.js"
 
 type Store = ObjectStore.ObjectStore["Type"]
@@ -67,6 +69,8 @@ export interface PutOptions {
   readonly partSize?: number | undefined
   /** Parts in flight at once. */
   readonly concurrency?: number | undefined
+  /** The client-side format (checked with `Formats.check` beforehand). @default "native" */
+  readonly format?: Formats.FormatName | undefined
 }
 
 /**
@@ -86,6 +90,38 @@ export const put = <E>(
   Effect.gen(function*() {
     // Modes with keys open the key store first, so its own errors (wrong passphrase…) surface.
     if (mode._tag === "SseC" || mode._tag === "CseC" || mode._tag === "CseKms") yield* session.keys
+    const format = options?.format ?? "native"
+    if (format !== "native" && (mode._tag === "CseC" || mode._tag === "CseKms")) {
+      const keys = yield* session.keys
+      if (format === "azure-v2") {
+        if (mode._tag !== "CseC") return yield* new EncryptError({ key, reason: "azure-v2 needs cse-c" })
+        const kek = yield* Formats.azureKek(mode, keys.keyStore)
+        const AzureCse = yield* Formats.azureCse
+        const r = yield* AzureCse.put(store, key, body, kek, { contentLength: options?.contentLength, contentType: options?.contentType })
+        return { ...r, mode: mode._tag, clientSide: {
+            plaintextSize: options?.contentLength ?? Option.getOrElse(AzureCse.plaintextLength(r.size, AzureCse.REGION_DATA_LENGTH), () => 0),
+            envelope: "metadata",
+            parts: 1
+          }
+        } satisfies Encryption.PutResult
+      }
+      const wrapping = yield* Formats.s3ecWrapping(mode, keys.keyStore, keys.kms)
+      const r = yield* S3EC.put(store, key, body, {
+        wrapping,
+        commitmentPolicy: format === "s3ec-v2" ? "ForbidEncryptAllowDecrypt" : "RequireEncryptRequireDecrypt",
+        kmsContext: mode._tag === "CseKms" ? mode.context : undefined,
+        contentLength: options?.contentLength,
+        contentType: options?.contentType
+      })
+      return {
+        key: r.key,
+        etag: r.etag,
+        size: r.size,
+        encryption: r.encryption,
+        mode: mode._tag,
+        clientSide: { plaintextSize: r.plaintextSize, envelope: "metadata", parts: 1 }
+      } satisfies Encryption.PutResult
+    }
     return yield* Encryption.put(store, key, body, mode, options).pipe(
       Effect.provide(Encryption.layerAll.pipe(Layer.provide(lazyKeys(session))))
     )
@@ -102,16 +138,48 @@ export const get = (
   session: Session.Session,
   store: Store,
   key: string,
-  options?: Encryption.ReadOptions
-): Effect.Effect<Encryption.ReadResult, StoreError | DecryptError | ModeService.ResolveError | KeyAccessError, Scope.Scope> =>
+  options?: ReadOptions
+): Effect.Effect<
+  Encryption.ReadResult,
+  StoreError | DecryptError | ModeService.ResolveError | KeyAccessError | InvalidEncryptionParameters,
+  Scope.Scope
+> =>
   Effect.gen(function*() {
     if (options?.customerKey !== undefined) yield* session.keys
     else {
       const info = yield* store.head(key)
-      if (Encryption.classify(info).clientSide !== undefined) yield* session.keys
+      const found = yield* Formats.detect(store, info)
+      if (found.problem !== undefined) return yield* Effect.fail(found.problem)
+      if (found.format === "aws-s3ec") {
+        const keys = yield* session.keys
+        const obj = yield* S3EC.get(store, key, {
+          materials: { keyStore: keys.keyStore, kms: keys.kms },
+          // V2 objects (no key commitment) are read as well: AWS's clients still write them.
+          commitmentPolicy: "RequireEncryptAllowDecrypt",
+          range: options?.range,
+          unauthenticatedRanges: options?.unauthenticatedRanges
+        }).pipe(Effect.provide(S3EC.layerNodeSpool()))
+        return { info: obj.info, mode: found.mode === "cse-kms" ? "CseKms" : "CseC", size: obj.plaintextSize, range: obj.range, body: obj.body }
+      }
+      if (found.format === "azure-cse" && found.azure !== undefined) {
+        const keys = yield* session.keys
+        const resolver = yield* Formats.azureResolver(key, found.azure, keys.keyStore)
+        const obj = yield* (yield* Formats.azureCse).get(store, key, resolver, { range: options?.range })
+        return { info: obj.info, mode: "CseC", size: obj.info.size, range: obj.range, body: obj.body }
+      }
+      if (found.format === "native") yield* session.keys
     }
     return yield* Encryption.get(store, key, options).pipe(Effect.provide(decryptor(session)))
   })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadOptions extends Encryption.ReadOptions {
+  /** Allow ranged reads of S3 Encryption Client objects (AES-CTR, not authenticated). */
+  readonly unauthenticatedRanges?: boolean | undefined
+}
 
 /**
  * The facade's `Decryptor` over the lazily opened key store and KMS.

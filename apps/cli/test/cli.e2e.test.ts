@@ -186,6 +186,33 @@ describe("keys", () => {
 })
 
 describe("endpoints configuration", () => {
+  it("ls shows plaintext sizes and the mode of each object; --stored-sizes the stored ones", async () => {
+    await home.run(["keys", "generate", "k"])
+    const big = crypto.randomBytes(2 * 1024 * 1024 + 5)
+    home.file("sizes/big.bin", big)
+    home.file("sizes/plain.txt", "12345\n")
+    assert.strictEqual((await home.run(["cp", "sizes/big.bin", "local://sizes/big.bin", "--mode", "cse-c", "--key", "k"])).code, 0)
+    assert.strictEqual((await home.run(["cp", "sizes/plain.txt", "local://sizes/plain.txt"])).code, 0)
+    const [text, json, stored] = await Promise.all([
+      home.run(["ls", "local://sizes"]),
+      home.run(["ls", "-r", "local://sizes", "--json"]),
+      home.run(["ls", "local://sizes", "--stored-sizes", "--json"])
+    ])
+    assert.strictEqual(text.code, 0, text.stderr)
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+2\.0 MiB {2}cse-c {4}big\.bin$/m)
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+6 B {2}none {5}plain\.txt$/m)
+    const objects = JSON.parse(json.stdout).objects as Array<{ url: string; size: number; storedSize: number; mode: string; format?: string }>
+    const byUrl = Object.fromEntries(objects.map((o) => [o.url, o]))
+    assert.strictEqual(byUrl["local://sizes/big.bin"]!.size, big.length)
+    assert.isAbove(byUrl["local://sizes/big.bin"]!.storedSize, big.length, "the ciphertext carries tags")
+    assert.strictEqual(byUrl["local://sizes/big.bin"]!.mode, "cse-c")
+    assert.strictEqual(byUrl["local://sizes/big.bin"]!.format, "native")
+    assert.deepStrictEqual([byUrl["local://sizes/plain.txt"]!.size, byUrl["local://sizes/plain.txt"]!.storedSize, byUrl["local://sizes/plain.txt"]!.mode], [6, 6, "none"])
+    const raw = JSON.parse(stored.stdout).objects as Array<{ url: string; size: number; mode?: string }>
+    assert.strictEqual(raw.find((o) => o.url === "local://sizes/big.bin")!.size, byUrl["local://sizes/big.bin"]!.storedSize)
+    assert.isTrue(raw.every((o) => o.mode === undefined))
+  })
+
   it("a named fs endpoint applies its default mode, and a flag overrides it", async () => {
     await home.run(["keys", "generate", "team"])
     const cfg = home.file("config/objcrypt/config.json", JSON.stringify({

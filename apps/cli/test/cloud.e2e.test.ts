@@ -77,10 +77,16 @@ const roundTrip = async (base: string) => {
   assert.strictEqual(ls.code, 0, ls.stderr)
   assert.match(ls.stdout, /big\.bin/)
   assert.match(ls.stdout, /PRE\s+sub\//)
-  const lsr = JSON.parse(lsRec.stdout) as { objects: Array<{ url: string; size: number }> }
+  assert.match(ls.stdout, /\s300 KiB {2}cse-c {4}big\.bin\n/)
+  const lsr = JSON.parse(lsRec.stdout) as { objects: Array<{ url: string; size: number; storedSize: number; mode: string }> }
   assert.deepStrictEqual(lsr.objects.map((x) => x.url).sort(), Object.keys(tree).map((rel) => `${base}/${rel}`).sort())
-  // Stored sizes are the ciphertext's: larger than the plaintext (header, tags).
-  for (const x of lsr.objects) assert.isAbove(x.size, tree[x.url.slice(base.length + 1) as keyof typeof tree].length)
+  // Sizes are the plaintext's; stored sizes the ciphertext's, larger (tags).
+  for (const x of lsr.objects) {
+    const plain = tree[x.url.slice(base.length + 1) as keyof typeof tree].length
+    assert.strictEqual(x.size, plain, x.url)
+    assert.isAbove(x.storedSize, plain, x.url)
+    assert.strictEqual(x.mode, "cse-c")
+  }
   Object.values(tree).forEach((bytes, i) => {
     assert.strictEqual(cats[i]!.code, 0, cats[i]!.stderr)
     assert.isTrue(cats[i]!.stdoutBytes.equals(bytes))
@@ -111,6 +117,21 @@ describe("gs:// against the test-kit GCS server", () => {
     home.file("n.txt", "named gcs\n")
     assert.strictEqual((await home.run(["cp", "n.txt", "pics:n.txt", "--mode", "cse-c", "--key", "k"])).code, 0)
     assert.strictEqual((await home.run(["cat", "gs://objcrypt-named/n.txt"])).stdout, "named gcs\n")
+  })
+
+  it("matrix --probe gs://: CSEK enforced by the server, plain writes accepted; no probe object left", async () => {
+    const r = await home.run(["matrix", "--probe", "gs://objcrypt-cli", "--json"])
+    assert.strictEqual(r.code, 0, r.stderr)
+    const { probe, profiles } = JSON.parse(r.stdout)
+    assert.strictEqual(probe.profile, "gcs")
+    assert.strictEqual(probe.bucket, "objcrypt-cli")
+    assert.strictEqual(probe.facts.tls, false)
+    assert.deepStrictEqual(probe.facts.modes, { SseS3: "accepted", SseC: "enforced" })
+    assert.deepStrictEqual(profiles.map((p: { name: string }) => p.name), ["gcs"])
+    assert.isFalse(gcs.objectNames("objcrypt-cli").some((n) => n.includes("probe")), gcs.objectNames("objcrypt-cli").join(","))
+    const text = await home.run(["matrix", "--probe", "pics:"])
+    assert.strictEqual(text.code, 0, text.stderr)
+    assert.match(text.stdout, /probe \d{4}-\d\d-\d\d/)
   })
 
   it("sse-c over plain http without a probe is refused before upload (exit 6)", async () => {
@@ -145,6 +166,26 @@ describe("az:// against Azurite", () => {
     assert.strictEqual(missing.code, 8)
     assert.match(oneLineError(missing), /BLOB_KEY/)
     assert.notInclude(missing.stderr, azurite.accountKey)
+  })
+
+  it("matrix --probe az://: what Azurite reports through the SDK, sse-c not tried over http; no probe blob left", async () => {
+    const env = { OBJCRYPT_CONFIG: undefined, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString }
+    const r = await home.run(["matrix", "--probe", "az://objcrypt-cli", "--kms-key-id", "scope-a", "--json"], { env })
+    assert.strictEqual(r.code, 0, r.stderr)
+    const { probe, skipped } = JSON.parse(r.stdout)
+    assert.strictEqual(probe.profile, "azure-blob")
+    assert.strictEqual(probe.bucket, "objcrypt-cli")
+    assert.strictEqual(probe.facts.tls, false)
+    // Azurite reports every blob server-encrypted and ignores encryption scopes.
+    assert.deepStrictEqual(probe.facts.modes, { SseS3: "accepted", SseKms: "ignored" })
+    assert.deepStrictEqual(skipped, ["sse-c: customer-provided keys need https (the Azure SDK refuses them over http)"])
+    const text = await home.run(["matrix", "--probe", "az://objcrypt-cli"], { env })
+    assert.strictEqual(text.code, 0, text.stderr)
+    assert.match(text.stderr, /not tried: sse-kms/)
+    assert.match(text.stderr, /not tried: sse-c/)
+    const left = await home.run(["ls", "-r", "az://objcrypt-cli", "--json", "--stored-sizes"], { env })
+    assert.strictEqual(left.code, 0, left.stderr)
+    assert.isFalse(JSON.parse(left.stdout).objects.some((o: { key: string }) => o.key.includes("probe")))
   })
 
   it("sse-c over plain http is refused before upload (exit 6); nothing is written", async () => {

@@ -103,3 +103,63 @@ export const oneLineError = (r: Result): string => {
   if (/\n\s+at /.test(r.stderr) || r.stderr.includes(".js:")) throw new Error(`stack trace in stderr:\n${r.stderr}`)
   return lines[0]!
 }
+
+/**
+ * A forwarding HTTP proxy on 127.0.0.1 in front of a real server, counting the requests `watch`
+ * selects and the most of them in flight at once (to see part sizes and parallelism on the wire).
+ */
+export interface CountingProxy {
+  readonly endpoint: string
+  readonly stats: () => { readonly count: number; readonly maxInFlight: number }
+  readonly reset: () => void
+  readonly close: () => Promise<void>
+}
+
+export const countingProxy = async (target: string, watch: (method: string, url: string) => boolean): Promise<CountingProxy> => {
+  const http = await import("node:http")
+  const upstream = new URL(target)
+  let count = 0
+  let inFlight = 0
+  let maxInFlight = 0
+  const server = http.createServer((req, res) => {
+    const watched = watch(req.method ?? "", req.url ?? "")
+    if (watched) {
+      count++
+      maxInFlight = Math.max(maxInFlight, ++inFlight)
+    }
+    let done = false
+    const finish = () => {
+      if (watched && !done) inFlight--
+      done = true
+    }
+    const out = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers)
+        up.pipe(res)
+        up.on("end", finish)
+      }
+    )
+    out.on("error", () => {
+      finish()
+      res.destroy()
+    })
+    res.on("close", finish)
+    req.pipe(out)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const port = (server.address() as { port: number }).port
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stats: () => ({ count, maxInFlight }),
+    reset: () => {
+      count = 0
+      maxInFlight = 0
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+  }
+}

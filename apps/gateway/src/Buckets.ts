@@ -111,6 +111,78 @@ export const writeJson = (store: Store, key: string, value: unknown, options?: {
 }
 
 /**
+ * Buckets over any backend: `system` holds the gateway's state, `open` returns the store of a
+ * bucket (called once per bucket and cached), `destroy` releases what a deleted bucket leaves
+ * (a directory, a prefix); bucket records and emptiness checks go through the stores. Use it to
+ * put the gateway on another driver, or to wrap stores (fault injection in tests).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: {
+  readonly system: Store
+  readonly open: (name: string) => Effect.Effect<Store, StoreError>
+  readonly destroy?: ((name: string) => Effect.Effect<void, StoreError>) | undefined
+}): Buckets["Type"] => {
+  const { system } = options
+  const open = new Map<string, Store>()
+
+  const get = (name: string) =>
+    readJson(system, recordKey(name)).pipe(
+      Effect.map((text) => {
+        if (text === undefined) return undefined
+        const r = decodeRecord(text)
+        return r._tag === "Right" ? r.right : undefined
+      })
+    )
+
+  const store = (name: string): Effect.Effect<Store, StoreError> =>
+    Effect.suspend(() => {
+      const s = open.get(name)
+      if (s !== undefined) return Effect.succeed(s)
+      return options.open(name).pipe(Effect.tap((s) => Effect.sync(() => open.set(name, s))))
+    })
+
+  const list = ObjectStore.listAll(system, { prefix: "buckets/" }).pipe(
+    Stream.mapEffect((o) => get(o.key.slice("buckets/".length))),
+    Stream.filterMap((r) => Option.fromNullable(r)),
+    Stream.runCollect,
+    Effect.map((c) => Array.from(c).sort((a, b) => (a.name < b.name ? -1 : 1)))
+  )
+
+  const create = (name: string, owner: string) =>
+    Effect.gen(function*() {
+      yield* store(name)
+      const record: BucketRecord = { name, created: new Date().toISOString(), owner }
+      return yield* writeJson(system, recordKey(name), record, { ifNoneMatch: "*" }).pipe(
+        Effect.as(true),
+        Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
+      )
+    })
+
+  const remove = (name: string) =>
+    Effect.gen(function*() {
+      const s = yield* store(name)
+      const page = yield* s.list({ maxKeys: 1 })
+      if (page.objects.length > 0) return false
+      yield* system.remove(recordKey(name))
+      open.delete(name)
+      if (options.destroy !== undefined) yield* options.destroy(name)
+      return true
+    })
+
+  return Buckets.of({
+    list,
+    get,
+    create,
+    update: (record) => writeJson(system, recordKey(record.name), record),
+    remove,
+    store,
+    system
+  })
+}
+
+/**
  * Buckets as directories of a local root, each an `FsObjectStore`.
  *
  * @since 0.1.0
@@ -120,62 +192,10 @@ export const makeFs = (options: { readonly root: string; readonly fsync?: boolea
   Effect.gen(function*() {
     const root = path.resolve(options.root)
     const system = yield* FsObjectStore.make({ root: path.join(root, SYSTEM_DIR), bucket: SYSTEM_DIR, fsync: options.fsync })
-    const open = new Map<string, Store>()
-
-    const get = (name: string) =>
-      readJson(system, recordKey(name)).pipe(
-        Effect.map((text) => {
-          if (text === undefined) return undefined
-          const r = decodeRecord(text)
-          return r._tag === "Right" ? r.right : undefined
-        })
-      )
-
-    const store = (name: string): Effect.Effect<Store, StoreError> =>
-      Effect.suspend(() => {
-        const s = open.get(name)
-        if (s !== undefined) return Effect.succeed(s)
-        return FsObjectStore.make({ root: path.join(root, name), bucket: name, fsync: options.fsync }).pipe(
-          Effect.tap((s) => Effect.sync(() => open.set(name, s)))
-        )
-      })
-
-    const list = ObjectStore.listAll(system, { prefix: "buckets/" }).pipe(
-      Stream.mapEffect((o) => get(o.key.slice("buckets/".length))),
-      Stream.filterMap((r) => Option.fromNullable(r)),
-      Stream.runCollect,
-      Effect.map((c) => Array.from(c).sort((a, b) => (a.name < b.name ? -1 : 1)))
-    )
-
-    const create = (name: string, owner: string) =>
-      Effect.gen(function*() {
-        yield* store(name)
-        const record: BucketRecord = { name, created: new Date().toISOString(), owner }
-        return yield* writeJson(system, recordKey(name), record, { ifNoneMatch: "*" }).pipe(
-          Effect.as(true),
-          Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
-        )
-      })
-
-    const remove = (name: string) =>
-      Effect.gen(function*() {
-        const s = yield* store(name)
-        const page = yield* s.list({ maxKeys: 1 })
-        if (page.objects.length > 0) return false
-        yield* system.remove(recordKey(name))
-        open.delete(name)
-        yield* Effect.promise(() => fs.rm(path.join(root, name), { recursive: true, force: true }))
-        return true
-      })
-
-    return Buckets.of({
-      list,
-      get,
-      create,
-      update: (record) => writeJson(system, recordKey(record.name), record),
-      remove,
-      store,
-      system
+    return make({
+      system,
+      open: (name) => FsObjectStore.make({ root: path.join(root, name), bucket: name, fsync: options.fsync }),
+      destroy: (name) => Effect.promise(() => fs.rm(path.join(root, name), { recursive: true, force: true }))
     })
   })
 

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import { Effect, ParseResult, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
 
@@ -39,6 +40,110 @@ export const UserConfig = Schema.Struct({
 })
 
 /**
+ * The default backend: one directory per bucket under `root` (driver-fs).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FsBackend = Schema.Struct({
+  type: Schema.Literal("fs"),
+  root: Schema.NonEmptyString,
+  fsync: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+
+/**
+ * An S3 or S3-compatible bucket (driver-s3) holding every gateway bucket under `prefix`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const S3Backend = Schema.Struct({
+  type: Schema.Literal("s3"),
+  bucket: Schema.NonEmptyString,
+  prefix: Schema.optionalWith(Schema.String, { default: () => "" }),
+  region: Schema.optionalWith(Schema.NonEmptyString, { default: () => "us-east-1" }),
+  /** S3-compatible endpoint (RGW, MinIO…); AWS when absent. */
+  endpoint: Schema.optional(Schema.NonEmptyString),
+  forcePathStyle: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  accessKeyId: Schema.optional(Schema.NonEmptyString),
+  secretAccessKey: Schema.optional(SecretRef),
+  /** Compatibility-matrix profile of the server (`aws-s3`, `ceph-rgw`, `minio`…). */
+  profile: Schema.optional(CompatibilityMatrix.ProfileName)
+})
+
+/**
+ * A Google Cloud Storage bucket (driver-gcs) holding every gateway bucket under `prefix`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GcsBackend = Schema.Struct({
+  type: Schema.Literal("gcs"),
+  bucket: Schema.NonEmptyString,
+  prefix: Schema.optionalWith(Schema.String, { default: () => "" }),
+  projectId: Schema.optional(Schema.NonEmptyString),
+  /** Custom JSON-API endpoint (emulators). */
+  apiEndpoint: Schema.optional(Schema.NonEmptyString),
+  /** Service-account key file; the default credentials when absent. */
+  keyFilename: Schema.optional(Schema.NonEmptyString)
+})
+
+/**
+ * An Azure Blob container (driver-azure) holding every gateway bucket under `prefix`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const AzureBackend = Schema.Struct({
+  type: Schema.Literal("azure"),
+  container: Schema.NonEmptyString,
+  prefix: Schema.optionalWith(Schema.String, { default: () => "" }),
+  connectionString: SecretRef
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Backend = Schema.Union(FsBackend, S3Backend, GcsBackend, AzureBackend)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Backend = typeof Backend.Type
+
+/**
+ * PEM certificate chain and private key files for HTTPS.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Tls = Schema.Struct({
+  cert: Schema.NonEmptyString,
+  key: Schema.NonEmptyString,
+  /** Passphrase of an encrypted private key. */
+  passphrase: Schema.optional(SecretRef)
+})
+
+/**
+ * Where access-log lines go.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const AccessLogTarget = Schema.Union(
+  Schema.Literal("stdout", "stderr", "off"),
+  Schema.Struct({ file: Schema.NonEmptyString })
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AccessLogTarget = typeof AccessLogTarget.Type
+
+/**
  * @since 0.1.0
  * @category schemas
  */
@@ -51,11 +156,7 @@ export const GatewayConfig = Schema.Struct({
     { default: () => ({ host: "127.0.0.1", port: 9000 }) }
   ),
   region: Schema.optionalWith(Schema.NonEmptyString, { default: () => "us-east-1" }),
-  backend: Schema.Struct({
-    type: Schema.Literal("fs"),
-    root: Schema.NonEmptyString,
-    fsync: Schema.optionalWith(Schema.Boolean, { default: () => true })
-  }),
+  backend: Backend,
   users: Schema.NonEmptyArray(UserConfig),
   keyStore: Schema.Struct({
     path: Schema.NonEmptyString,
@@ -65,8 +166,19 @@ export const GatewayConfig = Schema.Struct({
     /** KMS key used for `aws:kms` without a key id (S3's `aws/s3` key); generated on first start. */
     defaultKmsKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-kms" })
   }),
-  /** Accept SSE-C over plain HTTP (S3 refuses it). Only for tests and loopback. */
-  allowPlainHttpSseC: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  /** Accept SSE-C over plain HTTP (S3 refuses it). Only for tests and loopback; not needed with `tls`. */
+  allowPlainHttpSseC: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** Serve HTTPS from PEM files (SSE-C then works without `allowPlainHttpSseC`). */
+  tls: Schema.optional(Tls),
+  /** A separate plain-HTTP listener answering only `/health` and `/ready`. */
+  health: Schema.optional(Schema.Struct({
+    host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
+    port: Schema.Int.pipe(Schema.between(0, 65535))
+  })),
+  /** Where the JSON access log goes: `"stdout"`, `"stderr"`, `"off"` or `{ "file": path }` (appended). */
+  accessLog: Schema.optionalWith(AccessLogTarget, { default: () => "stdout" as const }),
+  /** Seconds a SIGTERM waits for requests in flight before closing their connections. */
+  shutdownGraceSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 3600)), { default: () => 30 })
 })
 
 /**

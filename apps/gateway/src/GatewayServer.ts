@@ -1,31 +1,64 @@
 /**
- * The gateway's HTTP server: `GET /healthz` and the S3 API on `@effect/platform`'s router, and the
- * layers composing it from a configuration (key store, local KMS, buckets over driver-fs).
+ * The gateway's HTTP(S) server: health and readiness probes and the S3 API on `@effect/platform`'s
+ * HTTP server, the JSON access log, graceful shutdown, and the layers composing it all from a
+ * configuration (key store, local KMS, buckets over the configured backend).
  *
  * @since 0.1.0
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as LocalKms from "@objcrypt/keys/LocalKms"
-import { Effect, Layer } from "effect"
-import { createServer } from "node:http"
-import * as Buckets from "./Buckets.js"
+import { Duration, Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import type * as http from "node:http"
+import * as AccessLog from "./AccessLog.js"
+import * as Backend from "./Backend.js"
+import type { Buckets } from "./Buckets.js"
 import * as GatewayConfig from "./GatewayConfig.js"
+import * as Health from "./Health.js"
 import * as S3Api from "./S3Api.js"
+import * as S3Error from "./S3Error.js"
 import type * as SigV4 from "./SigV4.js"
 import * as Sse from "./Sse.js"
+import * as Tls from "./Tls.js"
 
 /**
- * The router: health first, every other path to the S3 API.
+ * The app of the S3 port: probes (unsigned GET/HEAD of `/_health`, `/_ready`, `/healthz`), then
+ * the S3 API. Once `draining()` is true, S3 requests are refused with S3's `503 ServiceUnavailable`
+ * and `Connection: close`, so clients retry elsewhere.
  *
  * @since 0.1.0
  * @category routing
  */
-export const router = HttpRouter.empty.pipe(
-  HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
-  HttpRouter.all("*", S3Api.handle)
-)
+export const app = (draining: () => boolean = () => false): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  never,
+  HttpServerRequest.HttpServerRequest | S3Api.ApiSettings | Buckets | Sse.GatewayKeys
+> =>
+  Effect.gen(function*() {
+    const req = yield* HttpServerRequest.HttpServerRequest
+    const probe = Health.probeOf(req.method, req.url, req.headers)
+    if (probe !== undefined) return yield* Health.respond(probe, draining)
+    if (draining()) {
+      const requestId = crypto.randomBytes(8).toString("hex").toUpperCase()
+      const e = S3Error.errors.serviceUnavailable("the gateway is shutting down; please retry")
+      return HttpServerResponse.text(S3Error.toXml(e, requestId), {
+        status: 503,
+        contentType: "application/xml",
+        headers: { "x-amz-request-id": requestId, connection: "close", "retry-after": "1" }
+      })
+    }
+    return yield* S3Api.handle
+  })
+
+/**
+ * The app of a server that never shuts down gracefully (tests).
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const router = app()
 
 /**
  * Serves the router on the `HttpServer` provided.
@@ -67,23 +100,107 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
       const settings = Layer.succeed(S3Api.ApiSettings, {
         users,
         region: config.region,
-        secure: false,
+        secure: config.tls !== undefined,
         allowPlainHttpSseC: config.allowPlainHttpSseC,
         minPartSize: 5 * 1024 * 1024
       })
-      return Layer.mergeAll(keys, settings, Buckets.layerFs({ root: config.backend.root, fsync: config.backend.fsync }))
+      return Layer.mergeAll(keys, settings, Backend.layer(config.backend))
     })
   )
 
 /**
- * The whole gateway: services plus a Node HTTP server listening where the configuration says.
+ * Requests in flight on a Node server, and the shutdown that lets them finish.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Drain {
+  readonly draining: () => boolean
+  readonly inFlight: () => number
+  /** Stops accepting connections, lets requests in flight finish (up to `grace`), then closes every connection. */
+  readonly shutdown: (grace: Duration.DurationInput) => Effect.Effect<void>
+}
+
+/**
+ * Tracks the requests of `server`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const track = (server: http.Server): Drain => {
+  let draining = false
+  const open = new Set<http.ServerResponse>()
+  server.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    open.add(res)
+    if (draining) res.setHeader("connection", "close")
+    res.once("close", () => open.delete(res))
+  })
+  const shutdown = (grace: Duration.DurationInput) =>
+    Effect.gen(function*() {
+      draining = true
+      const closed = Effect.async<void>((resume) => {
+        if (!server.listening) return resume(Effect.void)
+        server.close(() => resume(Effect.void))
+      })
+      const closing = yield* Effect.fork(closed)
+      for (const res of open) if (!res.headersSent) res.setHeader("connection", "close")
+      const deadline = Date.now() + Duration.toMillis(Duration.decode(grace))
+      while (open.size > 0 && Date.now() < deadline) {
+        server.closeIdleConnections()
+        yield* Effect.sleep("50 millis")
+      }
+      server.closeAllConnections()
+      yield* closing.await
+    })
+  return { draining: () => draining, inFlight: () => open.size, shutdown }
+}
+
+/**
+ * The whole gateway: services plus a Node HTTP(S) server listening where the configuration says,
+ * the access log, the optional health listener, and graceful shutdown when the layer is released
+ * (SIGTERM in `objcrypt-gateway`): new connections are refused, requests on open connections get
+ * `503` with `Connection: close`, requests in flight finish within `shutdownGraceSeconds`. The
+ * layer provides the S3 port's `HttpServer` (its address).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (config: GatewayConfig.GatewayConfig, options?: { readonly allowLowCostKeyStore?: boolean }) =>
-  serve.pipe(
-    HttpServer.withLogAddress,
-    Layer.provide(servicesLayer(config, options)),
-    Layer.provide(NodeHttpServer.layer(createServer, { host: config.listen.host, port: config.listen.port }))
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const material = config.tls === undefined ? undefined : yield* Tls.load(config.tls)
+      const node = Tls.createServer(material)
+      const drain = track(node)
+      const sink = yield* AccessLog.sink(config.accessLog)
+      const users = new Map(config.users.map((u) => [u.accessKeyId, u.name] as const))
+      if (sink !== undefined) {
+        AccessLog.attach(node, {
+          sink,
+          users,
+          classify: (req) => Health.probeOf(req.method ?? "", req.url ?? "/", req.headers)
+        })
+      }
+      const main = Layer.scopedDiscard(
+        Effect.gen(function*() {
+          const server = yield* HttpServer.HttpServer
+          yield* server.serve(app(drain.draining))
+          if (server.address._tag === "TcpAddress") {
+            yield* Effect.log(`Listening on ${material === undefined ? "http" : "https"}://${server.address.hostname}:${server.address.port}`)
+          }
+          // Added after `serve`, so it runs first on release: requests finish before the handler goes.
+          yield* Effect.addFinalizer(() => drain.shutdown(Duration.seconds(config.shutdownGraceSeconds)))
+        })
+      ).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(() => node, { host: config.listen.host, port: config.listen.port }))
+      )
+      const health = config.health === undefined ? Layer.empty : Layer.scopedDiscard(
+        Effect.gen(function*() {
+          const server = yield* HttpServer.HttpServer
+          yield* server.serve(Health.app(drain.draining))
+        })
+      ).pipe(
+        Layer.provide(NodeHttpServer.layer(() => Tls.createServer(undefined), { host: config.health.host, port: config.health.port }))
+      )
+      return Layer.mergeAll(main, health).pipe(Layer.provide(servicesLayer(config, options)))
+    })
   )

@@ -19,9 +19,10 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import type * as Keyring from "@objcrypt/core/Keyring"
 import * as NativeFormat from "@objcrypt/core/NativeFormat"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Effect, Either, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Option, Redacted, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "./Buckets.js"
+import * as Checksums from "./Checksums.js"
 import { errors } from "./S3Error.js"
 import type { S3Error } from "./S3Error.js"
 import { Meta } from "./Sse.js"
@@ -50,7 +51,13 @@ export const UploadRecord = Schema.Struct({
   manifestId: Schema.String,
   initiated: Schema.String,
   /** The object's metadata as created (gateway entries + prefixed envelope + user metadata). */
-  metadata: Schema.Record({ key: Schema.String, value: Schema.String })
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
+  /** `x-amz-checksum-algorithm` of CreateMultipartUpload: the parts' and the composite checksum. */
+  checksumAlgorithm: Schema.optional(Schema.Literal(...Checksums.ALGORITHMS)),
+  /** `x-amz-checksum-type`: one checksum of the parts' checksums, or a CRC of the whole object. */
+  checksumType: Schema.optional(Schema.Literal("COMPOSITE", "FULL_OBJECT")),
+  /** Who started the upload (ListMultipartUploads' Initiator/Owner). */
+  initiator: Schema.optional(Schema.String)
 })
 
 /**
@@ -58,6 +65,20 @@ export const UploadRecord = Schema.Struct({
  * @category models
  */
 export type UploadRecord = typeof UploadRecord.Type
+
+/**
+ * A checksum of plaintext bytes (base64, as S3 sends it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PartChecksum = Schema.Struct({ algorithm: Schema.Literal(...Checksums.ALGORITHMS), value: Schema.String })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PartChecksum = typeof PartChecksum.Type
 
 /**
  * One uploaded part.
@@ -71,7 +92,9 @@ export const PartRecord = Schema.Struct({
   plain: Schema.Int,
   cipher: Schema.Int,
   etag: Schema.String,
-  uploaded: Schema.String
+  uploaded: Schema.String,
+  /** The part's verified `x-amz-checksum-*` (plaintext), when the request carried one. */
+  checksum: Schema.optional(PartChecksum)
 })
 
 /**
@@ -88,7 +111,19 @@ export type PartRecord = typeof PartRecord.Type
  */
 export const Manifest = Schema.Struct({
   size: Schema.Int,
-  parts: Schema.Array(Schema.Struct({ salt: Schema.String, plain: Schema.Int, cipher: Schema.Int }))
+  parts: Schema.Array(Schema.Struct({
+    salt: Schema.String,
+    plain: Schema.Int,
+    cipher: Schema.Int,
+    partNumber: Schema.optional(Schema.Int),
+    checksum: Schema.optional(PartChecksum)
+  })),
+  /**
+   * The object's checksum when every part carried the upload's algorithm: S3's composite
+   * (`<base64>-<parts>`) or a full-object CRC combined from the parts' CRCs.
+   */
+  checksum: Schema.optional(PartChecksum),
+  checksumType: Schema.optional(Schema.Literal("COMPOSITE", "FULL_OBJECT"))
 })
 
 /**
@@ -146,6 +181,9 @@ export const create = (options: {
   readonly context: Readonly<Record<string, string>>
   readonly metadata: Readonly<Record<string, string>>
   readonly contentType: string | undefined
+  readonly checksumAlgorithm?: Checksums.Algorithm | undefined
+  readonly checksumType?: "COMPOSITE" | "FULL_OBJECT" | undefined
+  readonly initiator?: string | undefined
 }): Effect.Effect<string, StoreError | S3Error> =>
   Effect.gen(function*() {
     const segmentSize = NativeFormat.DEFAULT_SEGMENT_SIZE
@@ -179,7 +217,10 @@ export const create = (options: {
       backendUploadId: backend.uploadId,
       manifestId,
       initiated: new Date().toISOString(),
-      metadata
+      metadata,
+      ...(options.checksumAlgorithm === undefined ? {} : { checksumAlgorithm: options.checksumAlgorithm }),
+      ...(options.checksumType === undefined ? {} : { checksumType: options.checksumType }),
+      ...(options.initiator === undefined ? {} : { initiator: options.initiator })
     }
     yield* writeJson(options.system, uploadKey(id), record)
     return id
@@ -246,6 +287,8 @@ export const uploadPart = (options: {
   readonly body: Stream.Stream<Uint8Array, S3Error>
   readonly length: number
   readonly unwrapper: Keyring.Unwrapper
+  /** The part's verified checksum, read once the body has been consumed. */
+  readonly checksum?: (() => PartChecksum | undefined) | undefined
 }): Effect.Effect<PartRecord, StoreError | S3Error | DecryptError> =>
   Effect.gen(function*() {
     const { record } = options
@@ -260,13 +303,15 @@ export const uploadPart = (options: {
       options.body.pipe(NativeFormat.encrypt(keys)),
       { contentLength: cipher }
     )
+    const checksum = options.checksum?.()
     const part: PartRecord = {
       partNumber: options.partNumber,
       salt: Buffer.from(salt).toString("base64url"),
       plain: options.length,
       cipher: done.size,
       etag: done.etag,
-      uploaded: new Date().toISOString()
+      uploaded: new Date().toISOString(),
+      ...(checksum === undefined ? {} : { checksum })
     }
     yield* writeJson(options.system, partKey(options.id, options.partNumber), part)
     return part
@@ -304,9 +349,11 @@ export const complete = (options: {
   readonly store: Store
   readonly id: string
   readonly record: UploadRecord
-  readonly parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string }>
+  readonly parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string; readonly checksum?: PartChecksum | undefined }>
   readonly minPartSize: number
-}): Effect.Effect<ObjectStore.PutResult, StoreError | S3Error> =>
+  /** A whole-object checksum the client sent with CompleteMultipartUpload, to verify. */
+  readonly expected?: PartChecksum | undefined
+}): Effect.Effect<ObjectStore.PutResult & { readonly manifest: Manifest }, StoreError | S3Error> =>
   Effect.gen(function*() {
     if (options.parts.length === 0) return yield* errors.malformedXml("you must specify at least one part")
     const uploaded = new Map((yield* listParts(options.system, options.id)).map((p) => [p.partNumber, p]))
@@ -320,14 +367,35 @@ export const complete = (options: {
       if (got === undefined || got.etag !== want.etag.replace(/^"(.*)"$/, "$1")) {
         return yield* errors.invalidPart("one or more of the specified parts could not be found or its entity tag did not match")
       }
+      if (want.checksum !== undefined && (got.checksum === undefined || got.checksum.algorithm !== want.checksum.algorithm || !Checksums.equal(got.checksum.value, want.checksum.value))) {
+        return yield* errors.invalidPart("one or more of the specified parts could not be found: the part's checksum did not match")
+      }
       if (i < options.parts.length - 1 && got.plain < options.minPartSize) {
         return yield* errors.entityTooSmall("your proposed upload is smaller than the minimum allowed object size")
       }
       chosen.push(got)
     }
+    const alg = options.record.checksumAlgorithm
+    const type = options.record.checksumType ?? "COMPOSITE"
+    const sums = alg !== undefined && chosen.every((p) => p.checksum?.algorithm === alg) ? chosen.map((p) => p.checksum!.value) : undefined
+    const objectChecksum = alg === undefined || sums === undefined
+      ? undefined
+      : type === "FULL_OBJECT" && Checksums.isCrc(alg)
+      ? { algorithm: alg, value: sums.slice(1).reduce((acc, v, i) => Checksums.combine(alg, acc, v, chosen[i + 1]!.plain), sums[0]!) }
+      : { algorithm: alg, value: Checksums.composite(alg, sums) }
+    if (options.expected !== undefined && (objectChecksum === undefined || objectChecksum.algorithm !== options.expected.algorithm || !Checksums.equal(options.expected.value, objectChecksum.value.replace(/-\d+$/, "")))) {
+      return yield* errors.badDigest(`the ${options.expected.algorithm.toUpperCase()} you specified for the object did not match the calculated checksum`)
+    }
     const manifest: Manifest = {
       size: chosen.reduce((n, p) => n + p.plain, 0),
-      parts: chosen.map((p) => ({ salt: p.salt, plain: p.plain, cipher: p.cipher }))
+      parts: chosen.map((p) => ({
+        salt: p.salt,
+        plain: p.plain,
+        cipher: p.cipher,
+        partNumber: p.partNumber,
+        ...(p.checksum === undefined ? {} : { checksum: p.checksum })
+      })),
+      ...(objectChecksum === undefined ? {} : { checksum: objectChecksum, checksumType: type })
     }
     const mkey = manifestKey(options.record.bucket, options.record.manifestId)
     yield* writeJson(options.system, mkey, manifest)
@@ -337,7 +405,7 @@ export const complete = (options: {
       chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher }))
     ).pipe(Effect.tapError(() => options.system.remove(mkey).pipe(Effect.ignore)))
     yield* removeRecords(options.system, options.id)
-    return result
+    return { ...result, manifest }
   })
 
 /**
@@ -418,3 +486,26 @@ export const read = (options: {
       )
     )
   })
+
+/**
+ * The uploads in progress in a bucket, sorted by key then initiation time (as
+ * ListMultipartUploads returns them). Reads every record of the gateway: fine for the hundreds
+ * of concurrent uploads a gateway sees, not for millions.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const listUploads = (system: Store, bucket: string): Effect.Effect<ReadonlyArray<UploadRecord & { readonly id: string }>, StoreError> =>
+  Stream.paginateChunkEffect(undefined as string | undefined, (token) =>
+    system.list({ prefix: "uploads/", delimiter: "/", continuationToken: token }).pipe(
+      Effect.map((page) => [Chunk.fromIterable(page.commonPrefixes), Option.fromNullable(page.continuationToken)] as const)
+    )).pipe(
+      Stream.map((p) => p.slice("uploads/".length).replace(/\/$/, "")),
+      Stream.filter((id) => /^[0-9a-f]{32}$/.test(id)),
+      Stream.mapEffect((id) => readJson(system, uploadKey(id)).pipe(Effect.map((t) => ({ id, record: decodeUpload(t) }))), { concurrency: 8 }),
+      Stream.filterMap(({ id, record }) => record !== undefined && record.bucket === bucket ? Option.some({ ...record, id }) : Option.none()),
+      Stream.runCollect,
+      Effect.map((c) =>
+        Array.from(c).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated < b.initiated ? -1 : a.initiated > b.initiated ? 1 : a.id < b.id ? -1 : 1))
+      )
+    )

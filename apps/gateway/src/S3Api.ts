@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { HttpServerRequest } from "@effect/platform"
+import { HttpServerRequest, Multipart as HttpMultipart } from "@effect/platform"
 import type { HttpServerResponse } from "@effect/platform"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import type { CustomerKey } from "@objcrypt/core/CustomerKey"
@@ -14,9 +14,13 @@ import * as crypto from "node:crypto"
 import type { BucketRecord } from "./Buckets.js"
 import { Buckets } from "./Buckets.js"
 import { decodeBody } from "./internal/body.js"
+import type { DecodedBody } from "./internal/body.js"
 import { toS3 } from "./internal/errors.js"
 import * as Http from "./internal/http.js"
+import * as Checksums from "./Checksums.js"
 import * as Multipart from "./Multipart.js"
+import * as ObjectAttributes from "./ObjectAttributes.js"
+import * as PostPolicy from "./PostPolicy.js"
 import { errors, S3Error } from "./S3Error.js"
 import * as SigV4 from "./SigV4.js"
 import * as Sse from "./Sse.js"
@@ -36,6 +40,12 @@ export class ApiSettings extends Context.Tag("@objcrypt/gateway/ApiSettings")<Ap
   readonly allowPlainHttpSseC: boolean
   /** Smallest part but the last, in plaintext bytes. @default 5 MiB */
   readonly minPartSize: number
+  /**
+   * Base domains of virtual-hosted-style addressing: a request whose Host is `<bucket>.<domain>`
+   * (port ignored) addresses that bucket and its path is the key. Path style works on every other
+   * Host, including a bare `<domain>`. @default []
+   */
+  readonly virtualHostDomains?: ReadonlyArray<string> | undefined
 }>() {}
 
 type Store = ObjectStore.ObjectStore["Type"]
@@ -56,9 +66,16 @@ const MAX_XML = 1024 * 1024
 
 const has = (r: Request, q: string) => r.query.has(q)
 
-const readSmallBody = (r: Request): Effect.Effect<string, S3Error> =>
+/**
+ * Reads an XML request document. On CompleteMultipartUpload the `x-amz-checksum-*` headers are
+ * the object's checksum, not the document's (`objectChecksumHeaders`).
+ */
+const readSmallBody = (r: Request, options?: { readonly objectChecksumHeaders?: boolean }): Effect.Effect<string, S3Error> =>
   Effect.gen(function*() {
-    const { body } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body could not be read"))
+    const headers = options?.objectChecksumHeaders === true
+      ? Object.fromEntries(Object.entries(r.headers).filter(([k]) => !/^x-amz-checksum-(?!algorithm$|type$)/.test(k) || k === "x-amz-checksum-type"))
+      : r.headers
+    const { body } = yield* decodeBody(r.raw.stream, headers, r.payload, () => errors.incompleteBody("the request body could not be read"))
     const chunks: Array<Uint8Array> = []
     let n = 0
     yield* Stream.runForEach(body, (c) => {
@@ -118,6 +135,46 @@ export const handle: Effect.Effect<HttpServerResponse.HttpServerResponse, never,
     )
   })
 
+const decodeSegment = (s: string) => {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The bucket and key a request addresses: virtual-hosted style when its Host is
+ * `<bucket>.<domain>` for a configured domain, path style otherwise.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const address = (
+  rawPath: string,
+  host: string | undefined,
+  domains: ReadonlyArray<string>
+): Either.Either<{ readonly bucket: string | undefined; readonly key: string | undefined; readonly virtualHosted: boolean }, S3Error> => {
+  const hostname = (host ?? "").trim().toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "")
+  const segments = rawPath.replace(/^\//, "")
+  for (const d of domains) {
+    const domain = d.toLowerCase().replace(/\.$/, "")
+    if (domain !== "" && hostname.endsWith(`.${domain}`)) {
+      const bucket = hostname.slice(0, -(domain.length + 1))
+      const key = segments === "" ? undefined : decodeSegment(segments)
+      if (segments !== "" && key === undefined) return Either.left(errors.invalidArgument("malformed path"))
+      return Either.right({ bucket, key, virtualHosted: true })
+    }
+  }
+  const slash = segments.indexOf("/")
+  const bucket = segments === "" ? undefined : decodeSegment(slash < 0 ? segments : segments.slice(0, slash))
+  const key = slash < 0 || slash === segments.length - 1 ? undefined : decodeSegment(segments.slice(slash + 1))
+  if ((segments !== "" && bucket === undefined) || (slash >= 0 && slash < segments.length - 1 && key === undefined)) {
+    return Either.left(errors.invalidArgument("malformed path"))
+  }
+  return Either.right({ bucket, key, virtualHosted: false })
+}
+
 const route = (raw: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
     const settings = yield* ApiSettings
@@ -126,6 +183,16 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     const rawQuery = qi < 0 ? "" : raw.url.slice(qi + 1)
     const headers: Record<string, string> = {}
     for (const [k, v] of Object.entries(raw.headers)) headers[k.toLowerCase()] = v
+    const addressed = address(rawPath, headers["host"], settings.virtualHostDomains ?? [])
+    if (Either.isLeft(addressed)) return yield* addressed.left
+    const { bucket, key } = addressed.right
+    // Browser POST uploads authenticate with their signed policy, not a request signature.
+    if (
+      raw.method === "POST" && bucket !== undefined && key === undefined && headers["authorization"] === undefined &&
+      (headers["content-type"] ?? "").toLowerCase().startsWith("multipart/form-data")
+    ) {
+      return yield* postObject(raw, bucket)
+    }
     const auth = SigV4.verify(
       { method: raw.method, rawPath, rawQuery, headers, now: new Date() },
       (id) => settings.users.find((u) => u.accessKeyId === id)
@@ -134,20 +201,6 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     const pairs = Either.getOrThrow(SigV4.parseQuery(rawQuery))
     const query = new Map<string, string>()
     for (const [k, v] of pairs) if (!query.has(k)) query.set(k, v)
-    const segments = rawPath.replace(/^\//, "")
-    const slash = segments.indexOf("/")
-    const decode = (s: string) => {
-      try {
-        return decodeURIComponent(s)
-      } catch {
-        return undefined
-      }
-    }
-    const bucket = segments === "" ? undefined : decode(slash < 0 ? segments : segments.slice(0, slash))
-    const key = slash < 0 || slash === segments.length - 1 ? undefined : decode(segments.slice(slash + 1))
-    if ((segments !== "" && bucket === undefined) || (slash >= 0 && slash < segments.length - 1 && key === undefined)) {
-      return yield* errors.invalidArgument("malformed path")
-    }
     const r: Request = { method: raw.method, bucket, key, query, headers, user: auth.right.user, payload: auth.right.payload, raw }
     if (bucket === undefined) {
       if (r.method === "GET") return yield* listBuckets(r)
@@ -162,9 +215,9 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   "acl", "policy", "versioning", "tagging", "cors", "lifecycle", "website", "logging", "notification", "replication",
   "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "inventory", "analytics",
-  "metrics", "intelligent-tiering", "versions", "uploads", "policyStatus"
+  "metrics", "intelligent-tiering", "versions", "policyStatus"
 ]
-const UNSUPPORTED_OBJECT_SUBRESOURCES = ["acl", "tagging", "retention", "legal-hold", "restore", "select", "torrent", "attributes", "versionId"]
+const UNSUPPORTED_OBJECT_SUBRESOURCES = ["acl", "tagging", "retention", "legal-hold", "restore", "select", "torrent", "versionId"]
 
 const requireBucket = (name: string) =>
   Effect.flatMap(Buckets, (b) => b.get(name)).pipe(
@@ -200,6 +253,7 @@ const bucketOperation = (r: Request, name: string) =>
         return Http.empty(200, { "x-amz-bucket-region": (yield* ApiSettings).region })
       case "GET": {
         if (has(r, "encryption")) return getBucketEncryption(record)
+        if (has(r, "uploads")) return yield* listUploads(r, record)
         if (has(r, "location")) {
           const region = (yield* ApiSettings).region
           return Http.xml(Xml.el("LocationConstraint", region === "us-east-1" ? "" : region, Xml.S3_NS))
@@ -220,7 +274,7 @@ const bucketOperation = (r: Request, name: string) =>
       }
       case "POST":
         if (has(r, "delete")) return yield* deleteObjects(r, record)
-        return yield* errors.notImplemented("this POST operation is not implemented")
+        return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
       default:
         return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
     }
@@ -383,12 +437,14 @@ const removeObject = (store: Store, system: Store, bucket: string, key: string) 
     yield* dropManifest(system, bucket, before)
   })
 
+/** Drops what the system store keeps about a replaced or deleted object (manifest, checksum). */
 const dropManifest = (system: Store, bucket: string, before: Option.Option<ObjectStore.ObjectInfo>) =>
   Option.match(before, {
     onNone: () => Effect.void,
     onSome: (info) => {
       const id = info.metadata[Sse.Meta.multipart]
-      return id === undefined || !/^[0-9a-f]{32}$/.test(id) ? Effect.void : system.remove(Multipart.manifestKey(bucket, id)).pipe(Effect.ignore)
+      const manifest = id === undefined || !/^[0-9a-f]{32}$/.test(id) ? Effect.void : system.remove(Multipart.manifestKey(bucket, id)).pipe(Effect.ignore)
+      return Effect.zipRight(manifest, ObjectAttributes.dropChecksum(system, bucket, info.etag))
     }
   })
 
@@ -396,7 +452,7 @@ const dropManifest = (system: Store, bucket: string, before: Option.Option<Objec
 // objects
 // ---------------------------------------------------------------------------------------------
 
-const requireSecureForSseC = (r: Request, ck: CustomerKey | undefined) =>
+const requireSecureForSseC = (ck: CustomerKey | undefined) =>
   Effect.gen(function*() {
     const s = yield* ApiSettings
     if (ck !== undefined && !s.secure && !s.allowPlainHttpSseC) {
@@ -412,7 +468,7 @@ const readCustomerKey = (r: Request, copySource = false) =>
       return yield* errors.invalidArgument("x-amz-server-side-encryption header is not supported for this operation")
     }
     const ck = Sse.customerKeyOf(mode)
-    yield* requireSecureForSseC(r, ck)
+    yield* requireSecureForSseC(ck)
     return ck
   })
 
@@ -425,12 +481,14 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
     const store = yield* buckets.store(bucketName)
     switch (r.method) {
       case "PUT": {
+        if ((has(r, "uploadId") || has(r, "partNumber")) && r.headers["x-amz-copy-source"] !== undefined) return yield* uploadPartCopy(r, record, store, key)
         if (has(r, "uploadId") || has(r, "partNumber")) return yield* uploadPart(r, record, store, key)
         if (r.headers["x-amz-copy-source"] !== undefined) return yield* copyObject(r, record, store, key)
         return yield* putObject(r, record, store, key)
       }
       case "GET":
         if (has(r, "uploadId")) return yield* listParts(r, record, store, key)
+        if (has(r, "attributes")) return yield* getObjectAttributes(r, record, store, key)
         return yield* getObject(r, record, store, key, false)
       case "HEAD":
         return yield* getObject(r, record, store, key, true)
@@ -446,26 +504,116 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
       case "POST":
         if (has(r, "uploads")) return yield* createUpload(r, record, store, key)
         if (has(r, "uploadId")) return yield* completeUpload(r, record, store, key)
-        return yield* errors.notImplemented("this POST operation is not implemented")
+        return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
       default:
         return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
     }
   })
 
-const writeMode = (r: Request, record: BucketRecord, key: string) =>
+const writeMode = (r: { readonly headers: Readonly<Record<string, string>> }, record: BucketRecord, key: string) =>
   Effect.gen(function*() {
     const keys = yield* Sse.GatewayKeys
     const requested = yield* Sse.parseHeaders(r.headers)
-    yield* requireSecureForSseC(r, Sse.customerKeyOf(requested))
+    yield* requireSecureForSseC(Sse.customerKeyOf(requested))
     const mode = yield* Sse.resolveWrite(keys, requested, record, key)
     return { keys, mode }
+  })
+
+const MAX_FORM_FIELDS = 100
+const MAX_FORM_FIELD = 20 * 1024
+
+/** POST Object: a browser form upload, authorized by its signed policy. */
+const postObject = (raw: HttpServerRequest.HttpServerRequest, bucketName: string) =>
+  Effect.gen(function*() {
+    const settings = yield* ApiSettings
+    const fields = new Map<string, string>()
+    let done: HttpServerResponse.HttpServerResponse | undefined
+    const parts = raw.multipartStream.pipe(
+      HttpMultipart.withLimitsStream({ maxParts: Option.some(MAX_FORM_FIELDS + 1), maxFieldSize: MAX_FORM_FIELD, maxFileSize: Option.none() }),
+      Stream.mapError(() => errors.malformedPostRequest("the body of your POST request is not well-formed multipart/form-data"))
+    )
+    yield* Stream.runForEachWhile(parts, (part) =>
+      Effect.gen(function*() {
+        if (part._tag === "Field") {
+          const name = part.key.toLowerCase()
+          if (!fields.has(name)) fields.set(name, part.value)
+          return true
+        }
+        if (part.key.toLowerCase() !== "file") return yield* errors.invalidArgument("POST requires exactly one file upload per request, in the field named 'file'")
+        done = yield* postFile(bucketName, fields, part, settings)
+        return false
+      }))
+    if (done === undefined) {
+      return yield* fields.has("key")
+        ? errors.incorrectNumberOfFilesInPostRequest("POST requires exactly one file upload per request")
+        : errors.invalidArgument("bucket POST must contain a field named 'key'; if it is specified, please check the order of the fields")
+    }
+    return done
+  })
+
+const postFile = (
+  bucketName: string,
+  fields: ReadonlyMap<string, string>,
+  file: HttpMultipart.File,
+  settings: ApiSettings["Type"]
+) =>
+  Effect.gen(function*() {
+    const verified = PostPolicy.verify(fields, bucketName, (id) => settings.users.find((u) => u.accessKeyId === id), new Date())
+    if (Either.isLeft(verified)) return yield* verified.left
+    const key = PostPolicy.objectKey(fields, file.name)
+    if (key === undefined || key === "") return yield* errors.invalidArgument("bucket POST must contain a field named 'key'; if it is specified, please check the order of the fields")
+    if (Buffer.byteLength(key) > 1024) return yield* errors.keyTooLong("your key is too long")
+    const record = yield* requireBucket(bucketName)
+    const buckets = yield* Buckets
+    const store = yield* buckets.store(bucketName)
+    const asHeaders: Record<string, string> = {}
+    for (const [k, v] of fields) if (k.startsWith("x-amz-") || (USER_HEADERS as ReadonlyArray<string>).includes(k) || k === "content-type") asHeaders[k] = v
+    delete asHeaders["x-amz-signature"]
+    const { keys, mode } = yield* writeMode({ headers: asHeaders }, record, key)
+    const meta = yield* userMetadata(asHeaders)
+    const range = verified.right.contentLength
+    let total = 0
+    const body = file.content.pipe(
+      Stream.mapError(() => errors.incompleteBody("the file of the POST request could not be read")),
+      Stream.mapEffect((b) => {
+        total += b.length
+        return range !== undefined && total > range.max
+          ? Effect.fail(errors.entityTooLarge("your proposed upload exceeds the maximum allowed size"))
+          : Effect.succeed(b)
+      }),
+      Stream.concat(Stream.suspend(() =>
+        range !== undefined && total < range.min
+          ? Stream.fail(errors.entityTooSmall("your proposed upload is smaller than the minimum allowed size"))
+          : Stream.empty
+      ))
+    )
+    const before = yield* store.head(key).pipe(Effect.option)
+    const result = yield* ClientSide.put(store, key, body, [Sse.keyringFor(keys, mode)], {
+      contentType: asHeaders["content-type"] ?? (file.contentType === "" ? undefined : file.contentType),
+      metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+      context: mode._tag === "SseKms" ? mode.context : undefined
+    })
+    yield* dropManifest(buckets.system, record.name, before)
+    const h = { etag: `"${result.etag}"`, location: `/${bucketName}/${SigV4.uriEncode(key).replace(/%2F/g, "/")}`, ...Sse.writeHeaders(keys, mode) }
+    const outcome = PostPolicy.outcome(fields, { bucket: bucketName, key, etag: result.etag })
+    if (outcome._tag === "Redirect") return Http.empty(303, { ...h, location: outcome.location })
+    if (outcome.status === 201) {
+      return Http.xml(Xml.el("PostResponse", [
+        Xml.el("Location", h.location),
+        Xml.el("Bucket", bucketName),
+        Xml.el("Key", key),
+        Xml.el("ETag", `"${result.etag}"`)
+      ]), { status: 201, headers: h })
+    }
+    return Http.empty(outcome.status, h)
   })
 
 const putObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
     const { keys, mode } = yield* writeMode(r, record, key)
     const meta = yield* userMetadata(r.headers)
-    const { body, length } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    const { body, length } = decoded
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
@@ -475,9 +623,22 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
       metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
       context: mode._tag === "SseKms" ? mode.context : undefined
     })
+    const checksum = verifiedChecksum(decoded)
+    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, result.etag, checksum)
     yield* dropManifest(system, record.name, before)
-    return Http.empty(200, { etag: `"${result.etag}"`, ...Sse.writeHeaders(keys, mode) })
+    return Http.empty(200, {
+      etag: `"${result.etag}"`,
+      ...Sse.writeHeaders(keys, mode),
+      ...ObjectAttributes.checksumHeaders(checksum === undefined ? undefined : { ...checksum, type: "FULL_OBJECT" })
+    })
   })
+
+/** The single checksum a request body was verified against (S3 accepts one per request). */
+const verifiedChecksum = (decoded: DecodedBody): Multipart.PartChecksum | undefined => {
+  const algorithm = decoded.algorithms[0]
+  const value = algorithm === undefined ? undefined : decoded.verified[algorithm]
+  return algorithm === undefined || value === undefined ? undefined : { algorithm, value }
+}
 
 const conditional = (r: Request, info: ObjectStore.ObjectInfo): Effect.Effect<HttpServerResponse.HttpServerResponse | undefined, S3Error> =>
   Effect.gen(function*() {
@@ -541,24 +702,48 @@ const openObject = (
     return { info, size, range: resolved, body } satisfies Opened
   })
 
+const parsePartNumber = (text: string | undefined): Either.Either<number | undefined, S3Error> => {
+  if (text === undefined) return Either.right(undefined)
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 10000) {
+    return Either.left(errors.invalidArgument("part number must be an integer between 1 and 10000, inclusive"))
+  }
+  return Either.right(Number(text))
+}
+
 const getObject = (r: Request, record: BucketRecord, store: Store, key: string, headOnly: boolean) =>
   Effect.gen(function*() {
-    if (has(r, "partNumber")) return yield* errors.notImplemented("partNumber reads are not implemented")
+    const partNumber = yield* parsePartNumber(r.query.get("partNumber"))
+    if (partNumber !== undefined && r.headers["range"] !== undefined) {
+      return yield* errors.invalidRequest("cannot specify both Range header and partNumber query parameter")
+    }
     const customerKey = yield* readCustomerKey(r)
     const system = (yield* Buckets).system
+    const keys = yield* Sse.GatewayKeys
     const info = yield* store.head(key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
     )
-    const rangeHeader = r.headers["range"]
-    const range = rangeHeader === undefined ? undefined : Option.getOrUndefined(ObjectStore.parseRange(rangeHeader))
+    const check = Sse.checkReadKey(keys, info.metadata, customerKey)
+    if (Either.isLeft(check)) return yield* check.left
+    const cond = yield* conditional(r, info)
+    if (cond !== undefined) return cond
+    const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
+    const size = yield* plaintextSize(system, record.name, info)
+    const extra: Record<string, string> = {}
+    if (manifest !== undefined) extra["x-amz-mp-parts-count"] = String(manifest.parts.length)
+    let range: ObjectStore.ByteRange | undefined
+    if (partNumber !== undefined) {
+      const parts = ObjectAttributes.partsOf(manifest, size)
+      const part = parts[partNumber - 1]
+      if (part === undefined) return yield* errors.invalidPartNumber("the requested partnumber is not satisfiable", `/${record.name}/${key}`)
+      if (part.size > 0) range = ObjectStore.range.bounded(part.start, part.start + part.size - 1)
+    } else if (r.headers["range"] !== undefined) {
+      range = Option.getOrUndefined(ObjectStore.parseRange(r.headers["range"]))
+    }
+    if (range === undefined && r.headers["x-amz-checksum-mode"]?.toUpperCase() === "ENABLED") {
+      Object.assign(extra, ObjectAttributes.checksumHeaders(yield* ObjectAttributes.checksumOf(system, record.name, info, manifest)))
+    }
     if (headOnly) {
-      const keys = yield* Sse.GatewayKeys
-      const check = Sse.checkReadKey(keys, info.metadata, customerKey)
-      if (Either.isLeft(check)) return yield* check.left
-      const cond = yield* conditional(r, info)
-      if (cond !== undefined) return cond
-      const size = yield* plaintextSize(system, record.name, info)
-      const h = objectHeaders(info, customerKey)
+      const h = { ...objectHeaders(info, customerKey), ...extra }
       if (range !== undefined) {
         const rr = ObjectStore.resolveRange(range, size)
         if (Option.isNone(rr)) return yield* errors.invalidRange("the requested range is not satisfiable")
@@ -566,16 +751,45 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
       }
       return Http.empty(200, { ...h, "content-length": String(size) })
     }
-    const cond = yield* conditional(r, info)
-    if (cond !== undefined) return cond
     return yield* openObject(store, system, record.name, key, info, customerKey, range).pipe(
       Effect.map((o) => {
-        const h = objectHeaders(o.info, customerKey)
+        const h = { ...objectHeaders(o.info, customerKey), ...extra }
         if (o.range !== undefined) {
           return Http.stream(o.body, 206, { ...h, "content-range": `bytes ${o.range.start}-${o.range.end - 1}/${o.size}` }, o.range.end - o.range.start)
         }
         return Http.stream(o.body, 200, h, o.size)
       })
+    )
+  })
+
+const getObjectAttributes = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const attributes = ObjectAttributes.parseAttributes(r.headers["x-amz-object-attributes"])
+    if (attributes === undefined) return yield* errors.invalidArgument("invalid attribute name specified")
+    const maxText = r.headers["x-amz-max-parts"] ?? "1000"
+    const markerText = r.headers["x-amz-part-number-marker"] ?? "0"
+    if (!/^\d{1,6}$/.test(maxText) || !/^\d{1,6}$/.test(markerText)) return yield* errors.invalidArgument("invalid x-amz-max-parts or x-amz-part-number-marker")
+    const customerKey = yield* readCustomerKey(r)
+    const system = (yield* Buckets).system
+    const info = yield* store.head(key).pipe(
+      Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
+    )
+    const check = Sse.checkReadKey(yield* Sse.GatewayKeys, info.metadata, customerKey)
+    if (Either.isLeft(check)) return yield* check.left
+    const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
+    const size = yield* plaintextSize(system, record.name, info)
+    const checksum = yield* ObjectAttributes.checksumOf(system, record.name, info, manifest)
+    return Http.xml(
+      ObjectAttributes.render({
+        attributes,
+        etag: info.etag,
+        size,
+        checksum,
+        parts: manifest === undefined ? undefined : ObjectAttributes.partsOf(manifest, size),
+        maxParts: Math.min(1000, Number(maxText)),
+        partNumberMarker: Number(markerText)
+      }),
+      { headers: { "last-modified": Http.httpDate(info.lastModified), ...Sse.responseHeaders(info.metadata, customerKey) } }
     )
   })
 
@@ -620,21 +834,40 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
       ? yield* userMetadata(r.headers)
       : Object.fromEntries(Object.entries(info.metadata).filter(([k]) => k.startsWith(Sse.Meta.userPrefix) || k.startsWith(Sse.Meta.headerPrefix)))
     const contentType = directive === "REPLACE" ? r.headers["content-type"] : info.contentType
+    const algText = r.headers["x-amz-checksum-algorithm"]?.toLowerCase()
+    if (algText !== undefined && !Checksums.isAlgorithm(algText)) return yield* errors.invalidRequest("checksum algorithm provided is unsupported; use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256")
+    // The copy's checksum: computed over the copied bytes when asked for, else the source's
+    // whole-object checksum carried over (the plaintext is the same).
+    const sourceChecksum = Multipart.isMultipart(info.metadata) ? undefined : yield* ObjectAttributes.checksumOf(buckets.system, src.bucket, info, undefined)
+    const computing = algText === undefined ? undefined : Checksums.make(algText)
     const result = yield* Effect.gen(function*() {
       const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
       const before = yield* store.head(key).pipe(Effect.option)
-      const put = yield* ClientSide.put(store, key, opened.body, [Sse.keyringFor(keys, mode)], {
+      const copied = computing === undefined ? opened.body : opened.body.pipe(Stream.tap((b) => Effect.sync(() => computing.update(b))))
+      const put = yield* ClientSide.put(store, key, copied, [Sse.keyringFor(keys, mode)], {
         contentLength: opened.size,
         contentType,
         metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
         context: mode._tag === "SseKms" ? mode.context : undefined
       })
-      if (!(src.bucket === record.name && src.key === key)) yield* dropManifest(buckets.system, record.name, before)
+      // The source, when copied onto itself, has been read in full by now.
+      yield* dropManifest(buckets.system, record.name, before)
       return put
     })
+    const checksum: Multipart.PartChecksum | undefined = computing !== undefined
+      ? { algorithm: computing.algorithm, value: Buffer.from(computing.digest()).toString("base64") }
+      : sourceChecksum === undefined
+      ? undefined
+      : { algorithm: sourceChecksum.algorithm, value: sourceChecksum.value }
+    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(buckets.system, record.name, result.etag, checksum)
     const after = yield* store.head(key)
     return Http.xml(
-      Xml.el("CopyObjectResult", [Xml.el("LastModified", Http.isoDate(after.lastModified)), Xml.el("ETag", `"${result.etag}"`)], Xml.S3_NS),
+      Xml.el("CopyObjectResult", [
+        Xml.el("LastModified", Http.isoDate(after.lastModified)),
+        Xml.el("ETag", `"${result.etag}"`),
+        checksum === undefined ? "" : Xml.el("ChecksumType", "FULL_OBJECT"),
+        checksum === undefined ? "" : Xml.el(Checksums.xmlName(checksum.algorithm), checksum.value)
+      ], Xml.S3_NS),
       { headers: Sse.writeHeaders(keys, mode) }
     )
   })
@@ -647,6 +880,16 @@ const createUpload = (r: Request, record: BucketRecord, store: Store, key: strin
   Effect.gen(function*() {
     const { keys, mode } = yield* writeMode(r, record, key)
     const meta = yield* userMetadata(r.headers)
+    const algText = r.headers["x-amz-checksum-algorithm"]?.toLowerCase()
+    if (algText !== undefined && !Checksums.isAlgorithm(algText)) return yield* errors.invalidRequest("checksum algorithm provided is unsupported; use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256")
+    const typeText = r.headers["x-amz-checksum-type"]?.toUpperCase()
+    if (typeText !== undefined && typeText !== "COMPOSITE" && typeText !== "FULL_OBJECT") return yield* errors.invalidRequest("the x-amz-checksum-type header is invalid")
+    if (typeText !== undefined && algText === undefined) return yield* errors.invalidRequest("x-amz-checksum-type requires x-amz-checksum-algorithm")
+    // S3: CRC64NVME is only a full-object checksum; SHA-1/SHA-256 are only composite.
+    const checksumType = algText === undefined ? undefined : typeText ?? (algText === "crc64nvme" ? "FULL_OBJECT" : "COMPOSITE")
+    if (algText !== undefined && ((checksumType === "FULL_OBJECT" && !Checksums.isCrc(algText)) || (checksumType === "COMPOSITE" && algText === "crc64nvme"))) {
+      return yield* errors.invalidRequest(`the ${checksumType} checksum type cannot be used with the ${Checksums.upperName(algText)} checksum algorithm`)
+    }
     const id = yield* Multipart.create({
       system: (yield* Buckets).system,
       store,
@@ -655,11 +898,19 @@ const createUpload = (r: Request, record: BucketRecord, store: Store, key: strin
       keyring: Sse.keyringFor(keys, mode),
       context: mode._tag === "SseKms" ? mode.context : {},
       metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
-      contentType: r.headers["content-type"]
+      contentType: r.headers["content-type"],
+      checksumAlgorithm: algText,
+      checksumType,
+      initiator: r.user.name
     })
     return Http.xml(
       Xml.el("InitiateMultipartUploadResult", [Xml.el("Bucket", record.name), Xml.el("Key", key), Xml.el("UploadId", id)], Xml.S3_NS),
-      { headers: Sse.writeHeaders(keys, mode) }
+      {
+        headers: {
+          ...Sse.writeHeaders(keys, mode),
+          ...(algText === undefined ? {} : { "x-amz-checksum-algorithm": Checksums.upperName(algText), "x-amz-checksum-type": checksumType! })
+        }
+      }
     )
   })
 
@@ -672,28 +923,118 @@ const uploadContext = (r: Request, record: BucketRecord, key: string) =>
     return { id, upload, system }
   })
 
+const partNumberOf = (r: Request) =>
+  Effect.gen(function*() {
+    const n = yield* parsePartNumber(r.query.get("partNumber") ?? "")
+    return n!
+  })
+
 const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
-    const n = r.query.get("partNumber") ?? ""
-    if (!/^\d{1,5}$/.test(n) || Number(n) < 1 || Number(n) > 10000) return yield* errors.invalidArgument("part number must be an integer between 1 and 10000, inclusive")
-    if (r.headers["x-amz-copy-source"] !== undefined) return yield* errors.notImplemented("UploadPartCopy is not implemented")
+    const n = yield* partNumberOf(r)
     const { id, upload, system } = yield* uploadContext(r, record, key)
     const keys = yield* Sse.GatewayKeys
     const customerKey = yield* readCustomerKey(r)
     const check = Sse.checkReadKey(keys, upload.metadata, customerKey)
     if (Either.isLeft(check)) return yield* check.left
-    const { body, length } = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
+    const { body, length } = decoded
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
-    const part = yield* Multipart.uploadPart({ system, store, id, record: upload, partNumber: Number(n), body, length, unwrapper: Sse.unwrapperFor(keys, customerKey) })
-    return Http.empty(200, { etag: `"${part.etag}"`, ...Sse.responseHeaders(upload.metadata, customerKey) })
+    if (upload.checksumAlgorithm !== undefined && decoded.algorithms.length > 0 && decoded.algorithms[0] !== upload.checksumAlgorithm) {
+      return yield* errors.invalidRequest(`the upload was created using the ${Checksums.upperName(upload.checksumAlgorithm)} checksum algorithm`)
+    }
+    const part = yield* Multipart.uploadPart({
+      system,
+      store,
+      id,
+      record: upload,
+      partNumber: n,
+      body,
+      length,
+      unwrapper: Sse.unwrapperFor(keys, customerKey),
+      checksum: () => verifiedChecksum(decoded)
+    })
+    return Http.empty(200, {
+      etag: `"${part.etag}"`,
+      ...Sse.responseHeaders(upload.metadata, customerKey),
+      ...(part.checksum === undefined ? {} : { [`x-amz-checksum-${part.checksum.algorithm}`]: part.checksum.value })
+    })
+  })
+
+/** `x-amz-copy-source-if-*`: any failed condition is 412 PreconditionFailed, as S3 answers copies. */
+const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo) =>
+  Effect.gen(function*() {
+    const etag = `"${info.etag}"`
+    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === info.etag)
+    const date = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
+    const modified = Math.floor(info.lastModified.getTime() / 1000) * 1000
+    const ifMatch = r.headers["x-amz-copy-source-if-match"]
+    const ifNone = r.headers["x-amz-copy-source-if-none-match"]
+    const ius = date(r.headers["x-amz-copy-source-if-unmodified-since"])
+    const ims = date(r.headers["x-amz-copy-source-if-modified-since"])
+    const failed = (ifMatch !== undefined && !matches(ifMatch)) ||
+      (ifNone !== undefined && matches(ifNone)) ||
+      (ifMatch === undefined && ius !== undefined && !Number.isNaN(ius.getTime()) && modified > ius.getTime()) ||
+      (ifNone === undefined && ims !== undefined && !Number.isNaN(ims.getTime()) && modified <= ims.getTime())
+    if (failed) return yield* errors.preconditionFailed("at least one of the pre-conditions you specified did not hold")
+  })
+
+const uploadPartCopy = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const n = yield* partNumberOf(r)
+    const src = yield* parseCopySource(r)
+    if (!SigV4.mayUse(r.user, src.bucket)) return yield* errors.accessDenied("access denied", `/${src.bucket}`)
+    yield* requireBucket(src.bucket)
+    const { id, upload, system } = yield* uploadContext(r, record, key)
+    const buckets = yield* Buckets
+    const keys = yield* Sse.GatewayKeys
+    const customerKey = yield* readCustomerKey(r)
+    const check = Sse.checkReadKey(keys, upload.metadata, customerKey)
+    if (Either.isLeft(check)) return yield* check.left
+    const srcKey = yield* readCustomerKey(r, true)
+    const srcStore = yield* buckets.store(src.bucket)
+    const info = yield* srcStore.head(src.key).pipe(
+      Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${src.bucket}/${src.key}`)))
+    )
+    yield* copySourceConditions(r, info)
+    const size = yield* plaintextSize(buckets.system, src.bucket, info)
+    const rangeText = r.headers["x-amz-copy-source-range"]
+    let range: ObjectStore.ByteRange | undefined
+    let length = size
+    if (rangeText !== undefined) {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(rangeText.trim())
+      if (m === null) return yield* errors.invalidArgument("the x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+      const first = Number(m[1])
+      const last = Number(m[2])
+      if (first > last || last >= size) return yield* errors.invalidArgument(`range specified is not valid for source object of size: ${size}`)
+      range = ObjectStore.range.bounded(first, last)
+      length = last - first + 1
+    }
+    const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, range)
+    const part = yield* Multipart.uploadPart({
+      system,
+      store,
+      id,
+      record: upload,
+      partNumber: n,
+      body: opened.body.pipe(Stream.mapError((e) => toS3(e, src.key))),
+      length,
+      unwrapper: Sse.unwrapperFor(keys, customerKey)
+    })
+    return Http.xml(
+      Xml.el("CopyPartResult", [Xml.el("ETag", `"${part.etag}"`), Xml.el("LastModified", part.uploaded)], Xml.S3_NS),
+      { headers: Sse.responseHeaders(upload.metadata, customerKey) }
+    )
   })
 
 const listParts = (r: Request, record: BucketRecord, _store: Store, key: string) =>
   Effect.gen(function*() {
-    const { id, system } = yield* uploadContext(r, record, key)
-    const marker = Number(r.query.get("part-number-marker") ?? "0")
-    const max = Math.min(1000, Number(r.query.get("max-parts") ?? "1000"))
-    if (!Number.isSafeInteger(marker) || !Number.isSafeInteger(max) || max < 0) return yield* errors.invalidArgument("invalid part-number-marker or max-parts")
+    const { id, system, upload } = yield* uploadContext(r, record, key)
+    const markerText = r.query.get("part-number-marker") ?? "0"
+    const maxText = r.query.get("max-parts") ?? "1000"
+    if (!/^\d{1,6}$/.test(markerText) || !/^\d{1,6}$/.test(maxText)) return yield* errors.invalidArgument("invalid part-number-marker or max-parts")
+    const marker = Number(markerText)
+    const max = Math.min(1000, Number(maxText))
     const all = (yield* Multipart.listParts(system, id)).filter((p) => p.partNumber > marker)
     const page = all.slice(0, max)
     const truncated = all.length > page.length
@@ -705,9 +1046,18 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
       truncated ? Xml.el("NextPartNumberMarker", page.at(-1)!.partNumber) : "",
       Xml.el("MaxParts", max),
       Xml.el("IsTruncated", truncated),
+      Xml.el("Initiator", [Xml.el("ID", upload.initiator ?? ""), Xml.el("DisplayName", upload.initiator ?? "")]),
+      Xml.el("Owner", [Xml.el("ID", upload.initiator ?? ""), Xml.el("DisplayName", upload.initiator ?? "")]),
       Xml.el("StorageClass", "STANDARD"),
+      upload.checksumAlgorithm === undefined ? "" : Xml.el("ChecksumAlgorithm", Checksums.upperName(upload.checksumAlgorithm)),
       ...page.map((p) =>
-        Xml.el("Part", [Xml.el("PartNumber", p.partNumber), Xml.el("LastModified", p.uploaded), Xml.el("ETag", `"${p.etag}"`), Xml.el("Size", p.plain)])
+        Xml.el("Part", [
+          Xml.el("PartNumber", p.partNumber),
+          Xml.el("LastModified", p.uploaded),
+          Xml.el("ETag", `"${p.etag}"`),
+          Xml.el("Size", p.plain),
+          p.checksum === undefined ? "" : Xml.el(Checksums.xmlName(p.checksum.algorithm), p.checksum.value)
+        ])
       )
     ], Xml.S3_NS))
   })
@@ -715,27 +1065,109 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
 const completeUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
     const { id, upload, system } = yield* uploadContext(r, record, key)
-    const doc = Xml.parse(yield* readSmallBody(r))
+    const doc = Xml.parse(yield* readSmallBody(r, { objectChecksumHeaders: true }))
     if (doc === undefined || Xml.localName(doc) !== "CompleteMultipartUpload") {
       return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     }
-    const parts: Array<{ partNumber: number; etag: string }> = []
+    const parts: Array<{ partNumber: number; etag: string; checksum?: Multipart.PartChecksum }> = []
     for (const p of Xml.children(doc, "Part")) {
       const n = Xml.childText(p, "PartNumber")?.trim()
       const etag = Xml.childText(p, "ETag")?.trim()
       if (n === undefined || !/^\d+$/.test(n) || etag === undefined) return yield* errors.malformedXml("each Part needs a PartNumber and an ETag")
-      parts.push({ partNumber: Number(n), etag })
+      const given = Checksums.ALGORITHMS.flatMap((a) => {
+        const v = Xml.childText(p, Checksums.xmlName(a))?.trim()
+        return v === undefined ? [] : [{ algorithm: a, value: v }]
+      })
+      if (given.length > 1) return yield* errors.invalidRequest("a part may carry one checksum")
+      parts.push({ partNumber: Number(n), etag, ...(given[0] === undefined ? {} : { checksum: given[0] }) })
     }
+    const wholeHeaders = Checksums.ALGORITHMS.flatMap((a) => {
+      const v = r.headers[`x-amz-checksum-${a}`]
+      return v === undefined ? [] : [{ algorithm: a, value: v }]
+    })
+    if (wholeHeaders.length > 1) return yield* errors.invalidRequest("expecting a single x-amz-checksum- header")
     const before = yield* store.head(key).pipe(Effect.option)
     const settings = yield* ApiSettings
-    const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize })
+    const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize, expected: wholeHeaders[0] })
     yield* dropManifest(system, record.name, before)
+    const checksum = result.manifest.checksum
     return Http.xml(Xml.el("CompleteMultipartUploadResult", [
       Xml.el("Location", `/${record.name}/${key}`),
       Xml.el("Bucket", record.name),
       Xml.el("Key", key),
-      Xml.el("ETag", `"${result.etag}"`)
+      Xml.el("ETag", `"${result.etag}"`),
+      checksum === undefined ? "" : Xml.el(Checksums.xmlName(checksum.algorithm), checksum.value),
+      checksum === undefined ? "" : Xml.el("ChecksumType", result.manifest.checksumType ?? "COMPOSITE")
     ], Xml.S3_NS), { headers: Sse.responseHeaders(upload.metadata, undefined) })
+  })
+
+const listUploads = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const system = (yield* Buckets).system
+    const prefix = r.query.get("prefix") ?? ""
+    const delimiter = r.query.get("delimiter") || undefined
+    const keyMarker = r.query.get("key-marker") ?? ""
+    const idMarker = r.query.get("upload-id-marker") ?? ""
+    const maxText = r.query.get("max-uploads") ?? "1000"
+    if (!/^\d{1,7}$/.test(maxText)) return yield* errors.invalidArgument("provided max-uploads not an integer or within integer range")
+    const max = Math.min(1000, Number(maxText))
+    const encode = r.query.get("encoding-type") === "url"
+    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
+    const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    const all = yield* Multipart.listUploads(system, record.name)
+    const markerAt = idMarker === "" ? -1 : all.findIndex((u) => u.key === keyMarker && u.id === idMarker)
+    const after = all.filter((u, i) =>
+      u.key.startsWith(prefix) &&
+      (keyMarker === "" ||
+        u.key > keyMarker ||
+        (u.key === keyMarker && idMarker !== "" && (markerAt >= 0 ? i > markerAt : u.id > idMarker)))
+    )
+    type Entry = { readonly _tag: "Upload"; readonly upload: typeof all[number] } | { readonly _tag: "Prefix"; readonly prefix: string }
+    const entries: Array<Entry> = []
+    let truncated = false
+    for (const u of after) {
+      const cut = delimiter === undefined ? -1 : u.key.indexOf(delimiter, prefix.length)
+      const common = cut < 0 ? undefined : u.key.slice(0, cut + delimiter!.length)
+      const last = entries.at(-1)
+      if (common !== undefined && last?._tag === "Prefix" && last.prefix === common) continue
+      if (common !== undefined && common <= keyMarker) continue
+      if (entries.length === max) {
+        truncated = true
+        break
+      }
+      entries.push(common === undefined ? { _tag: "Upload", upload: u } : { _tag: "Prefix", prefix: common })
+    }
+    const lastEntry = entries.at(-1)
+    const next = !truncated || lastEntry === undefined
+      ? undefined
+      : lastEntry._tag === "Upload"
+      ? { key: lastEntry.upload.key, id: lastEntry.upload.id }
+      : { key: lastEntry.prefix, id: "" }
+    const person = (name: string | undefined) => [Xml.el("ID", name ?? ""), Xml.el("DisplayName", name ?? "")]
+    return Http.xml(Xml.el("ListMultipartUploadsResult", [
+      Xml.el("Bucket", record.name),
+      Xml.el("KeyMarker", enc(keyMarker)),
+      Xml.el("UploadIdMarker", idMarker),
+      next === undefined ? "" : Xml.el("NextKeyMarker", enc(next.key)),
+      next === undefined ? "" : Xml.el("NextUploadIdMarker", next.id),
+      Xml.el("Prefix", enc(prefix)),
+      delimiter === undefined ? "" : Xml.el("Delimiter", enc(delimiter)),
+      Xml.el("MaxUploads", max),
+      encode ? Xml.el("EncodingType", "url") : "",
+      Xml.el("IsTruncated", truncated),
+      ...entries.filter((e) => e._tag === "Upload").map((e) =>
+        Xml.el("Upload", [
+          Xml.el("Key", enc(e.upload.key)),
+          Xml.el("UploadId", e.upload.id),
+          Xml.el("Initiator", person(e.upload.initiator)),
+          Xml.el("Owner", person(e.upload.initiator)),
+          Xml.el("StorageClass", "STANDARD"),
+          Xml.el("Initiated", e.upload.initiated),
+          e.upload.checksumAlgorithm === undefined ? "" : Xml.el("ChecksumAlgorithm", Checksums.upperName(e.upload.checksumAlgorithm))
+        ])
+      ),
+      ...entries.filter((e) => e._tag === "Prefix").map((e) => Xml.el("CommonPrefixes", [Xml.el("Prefix", enc(e.prefix))]))
+    ], Xml.S3_NS))
   })
 
 /**

@@ -57,6 +57,8 @@ export type Payload =
     readonly signingKey: Redacted.Redacted<Buffer>
     readonly amzDate: string
     readonly scope: string
+    /** `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`: signed trailing headers follow the last chunk. */
+    readonly trailer: boolean
   }
 
 /**
@@ -257,8 +259,15 @@ export const verify = (
         ? { _tag: "Unsigned" }
         : contentSha === "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
         ? { _tag: "StreamingUnsigned" }
-        : contentSha === "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-        ? { _tag: "StreamingSigned", seedSignature: signature, signingKey: Redacted.make(key), amzDate, scope: cred.scope }
+        : contentSha === "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" || contentSha === "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+        ? {
+          _tag: "StreamingSigned",
+          seedSignature: signature,
+          signingKey: Redacted.make(key),
+          amzDate,
+          scope: cred.scope,
+          trailer: contentSha.endsWith("-TRAILER")
+        }
         : /^[0-9a-f]{64}$/.test(contentSha)
         ? { _tag: "Sha256", hex: contentSha }
         : undefined
@@ -324,6 +333,23 @@ export const chunkSignature = (
   hmac(
     Redacted.value(payload.signingKey),
     `${ALGORITHM}-PAYLOAD\n${payload.amzDate}\n${payload.scope}\n${previous}\n${EMPTY_SHA256}\n${chunkSha256Hex}`
+  )
+
+/**
+ * The signature of the trailing headers of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` body,
+ * chained from the final chunk's signature; `canonicalTrailers` is `name:value\n` per header.
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const trailerSignature = (
+  payload: Extract<Payload, { readonly _tag: "StreamingSigned" }>,
+  previous: string,
+  canonicalTrailers: string
+): Buffer =>
+  hmac(
+    Redacted.value(payload.signingKey),
+    `${ALGORITHM}-TRAILER\n${payload.amzDate}\n${payload.scope}\n${previous}\n${sha256Hex(canonicalTrailers)}`
   )
 
 /**

@@ -54,8 +54,14 @@ export interface PutOptions {
   readonly concurrency?: number | undefined
   /** Encryption context bound to the object besides its bucket and key (`oc:` names are reserved). */
   readonly context?: Readonly<Record<string, string>> | undefined
-  /** Encrypt parts on worker threads (see `makeWorkerPool`). @default the calling thread */
+  /** Encrypt on worker threads (see `makeWorkerPool`). @default the calling thread */
   readonly pool?: WorkerPool | undefined
+  /**
+   * With a `pool`: hand the body's chunks to the workers without copying them when they wholly own
+   * their `ArrayBuffer` (fresh file reads do). The chunks are detached afterwards, so set it only
+   * when nothing else reads them again. @default false
+   */
+  readonly transferBody?: boolean | undefined
 }
 
 /**
@@ -94,6 +100,8 @@ export interface GetOptions {
    * @default the store's bucket and `key`
    */
   readonly encryptedFor?: { readonly bucket: string; readonly key: string } | undefined
+  /** Open segments on worker threads (see `makeWorkerPool`). @default the calling thread */
+  readonly pool?: WorkerPool | undefined
 }
 
 /**
@@ -129,54 +137,17 @@ export const isClientSide = (info: ObjectStore.ObjectInfo): boolean => NativeFor
 // put
 // ---------------------------------------------------------------------------------------------
 
-interface Part {
-  readonly index: number
-  readonly pieces: ReadonlyArray<Uint8Array>
-  readonly size: number
-  readonly last: boolean
-}
-
-/**
- * Groups a byte stream into parts of `partSize` bytes (by reference), flagging the last; a full
- * part is emitted only once a further byte shows it is not the last.
- */
-const groupParts = (partSize: number) =>
-<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Part, E, R> =>
-  Stream.suspend(() => {
-    let pieces: Array<Uint8Array> = []
-    let size = 0
-    let index = 0
-    const emit = (last: boolean): Part => {
-      const p = { index: index++, pieces, size, last }
-      pieces = []
-      size = 0
-      return p
-    }
-    return self.pipe(
-      Stream.mapConcat((chunk: Uint8Array) => {
-        const out: Array<Part> = []
-        let off = 0
-        while (off < chunk.length) {
-          if (size === partSize) out.push(emit(false))
-          const n = Math.min(partSize - size, chunk.length - off)
-          pieces.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n))
-          size += n
-          off += n
-        }
-        return out
-      }),
-      Stream.concat(Stream.suspend(() => Stream.succeed(emit(true))))
-    )
-  })
+type Part = NativeFormat.ByteGroup
 
 const sealPart = (
   keys: NativeFormat.ObjectKeys,
   part: Part,
   segmentsPerPart: number,
-  pool: WorkerPool | undefined
+  pool: WorkerPool | undefined,
+  transfer: boolean
 ): Effect.Effect<ReadonlyArray<Uint8Array>> => {
   const firstSegment = part.index * segmentsPerPart
-  if (pool !== undefined) return pool.seal(keys, firstSegment, part.last, part.pieces)
+  if (pool !== undefined) return pool.seal(keys, firstSegment, part.last, part.pieces, { transfer })
   return Effect.sync(() => {
     const out: Array<Uint8Array> = []
     const sealer = NativeFormat.makeSealer(keys, { firstSegment, final: part.last })
@@ -226,6 +197,7 @@ export const put = <E>(
     if (Either.isLeft(partSize)) return yield* fail(partSize.left)
     const segmentsPerPart = partSize.right / segmentSize
     const concurrency = Math.max(1, options?.concurrency ?? 4)
+    const transfer = options?.transferBody === true
 
     const random = yield* FiberRef.get(currentRandom)
     const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
@@ -254,7 +226,7 @@ export const put = <E>(
 
     // A pull rather than `Stream.peel`: peel hands the rest of the stream to another fiber and a
     // body failure then surfaces as a ChannelException defect instead of the body's own error.
-    const pull = yield* Stream.toPull(Stream.rechunk(groupParts(partSize.right)(body), 1))
+    const pull = yield* Stream.toPull(Stream.rechunk(NativeFormat.groupBytes(partSize.right)(body), 1))
     const firstChunk = yield* pull.pipe(
       Effect.catchAll((e) => Option.isSome(e) ? Effect.fail(e.value) : Effect.dieMessage("groupParts always emits a part"))
     )
@@ -266,7 +238,7 @@ export const put = <E>(
         return yield* fail(`the body is ${firstPart.size} bytes, not the ${contentLength} announced`)
       }
       const placed = yield* placeEnvelope(store, key, envelopeFor(firstPart.size), userMeta)
-      const ct = yield* sealPart(keys, firstPart, segmentsPerPart, options?.pool)
+      const ct = yield* sealPart(keys, firstPart, segmentsPerPart, options?.pool, transfer)
       const result = yield* store.put(key, Stream.fromIterable(ct), {
         contentLength: sum(ct),
         contentType: options?.contentType,
@@ -277,6 +249,37 @@ export const put = <E>(
     }
 
     const placed = yield* placeEnvelope(store, key, envelopeFor(contentLength), userMeta)
+    if (options?.partSize === undefined) {
+      // One streaming put: the driver cuts the ciphertext as it cuts any large body (its own
+      // parallel multipart on a cloud store, a single write on a local one — no parts written and
+      // then concatenated). Segments are still sealed in parallel when a pool is given.
+      let total = 0
+      const checked = Stream.concat(Stream.succeed(firstPart), rest).pipe(
+        Stream.mapEffect((part) =>
+          Effect.suspend(() => {
+            total += part.size
+            if (contentLength !== undefined && total > contentLength) {
+              return Effect.fail(fail(`the body is longer than the ${contentLength} bytes announced`))
+            }
+            if (contentLength !== undefined && part.last && total !== contentLength) {
+              return Effect.fail(fail(`the body is ${total} bytes, not the ${contentLength} announced`))
+            }
+            return Effect.succeed(part)
+          })
+        ),
+        Stream.mapEffect((part) => sealPart(keys, part, segmentsPerPart, options?.pool, transfer), {
+          concurrency: options?.pool === undefined ? 1 : Math.max(concurrency, 2 * options.pool.size)
+        }),
+        Stream.mapConcat((ct) => ct)
+      )
+      const result = yield* store.put(key, checked, {
+        contentLength: contentLength === undefined ? undefined : NativeFormat.ciphertextSize(contentLength, segmentSize),
+        contentType: options?.contentType,
+        metadata: placed.metadata
+      }).pipe(Effect.onError(() => placed.cleanup))
+      yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
+      return { ...result, plaintextSize: total, envelope: placed.location, parts: 1 } satisfies PutResult
+    }
     const upload = Effect.acquireUseRelease(
       store.createMultipart(key, { contentType: options?.contentType, metadata: placed.metadata }),
       (upload) =>
@@ -289,7 +292,7 @@ export const put = <E>(
                 if (contentLength !== undefined && total > contentLength) {
                   return yield* fail(`the body is longer than the ${contentLength} bytes announced`)
                 }
-                const ct = yield* sealPart(keys, part, segmentsPerPart, options?.pool)
+                const ct = yield* sealPart(keys, part, segmentsPerPart, options?.pool, transfer)
                 return yield* store.uploadPart(upload, part.index + 1, Stream.fromIterable(ct), { contentLength: sum(ct) })
               }), { concurrency }),
             Stream.runCollect
@@ -424,7 +427,7 @@ const recoverDataKey = (
     return { dataKey, header, context, binding: NativeFormat.bindingDigest(header, context) }
   })
 
-const openEnvelope = (
+const openKeys = (
   envelope: NativeFormat.Envelope,
   unwrapper: Unwrapper,
   bucket: string,
@@ -450,6 +453,10 @@ const checkSize = (envelope: NativeFormat.Envelope, size: number, key: string): 
   })
 }
 
+const decryptWith = (keys: NativeFormat.ObjectKeys, plan: NativeFormat.SegmentPlan, key: string, pool: WorkerPool | undefined) =>
+<E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E | DecryptError> =>
+  pool === undefined ? body.pipe(NativeFormat.decrypt(keys, plan, key)) : body.pipe(NativeFormat.decryptParallel(keys, plan, key, { pool }))
+
 /**
  * Opens a client-side object: checks the envelope belongs to this bucket and key, unwraps the data
  * key, checks the key commitment, then streams the plaintext. A ranged read fetches only the
@@ -469,7 +476,7 @@ export const get = (
     const opened = range === undefined ? yield* store.get(key) : undefined
     const info = opened?.info ?? (yield* store.head(key))
     const { envelope } = yield* loadEnvelope(store, key, info)
-    const keys = yield* openEnvelope(
+    const keys = yield* openKeys(
       envelope,
       unwrapper,
       options?.encryptedFor?.bucket ?? store.bucket,
@@ -479,7 +486,7 @@ export const get = (
     const size = yield* checkSize(envelope, info.size, key)
     if (opened !== undefined) {
       const plan = NativeFormat.planRange(size, envelope.segmentSize)
-      return { info, plaintextSize: size, body: opened.body.pipe(NativeFormat.decrypt(keys, plan, key)) }
+      return { info, plaintextSize: size, body: opened.body.pipe(decryptWith(keys, plan, key, options?.pool)) }
     }
     const resolved = ObjectStore.resolveRange(range!, size)
     if (Option.isNone(resolved)) return yield* new InvalidRange({ key, range: ObjectStore.formatRange(range!), size })
@@ -492,7 +499,7 @@ export const get = (
       info,
       plaintextSize: size,
       range: resolved.value,
-      body: obj.body.pipe(NativeFormat.decrypt(keys, plan, key))
+      body: obj.body.pipe(decryptWith(keys, plan, key, options?.pool))
     }
   })
 
@@ -561,6 +568,184 @@ export const readEnvelope = (store: Store, key: string): Effect.Effect<EnvelopeS
     const { envelope, location } = yield* loadEnvelope(store, key, info)
     return summarize(info, envelope, location)
   })
+
+// ---------------------------------------------------------------------------------------------
+// envelope keys: sealing and opening segments outside put/get
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The keys of one object, recovered from (or created with) its envelope, for code that seals or
+ * opens segments itself: a gateway encrypting multipart parts as they arrive, a reader of parts at
+ * known segment indexes. The data key stays inside (zeroed when the scope that opened it closes);
+ * only derived keys (`KeyObject`s) are handed out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EnvelopeKeys {
+  readonly envelope: NativeFormat.Envelope
+  readonly segmentSize: number
+  /** The full encryption context bound to the object (the user's, `oc:bucket` and `oc:key`). */
+  readonly context: Readonly<Record<string, string>>
+  /** The keys of the object's body, under the envelope's salt. */
+  readonly keys: NativeFormat.ObjectKeys
+  /**
+   * The keys of an independently sealed part: the same data key, segment size and context under
+   * another (fresh random, 32-byte) salt — each part is then its own segment stream, so parts can be
+   * sealed in any order, on any process, and re-uploaded under a new salt without nonce reuse.
+   */
+  readonly keysForSalt: (salt: Uint8Array) => NativeFormat.ObjectKeys
+  /**
+   * Seals plaintext as segments `firstSegment`, `firstSegment + 1`… (a part at byte offset `o` of a
+   * body starts at segment `o / segmentSize`, `o` a multiple of it); the last one is flagged as the
+   * stream's end when `final` (then it may be short), otherwise the plaintext must be whole segments.
+   */
+  readonly seal: (options?: SealOptions) => <E, R>(plaintext: Stream.Stream<Uint8Array, E, R>) => Stream.Stream<Uint8Array, E, R>
+  /**
+   * Opens the ciphertext of a body of `plaintextSize` bytes, or of the segments holding `range`
+   * (fetch `NativeFormat.planRange(...).cipherStart`…`cipherEnd` of it): verified plaintext only,
+   * failing with `DecryptError` at the first bad segment.
+   */
+  readonly open: (options: OpenOptions) => <E, R>(ciphertext: Stream.Stream<Uint8Array, E, R>) => Stream.Stream<Uint8Array, E | DecryptError, R>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SealOptions {
+  /** @default 0 */
+  readonly firstSegment?: number | undefined
+  /** @default true */
+  readonly final?: boolean | undefined
+  /** Keys to seal with (e.g. `keysForSalt(partSalt)`). @default the object's keys */
+  readonly keys?: NativeFormat.ObjectKeys | undefined
+  /** Seal on worker threads. @default the calling thread */
+  readonly pool?: WorkerPool | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface OpenOptions {
+  /** Plaintext size of the segment stream being opened (the object's, or the part's). */
+  readonly plaintextSize: number
+  /** A plaintext range (`end` exclusive, already resolved); the ciphertext given must be its plan's bytes. */
+  readonly range?: { readonly start: number; readonly end: number } | undefined
+  /** Keys to open with (e.g. `keysForSalt(partSalt)`). @default the object's keys */
+  readonly keys?: NativeFormat.ObjectKeys | undefined
+  /** Open on worker threads. @default the calling thread */
+  readonly pool?: WorkerPool | undefined
+  /** Named in errors. @default the object's key */
+  readonly errorKey?: string | undefined
+}
+
+const envelopeKeys = (
+  envelope: NativeFormat.Envelope,
+  dataKey: Redacted.Redacted<Uint8Array>,
+  context: Readonly<Record<string, string>>,
+  keys: NativeFormat.ObjectKeys,
+  objectKey: string
+): Effect.Effect<EnvelopeKeys, never, Scope.Scope> =>
+  Effect.as(
+    Effect.addFinalizer(() => Effect.sync(() => Redacted.value(dataKey).fill(0))),
+    {
+      envelope,
+      segmentSize: envelope.segmentSize,
+      context,
+      keys,
+      keysForSalt: (salt) => {
+        if (salt.length !== NativeFormat.SALT_LENGTH) throw new Error(`a part salt is ${NativeFormat.SALT_LENGTH} bytes`)
+        return NativeFormat.deriveKeys(Redacted.value(dataKey), { segmentSize: envelope.segmentSize, salt }, context)
+      },
+      seal: (options) => {
+        const k = options?.keys ?? keys
+        const o = { firstSegment: options?.firstSegment, final: options?.final }
+        return options?.pool === undefined ? NativeFormat.encrypt(k, o) : NativeFormat.encryptParallel(k, { ...o, pool: options.pool })
+      },
+      open: (options) => {
+        const k = options.keys ?? keys
+        const plan = NativeFormat.planRange(options.plaintextSize, envelope.segmentSize, options.range)
+        const name = options.errorKey ?? objectKey
+        return options.pool === undefined
+          ? NativeFormat.decrypt(k, plan, name)
+          : NativeFormat.decryptParallel(k, plan, name, { pool: options.pool })
+      }
+    } satisfies EnvelopeKeys
+  )
+
+/**
+ * Creates the envelope of a new object: a fresh random data key and salt, wrapped by every
+ * keyring, bound to `bucket`, `key` and `context`. Store `NativeFormat.encodeEnvelope(envelope)` as
+ * the object's metadata (or anywhere a later `openEnvelope` finds it). The data key is zeroed when
+ * the scope closes.
+ *
+ * @since 0.1.0
+ * @category envelope keys
+ */
+export const createEnvelope = (
+  keyrings: ReadonlyArray<Keyring>,
+  target: { readonly bucket: string; readonly key: string },
+  options?: {
+    readonly context?: Readonly<Record<string, string>> | undefined
+    /** @default NativeFormat.DEFAULT_SEGMENT_SIZE */
+    readonly segmentSize?: number | undefined
+    /** Omit when the length is not known yet (the body's size then gives it). */
+    readonly plaintextLength?: number | undefined
+  }
+): Effect.Effect<EnvelopeKeys, EncryptError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const fail = (reason: string) => new EncryptError({ key: target.key, reason })
+    const segmentSize = options?.segmentSize ?? NativeFormat.DEFAULT_SEGMENT_SIZE
+    if (!NativeFormat.isValidSegmentSize(segmentSize)) return yield* fail("invalid segment size")
+    if (keyrings.length === 0 || keyrings.length > NativeFormat.MAX_WRAPPED_KEYS) {
+      return yield* fail(`between 1 and ${NativeFormat.MAX_WRAPPED_KEYS} keyrings are required`)
+    }
+    const userContext = options?.context ?? {}
+    if (Object.keys(userContext).some((k) => k.startsWith(NativeFormat.RESERVED_CONTEXT_PREFIX))) {
+      return yield* fail(`encryption context names starting with ${NativeFormat.RESERVED_CONTEXT_PREFIX} are reserved`)
+    }
+    const random = yield* FiberRef.get(currentRandom)
+    const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
+    const salt = Uint8Array.from(random(NativeFormat.SALT_LENGTH))
+    const context = NativeFormat.fullContext(target.bucket, target.key, userContext)
+    const keys = NativeFormat.deriveKeys(Redacted.value(dataKey), { segmentSize, salt }, context)
+    const wrapped = yield* Effect.forEach(keyrings, (k) => k.wrap(dataKey, { binding: keys.binding, context, objectKey: target.key })).pipe(
+      Effect.tapError(() => Effect.sync(() => Redacted.value(dataKey).fill(0)))
+    )
+    const envelope: NativeFormat.Envelope = {
+      version: NativeFormat.FORMAT_VERSION,
+      segmentSize,
+      salt,
+      commitment: keys.commitment,
+      contextDigest: keys.contextDigest,
+      plaintextLength: options?.plaintextLength,
+      context: userContext,
+      keys: wrapped
+    }
+    return yield* envelopeKeys(envelope, dataKey, context, keys, target.key)
+  })
+
+/**
+ * Opens an object's envelope with a keyring: checks it was written for `bucket` and `key`
+ * (`ContextMismatch` otherwise), unwraps the data key and checks the key commitment
+ * (`WrongKey`/`CommitmentMismatch`), and returns the object's keys. The data key is zeroed when the
+ * scope closes.
+ *
+ * @since 0.1.0
+ * @category envelope keys
+ */
+export const openEnvelope = (
+  envelope: NativeFormat.Envelope,
+  unwrapper: Unwrapper,
+  target: { readonly bucket: string; readonly key: string }
+): Effect.Effect<EnvelopeKeys, DecryptError, Scope.Scope> =>
+  Effect.flatMap(
+    recoverDataKey(envelope, unwrapper, target.bucket, target.key, target.key),
+    ({ context, dataKey, header }) =>
+      envelopeKeys(envelope, dataKey, context, NativeFormat.deriveKeys(Redacted.value(dataKey), header, context), target.key)
+  )
 
 // ---------------------------------------------------------------------------------------------
 // rekey

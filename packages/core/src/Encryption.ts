@@ -245,6 +245,8 @@ export interface ReadOptions {
   readonly range?: ObjectStore.ByteRange | undefined
   /** The key of an SSE-C object. */
   readonly customerKey?: EncryptionMode.KeyRef | undefined
+  /** Open client-side segments on worker threads (see `ClientSide.makeWorkerPool`). @default the calling thread */
+  readonly pool?: ClientSide.WorkerPool | undefined
 }
 
 const sseOf = (ref: EncryptionMode.KeyRef | undefined) =>
@@ -326,7 +328,7 @@ export const get = (
     if (c.problem !== undefined) return yield* Effect.fail(c.problem)
     if (c.clientSide !== undefined) {
       const d = yield* Decryptor
-      const obj = yield* ClientSide.get(store, key, d.unwrapper, { range: options?.range })
+      const obj = yield* ClientSide.get(store, key, d.unwrapper, { range: options?.range, pool: options?.pool })
       return { info: obj.info, mode: c.mode, size: obj.plaintextSize, range: obj.range, body: obj.body }
     }
     const obj = yield* store.get(key, { range: options?.range, sse })

@@ -7,10 +7,11 @@
  *
  * @since 0.1.0
  */
-import { Channel, Chunk, Either, Option, Stream } from "effect"
+import { Channel, Chunk, Effect, Either, Option, Stream } from "effect"
 import type { Cause } from "effect"
 import * as crypto from "node:crypto"
 import { DecryptError } from "./Errors.js"
+import type { WorkerPool } from "./internal/nativePool.js"
 
 /**
  * @since 0.1.0
@@ -686,6 +687,253 @@ export const decrypt = (
           })
       })
     return Stream.pipeThroughChannelOrFail(self, loop)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Parallel streaming (worker pool)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Plaintext bytes per message to a pool worker (rounded down to whole segments, at least one):
+ * large enough that per-message costs vanish, small enough that memory stays a few segments per
+ * worker.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const POOL_BATCH_BYTES = 4 * 1024 * 1024
+
+/**
+ * A run of bytes cut from a stream by {@link groupBytes}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ByteGroup {
+  readonly index: number
+  /** The group's bytes, by reference to the input chunks (no copy). */
+  readonly pieces: ReadonlyArray<Uint8Array>
+  readonly size: number
+  /** True for the stream's last group (the only one that may be shorter, or empty for an empty stream). */
+  readonly last: boolean
+}
+
+/**
+ * Groups a byte stream into runs of exactly `size` bytes (the last one shorter), by reference. A
+ * full group is emitted only once a further byte shows it is not the last, so the last group is
+ * flagged — what the STREAM construction needs to seal the final segment.
+ *
+ * @since 0.1.0
+ * @category streaming
+ */
+export const groupBytes = (size: number) =>
+<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<ByteGroup, E, R> =>
+  Stream.suspend(() => {
+    let pieces: Array<Uint8Array> = []
+    let filled = 0
+    let index = 0
+    const emit = (last: boolean): ByteGroup => {
+      const g = { index: index++, pieces, size: filled, last }
+      pieces = []
+      filled = 0
+      return g
+    }
+    return self.pipe(
+      Stream.mapConcat((chunk: Uint8Array) => {
+        const out: Array<ByteGroup> = []
+        let off = 0
+        while (off < chunk.length) {
+          if (filled === size) out.push(emit(false))
+          const n = Math.min(size - filled, chunk.length - off)
+          pieces.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n))
+          filled += n
+          off += n
+        }
+        return out
+      }),
+      Stream.concat(Stream.suspend(() => Stream.succeed(emit(true))))
+    )
+  })
+
+/**
+ * @since 0.1.0
+ * @category streaming
+ */
+export interface ParallelOptions {
+  readonly pool: WorkerPool
+  /**
+   * Hand input chunks that wholly own their `ArrayBuffer` to the workers without copying them; the
+   * caller's chunks are detached afterwards, so set it only for buffers nothing else reads again
+   * (e.g. fresh file reads). @default false
+   */
+  readonly transfer?: boolean | undefined
+  /** Batches in flight at once. @default 2 × the pool's size */
+  readonly concurrency?: number | undefined
+  /** Bytes per batch sent to a worker, rounded down to whole segments. @default POOL_BATCH_BYTES */
+  readonly batchBytes?: number | undefined
+}
+
+const batchSegments = (segmentSize: number, batchBytes: number | undefined) =>
+  Math.max(1, Math.floor((batchBytes ?? POOL_BATCH_BYTES) / segmentSize))
+
+/**
+ * As {@link encrypt}, sealing batches of segments on the pool's worker threads; the output is
+ * byte-identical and in order. Memory: `concurrency` batches.
+ *
+ * @since 0.1.0
+ * @category streaming
+ */
+export const encryptParallel = (
+  keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
+  options: ParallelOptions & SealerOptions
+) =>
+<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
+  Stream.suspend(() => {
+    const perBatch = batchSegments(keys.segmentSize, options.batchBytes)
+    const first = options.firstSegment ?? 0
+    const final = options.final ?? true
+    return self.pipe(
+      groupBytes(perBatch * keys.segmentSize),
+      Stream.mapEffect(
+        (g) => options.pool.seal(keys, first + g.index * perBatch, g.last && final, g.pieces, { transfer: options.transfer }),
+        { concurrency: options.concurrency ?? 2 * options.pool.size }
+      ),
+      Stream.mapConcat((out) => out)
+    )
+  })
+
+interface OpenBatch {
+  readonly first: number
+  readonly bodyLengths: ReadonlyArray<number>
+  readonly pieces: ReadonlyArray<Uint8Array>
+  /** Set when the stream showed this batch is the end of what can be opened. */
+  readonly failure?: SegmentFailure | undefined
+}
+
+/**
+ * As {@link decrypt}, opening batches of whole segments on the pool's worker threads, in order.
+ * A worker returns only the plaintext of segments whose tags verified and stops at the first one
+ * that does not, so the rule is the same: no plaintext of a bad segment or anything after it, and
+ * the same `DecryptError` reasons.
+ *
+ * @since 0.1.0
+ * @category streaming
+ */
+export const decryptParallel = (
+  keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
+  plan: SegmentPlan,
+  objectKey: string,
+  options: ParallelOptions
+) =>
+<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | DecryptError, R> =>
+  Stream.suspend(() => {
+    const size = plan.segmentSize
+    const finalIndex = segmentCount(plan.plaintextSize, size) - 1
+    const lastIndex = plan.firstSegment + plan.segments - 1
+    const bodyLengthOf = (i: number) => (i === finalIndex ? plan.plaintextSize - i * size : size)
+    const perBatch = batchSegments(size, options.batchBytes)
+    let next = plan.firstSegment
+    let current: { first: number; bodyLengths: Array<number>; pieces: Array<Uint8Array>; need: number; got: number } | undefined
+    let over = false
+    const begin = () => {
+      const bodyLengths: Array<number> = []
+      let need = 0
+      for (let i = next; i <= lastIndex && bodyLengths.length < perBatch; i++) {
+        bodyLengths.push(bodyLengthOf(i))
+        need += bodyLengthOf(i) + TAG_LENGTH
+      }
+      current = { first: next, bodyLengths, pieces: [], need, got: 0 }
+      next += bodyLengths.length
+    }
+    const cut = (chunk: Uint8Array): Array<OpenBatch> => {
+      const out: Array<OpenBatch> = []
+      let off = 0
+      while (off < chunk.length && !over) {
+        if (current === undefined) {
+          if (next > lastIndex) {
+            out.push({ first: next, bodyLengths: [], pieces: [], failure: "TrailingData" })
+            over = true
+            break
+          }
+          begin()
+        }
+        const c = current!
+        const n = Math.min(c.need - c.got, chunk.length - off)
+        c.pieces.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n))
+        c.got += n
+        off += n
+        if (c.got === c.need) {
+          out.push({ first: c.first, bodyLengths: c.bodyLengths, pieces: c.pieces })
+          current = undefined
+        }
+      }
+      return out
+    }
+    const end = (): Array<OpenBatch> => {
+      if (over) return []
+      if (current !== undefined) {
+        // The whole segments received before the stream ended still open (and are released);
+        // then the object is short.
+        const c = current
+        const whole: Array<number> = []
+        let used = 0
+        for (const l of c.bodyLengths) {
+          if (used + l + TAG_LENGTH > c.got) break
+          whole.push(l)
+          used += l + TAG_LENGTH
+        }
+        const pieces: Array<Uint8Array> = []
+        let left = used
+        for (const p of c.pieces) {
+          if (left === 0) break
+          const take = Math.min(left, p.length)
+          pieces.push(take === p.length ? p : p.subarray(0, take))
+          left -= take
+        }
+        return [{ first: c.first, bodyLengths: whole, pieces, failure: "Truncated" }]
+      }
+      return next <= lastIndex ? [{ first: next, bodyLengths: [], pieces: [], failure: "Truncated" }] : []
+    }
+    let skip = plan.skip
+    let remaining = plan.take
+    const release = (plaintext: ReadonlyArray<Uint8Array>): Array<Uint8Array> => {
+      const out: Array<Uint8Array> = []
+      for (let p of plaintext) {
+        if (skip > 0) {
+          if (p.length <= skip) {
+            skip -= p.length
+            continue
+          }
+          p = p.subarray(skip)
+          skip = 0
+        }
+        if (remaining <= 0) break
+        if (p.length > remaining) p = p.subarray(0, remaining)
+        remaining -= p.length
+        if (p.length > 0) out.push(p)
+      }
+      return out
+    }
+    return self.pipe(
+      Stream.mapConcat(cut),
+      Stream.concat(Stream.suspend(() => Stream.fromIterable(end()))),
+      Stream.mapEffect(
+        (b): Effect.Effect<{ readonly plaintext: ReadonlyArray<Uint8Array>; readonly failure?: SegmentFailure | undefined }> =>
+          b.bodyLengths.length === 0
+            ? Effect.succeed({ plaintext: [], failure: b.failure })
+            : Effect.map(
+              options.pool.open(keys, b.first, finalIndex, b.bodyLengths, b.pieces, { transfer: options.transfer }),
+              (r) => ({ plaintext: r.plaintext, failure: r.reason ?? b.failure })
+            ),
+        { concurrency: options.concurrency ?? 2 * options.pool.size }
+      ),
+      Stream.flatMap((r) => {
+        const out = Stream.fromIterable(release(r.plaintext))
+        return r.failure === undefined
+          ? out
+          : Stream.concat(out, Stream.fail(new DecryptError({ reason: r.failure, key: objectKey })))
+      })
+    )
   })
 
 // ---------------------------------------------------------------------------------------------

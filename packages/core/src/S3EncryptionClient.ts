@@ -1,20 +1,24 @@
 /**
  * The AWS S3 Encryption Client formats over any `ObjectStore`: write V2 (AES-256-GCM) and V3
- * (AES-256-GCM with HKDF-SHA512 key commitment), read V2, V3 and — behind a legacy opt-in — V1
- * (AES-CBC), with the `kms+context`, `AES/GCM` and `RSA-OAEP-SHA1` wraps, content metadata in object
- * metadata or in instruction files, verified streaming reads and instruction-file re-encryption.
- * Objects are byte-compatible with AWS's clients (Java, Go, Ruby, Python, .NET, C++, PHP). The
- * format and the design of verified reads are described in `docs/S3EC.md`.
+ * (AES-256-GCM with HKDF-SHA512 key commitment), single PUT or multipart (one GCM stream cut into
+ * parts uploaded concurrently, aborted on failure); read V2, V3 and — behind legacy opt-ins — V1
+ * (AES-CBC) and the legacy wraps (`kms`, `AESWrap`, Java's `RSA/ECB/OAEPWithSHA-256AndMGF1Padding`,
+ * V1 `AES` and `RSA`), with the `kms+context`, `AES/GCM` and `RSA-OAEP-SHA1` wraps, content
+ * metadata in object metadata or in instruction files, verified streaming reads (through the
+ * `Spool` service for large objects) and instruction-file re-encryption. Objects are
+ * byte-compatible with AWS's clients (Java, Go, Ruby, Python, .NET, C++, PHP). The format and the
+ * design of verified reads are described in `docs/S3EC.md`.
  *
  * @since 0.1.0
  */
-import { Effect, Option, Redacted, Stream } from "effect"
+import { Chunk, Context, Effect, Exit, FiberRef, Layer, Option, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
-import { DecryptError, EncryptError, InvalidEncryptionParameters, InvalidRange, PreconditionFailed } from "./Errors.js"
-import type { KeyNotFound, KeyStoreError, KmsError, ProviderError, StoreError, UnsupportedMode } from "./Errors.js"
+import { DecryptError, EncryptError, InvalidEncryptionParameters, InvalidRange, PreconditionFailed, ProviderError } from "./Errors.js"
+import type { KeyNotFound, KeyStoreError, KmsError, StoreError, UnsupportedMode } from "./Errors.js"
 import * as F from "./internal/s3ecFormat.js"
-import * as Spool from "./internal/s3ecSpool.js"
+import * as SealedSpool from "./internal/s3ecSpool.js"
+import * as NodeSpool from "./internal/s3ecSpoolNode.js"
 import type { DecryptionKey } from "./Keyring.js"
 import { KeyStore } from "./KeyStore.js"
 import type { ResolvedKey } from "./KeyStore.js"
@@ -157,7 +161,7 @@ export interface Materials {
   readonly kms?: Kms["Type"] | undefined
   /** Passed to KMS Decrypt; without it the key recorded in the ciphertext blob is used. */
   readonly kmsKeyId?: string | undefined
-  /** Raw AES keys (for `AES/GCM`, legacy `AESWrap`/`AES`) and RSA private keys (`RSA-OAEP-SHA1`); each is tried. */
+  /** Raw AES keys (`AES/GCM`, legacy `AESWrap`/`AES`) and RSA private keys (`RSA-OAEP-SHA1`, legacy OAEP-SHA-256 and `RSA`); each is tried. */
   readonly keys?: ReadonlyArray<DecryptionKey> | undefined
   /** Resolves keys named in the material description (see `KeyStoreDescription`). */
   readonly keyStore?: KeyStore["Type"] | undefined
@@ -196,6 +200,15 @@ export interface PutOptions {
   readonly contentType?: string | undefined
   /** User metadata stored beside the content metadata (its names may not collide). */
   readonly metadata?: Readonly<Record<string, string>> | undefined
+  /**
+   * Ciphertext bytes per multipart part. Objects whose ciphertext fits in one part are stored with
+   * a single `put`; larger or unknown-length ones through the store's multipart API. Raised when a
+   * known `contentLength` would need more parts than the store allows.
+   * @default 8 MiB (or the store's minimum part size)
+   */
+  readonly partSize?: number | undefined
+  /** Parts uploaded at once (memory ≈ (concurrency + 2) × partSize). @default 4 */
+  readonly concurrency?: number | undefined
 }
 
 /**
@@ -206,6 +219,8 @@ export interface PutResult extends ObjectStore.PutResult {
   readonly format: "V2" | "V3"
   readonly plaintextSize: number
   readonly location: "metadata" | "instruction"
+  /** 1 for a single `put`, otherwise the number of multipart parts. */
+  readonly parts: number
 }
 
 /**
@@ -220,7 +235,7 @@ export interface ReadOptions {
   readonly kmsContext?: Readonly<Record<string, string>> | undefined
   /** Read AES-CBC (V1 and legacy V2) objects, which are not authenticated. @default false */
   readonly enableLegacyUnauthenticatedModes?: boolean | undefined
-  /** Unwrap with the legacy `kms`, `AESWrap` and V1 `AES` wraps. @default false */
+  /** Unwrap with the legacy `kms`, `AESWrap`, `RSA/ECB/OAEPWithSHA-256AndMGF1Padding` and V1 `AES`/`RSA` wraps. @default false */
   readonly enableLegacyWrappingAlgorithms?: boolean | undefined
   /** @default ".instruction" */
   readonly instructionFileSuffix?: string | undefined
@@ -236,10 +251,8 @@ export interface GetOptions extends ReadOptions {
    * (a tampered object then fails only at the end of the stream). @default false
    */
   readonly delayedAuthentication?: boolean | undefined
-  /** Objects up to this many ciphertext bytes are verified in memory; larger ones through a local spool. @default 8 MiB */
+  /** Objects up to this many ciphertext bytes are verified in memory; larger ones through the `Spool`. @default 8 MiB */
   readonly bufferSize?: number | undefined
-  /** Where the verification spool is created. @default os.tmpdir() */
-  readonly spoolDirectory?: string | undefined
   readonly range?: ObjectStore.ByteRange | undefined
   /** Ranged reads decrypt with AES-CTR and are not authenticated: they need this opt-in. @default false */
   readonly unauthenticatedRanges?: boolean | undefined
@@ -278,11 +291,74 @@ export interface EnvelopeSummary {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Verification spool
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Random-access scratch storage for one verified read. `get` writes only sealed records to it
+ * (AES-256-GCM under an ephemeral in-memory key, see `docs/S3EC.md`), never plaintext.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SpoolFile {
+  readonly write: (bytes: Uint8Array, position: number) => Effect.Effect<void, ProviderError>
+  /** Up to `length` bytes at `position`; fewer only at the end of the file. */
+  readonly read: (position: number, length: number) => Effect.Effect<Uint8Array, ProviderError>
+}
+
+/**
+ * Where verify-then-stream reads keep the plaintext of objects larger than `bufferSize` until
+ * the object's GCM tag has verified. `open` returns an empty scratch file that must be gone when
+ * its scope closes (success, failure or interruption). `get` needs this service, so a program
+ * states in its type where large verified reads may write: `layerNodeSpool` (a 0600 file in a
+ * private temporary directory) or `layerNoSpool` (memory only; larger objects are refused).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Spool extends Context.Tag("@objcrypt/core/S3EncryptionClient/Spool")<Spool, {
+  readonly open: Effect.Effect<SpoolFile, ProviderError, Scope.Scope>
+}>() {}
+
+/**
+ * A spool on the local file system (Node): a file of mode 0600 in a fresh `mkdtemp` directory
+ * under `directory`, both removed when the read's scope closes.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNodeSpool = (options?: {
+  /** @default os.tmpdir() */
+  readonly directory?: string | undefined
+}): Layer.Layer<Spool> => Layer.succeed(Spool, { open: NodeSpool.open(options?.directory) })
+
+/**
+ * No spool: objects larger than `bufferSize` fail with a `ProviderError` (`NoSpool`) before any
+ * byte is released; for runtimes without a writable file system.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNoSpool: Layer.Layer<Spool> = Layer.succeed(Spool, {
+  open: Effect.fail(
+    new ProviderError({
+      provider: "local",
+      operation: "spool-open",
+      code: "NoSpool",
+      detail: "the object is larger than bufferSize and no verification spool is configured (layerNoSpool)"
+    })
+  )
+})
+
+// ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
 const MiB = 1024 * 1024
 const DEFAULT_BUFFER_SIZE = 8 * MiB
+const DEFAULT_PART_SIZE = 8 * MiB
+const DEFAULT_CONCURRENCY = 4
 /** AES-GCM's limit for one message: 2^39 - 256 bits. */
 const GCM_MAX_PLAINTEXT = 68_719_476_704
 
@@ -388,7 +464,7 @@ type Candidate = { readonly _tag: "Aes"; readonly material: Uint8Array } | { rea
 
 const candidates = (env: F.Envelope, materials: Materials): Effect.Effect<ReadonlyArray<Candidate>> =>
   Effect.gen(function*() {
-    const rsa = env.wrapAlg === "RSA-OAEP-SHA1"
+    const rsa = F.isRsaWrap(env.wrapAlg)
     const out: Array<Candidate> = []
     for (const k of materials.keys ?? []) {
       if (k._tag === "Aes" && !rsa) out.push({ _tag: "Aes", material: Redacted.value(k.material) })
@@ -439,13 +515,18 @@ const unwrap = (key: string, env: F.Envelope, options: ReadOptions): Effect.Effe
       dataKey = Redacted.value(r.plaintext)
     } else {
       const list = yield* candidates(env, materials)
-      if (list.length === 0) return yield* decryptError(key, "NoUsableKey", `no ${env.wrapAlg === "RSA-OAEP-SHA1" ? "RSA private" : "AES"} key to unwrap the data key`)
+      if (list.length === 0) return yield* decryptError(key, "NoUsableKey", `no ${F.isRsaWrap(env.wrapAlg) ? "RSA private" : "AES"} key to unwrap the data key`)
       let cekMismatch = false
       let uncommitted = false
       for (const c of list) {
         let opened: Uint8Array | "cek" | undefined
-        if (c._tag === "Rsa") opened = F.unwrapRsaOaepSha1(c.privateKey, env.encryptedDataKey, env.cekAlg)
-        else if (env.wrapAlg === "AES/GCM") opened = F.unwrapAesGcm(c.material, env.encryptedDataKey, env.cekAlg)
+        if (c._tag === "Rsa") {
+          opened = env.wrapAlg === "RSA-OAEP-SHA1"
+            ? F.unwrapRsaOaepSha1(c.privateKey, env.encryptedDataKey, env.cekAlg)
+            : env.wrapAlg === "RSA"
+            ? F.unwrapRsaPkcs1(c.privateKey, env.encryptedDataKey)
+            : F.unwrapRsaOaepSha256Mgf1Sha1(c.privateKey, env.encryptedDataKey)
+        } else if (env.wrapAlg === "AES/GCM") opened = F.unwrapAesGcm(c.material, env.encryptedDataKey, env.cekAlg)
         else if (env.wrapAlg === "AESWrap") opened = F.unwrapAesKw(c.material, env.encryptedDataKey)
         else opened = F.unwrapAesEcb(c.material, env.encryptedDataKey)
         if (opened === "cek") cekMismatch = true
@@ -484,7 +565,11 @@ const contentKey = (env: F.Envelope, dataKey: Uint8Array): { readonly key: Uint8
 
 /**
  * Encrypts a stream into an object in the V3 format (or V2 under `ForbidEncryptAllowDecrypt`),
- * with its content metadata in the object's metadata or in `<key>.instruction`.
+ * with its content metadata in the object's metadata or in `<key>.instruction`. A ciphertext of
+ * up to `partSize` bytes is stored with one `put`; a larger or unknown-length one through the
+ * store's multipart API: parts are cut in order from the object's single GCM stream and uploaded
+ * `concurrency` at a time (memory ≈ (concurrency + 2) × partSize); any failure or interruption
+ * aborts the upload and removes the instruction file, so nothing partial remains.
  *
  * @since 0.1.0
  * @category encryption
@@ -513,6 +598,7 @@ export const put = <E>(
       return yield* fail(`${F.CEK_CONTEXT_KEY} is reserved for the S3 Encryption Client`)
     }
 
+    const random = yield* FiberRef.get(F.currentRandom)
     let dataKey: Uint8Array
     let edk: Uint8Array
     let wrapName: string
@@ -527,10 +613,10 @@ export const put = <E>(
       edk = dk.ciphertext
       wrapName = "kms+context"
     } else {
-      dataKey = crypto.randomBytes(F.KEY_LENGTH)
+      dataKey = Buffer.from(random(F.KEY_LENGTH))
       description = { ...w.description }
       if (w._tag === "AesGcm") {
-        edk = F.wrapAesGcm(Redacted.value(w.material), dataKey, cekAlg, crypto.randomBytes(F.GCM_IV_LENGTH))
+        edk = F.wrapAesGcm(Redacted.value(w.material), dataKey, cekAlg, random(F.GCM_IV_LENGTH))
         wrapName = "AES/GCM"
       } else {
         edk = F.wrapRsaOaepSha1(w.publicKey, dataKey, cekAlg)
@@ -542,7 +628,7 @@ export const put = <E>(
     let keyMeta: Record<string, string>
     let objectMeta: Record<string, string>
     if (v3) {
-      const messageId = crypto.randomBytes(F.MESSAGE_ID_LENGTH)
+      const messageId = random(F.MESSAGE_ID_LENGTH)
       const derived = F.deriveV3(dataKey, messageId)
       content = { key: derived.key, iv: Buffer.alloc(F.GCM_IV_LENGTH), aad: F.SUITE_V3_ID }
       keyMeta = {
@@ -556,7 +642,7 @@ export const put = <E>(
         [F.Names.messageIdV3]: b64(messageId)
       }
     } else {
-      const iv = crypto.randomBytes(F.GCM_IV_LENGTH)
+      const iv = random(F.GCM_IV_LENGTH)
       content = { key: dataKey, iv }
       keyMeta = {
         [F.Names.keyV2]: b64(edk),
@@ -572,11 +658,17 @@ export const put = <E>(
 
     const useInstruction = options.instructionFile === true
     const metadata = useInstruction ? { ...options.metadata, ...objectMeta } : { ...options.metadata, ...keyMeta, ...objectMeta }
+    const partSize = choosePartSize(store.limits, length, options.partSize)
+    if (typeof partSize === "string") return yield* fail(partSize)
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) return yield* fail("concurrency must be a positive integer")
     if (useInstruction) {
       yield* store.put(key + F.INSTRUCTION_SUFFIX, Stream.succeed(F.encodeInstructionFile(keyMeta)), { contentType: "application/json" })
     }
 
     let plaintextSize = 0
+    // One GCM stream over the whole object: the parts are cut from it in order, so only their
+    // uploads can run concurrently.
     const encrypted = Stream.suspend(() => {
       const c = crypto.createCipheriv("aes-256-gcm", content.key, content.iv)
       if (content.aad !== undefined) c.setAAD(content.aad)
@@ -595,15 +687,101 @@ export const put = <E>(
         }))
       )
     })
-    const result = yield* store.put(key, encrypted, {
-      contentLength: length === undefined ? undefined : length + F.TAG_LENGTH,
-      contentType: options.contentType,
-      metadata
-    }).pipe(
-      Effect.tapError(() => useInstruction ? Effect.ignore(store.remove(key + F.INSTRUCTION_SUFFIX)) : Effect.void)
+    const upload = Effect.scoped(Effect.gen(function*() {
+      // Parts are lists of the cipher's own output buffers (sliced at part boundaries, never
+      // copied), pulled one at a time.
+      const pull = yield* Stream.toPull(Stream.rechunk(groupParts(encrypted, partSize), 1))
+      const next = pull.pipe(
+        Effect.map((c) => Option.some(Chunk.unsafeHead(c))),
+        Effect.catchAll((o) => Option.isNone(o) ? Effect.succeed(Option.none<Part>()) : Effect.fail(o.value))
+      )
+      const first = yield* next
+      const second = Option.isSome(first) && first.value.size === partSize ? yield* next : Option.none<Part>()
+      if (Option.isNone(first) || Option.isNone(second)) {
+        const part = Option.getOrElse(first, () => ({ chunks: [], size: 0 }))
+        const r = yield* store.put(key, Stream.fromIterable(part.chunks), { contentLength: part.size, contentType: options.contentType, metadata })
+        return { ...r, parts: 1 }
+      }
+      return yield* Effect.acquireUseRelease(
+        store.createMultipart(key, { contentType: options.contentType, metadata }),
+        (mpu) =>
+          Effect.gen(function*() {
+            let count = 2
+            const rest = Stream.repeatEffectOption(Effect.flatMap(Effect.mapError(next, Option.some), (o) => {
+              if (Option.isNone(o)) return Effect.fail(Option.none())
+              if (++count > store.limits.maxParts) {
+                return Effect.fail(Option.some(new EncryptError({ key, reason: `the body needs more than ${store.limits.maxParts} parts of ${partSize} bytes: give contentLength or a larger partSize` })))
+              }
+              return Effect.succeed(o.value)
+            }))
+            const parts = yield* Stream.fromIterable([first.value, second.value]).pipe(
+              Stream.concat(rest),
+              Stream.zipWithIndex,
+              Stream.mapEffect(([part, i]) => store.uploadPart(mpu, i + 1, Stream.fromIterable(part.chunks), { contentLength: part.size }), { concurrency }),
+              Stream.runCollect
+            )
+            const sorted = Chunk.toReadonlyArray(parts).slice().sort((a, b) => a.partNumber - b.partNumber)
+            const r = yield* store.completeMultipart(mpu, sorted)
+            return { ...r, parts: sorted.length }
+          }),
+        (mpu, exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(store.abortMultipart(mpu))
+      )
+    }))
+    const result = yield* upload.pipe(
+      Effect.onError(() => useInstruction ? Effect.ignore(store.remove(key + F.INSTRUCTION_SUFFIX)) : Effect.void)
     )
-    return { ...result, format: v3 ? "V3" as const : "V2" as const, plaintextSize, location: useInstruction ? "instruction" as const : "metadata" as const }
+    return {
+      ...result,
+      format: v3 ? "V3" as const : "V2" as const,
+      plaintextSize,
+      location: useInstruction ? "instruction" as const : "metadata" as const
+    }
   })
+
+interface Part {
+  readonly chunks: ReadonlyArray<Uint8Array>
+  readonly size: number
+}
+
+/** Groups a byte stream into parts of exactly `size` bytes (the last one shorter) by reference. */
+const groupParts = <E>(body: Stream.Stream<Uint8Array, E>, size: number): Stream.Stream<Part, E> =>
+  Stream.suspend(() => {
+    let chunks: Array<Uint8Array> = []
+    let n = 0
+    return body.pipe(
+      Stream.mapConcat((chunk) => {
+        const out: Array<Part> = []
+        let off = 0
+        while (off < chunk.length) {
+          const take = Math.min(size - n, chunk.length - off)
+          chunks.push(off === 0 && take === chunk.length ? chunk : chunk.subarray(off, off + take))
+          n += take
+          off += take
+          if (n === size) {
+            out.push({ chunks, size })
+            chunks = []
+            n = 0
+          }
+        }
+        return out
+      }),
+      Stream.concat(Stream.suspend(() => (n > 0 ? Stream.make({ chunks, size: n }) : Stream.empty)))
+    )
+  })
+
+/** Ciphertext bytes per part: the store's limits, then enough parts for a known length; an error text otherwise. */
+const choosePartSize = (limits: ObjectStore.StoreLimits, length: number | undefined, requested: number | undefined): number | string => {
+  if (requested !== undefined) {
+    if (!Number.isSafeInteger(requested) || requested < Math.max(1, limits.minPartSize) || requested > limits.maxPartSize) {
+      return `partSize must be an integer between ${Math.max(1, limits.minPartSize)} and ${limits.maxPartSize}`
+    }
+  }
+  const base = requested ?? Math.min(limits.maxPartSize, Math.max(DEFAULT_PART_SIZE, limits.minPartSize))
+  if (length === undefined) return base
+  const needed = Math.ceil((length + F.TAG_LENGTH) / limits.maxParts)
+  if (needed > limits.maxPartSize) return `an object of ${length} bytes does not fit in ${limits.maxParts} parts`
+  return Math.max(base, needed)
+}
 
 // ---------------------------------------------------------------------------------------------
 // get
@@ -659,8 +837,9 @@ const makeDecipher = (c: { readonly key: Uint8Array; readonly iv: Uint8Array; re
 /**
  * Opens an S3EC object: finds its content metadata, applies the commitment policy and legacy
  * opt-ins, unwraps the data key, checks the V3 key commitment, then returns a body that releases
- * no plaintext until the object's GCM tag has verified (see `docs/S3EC.md`: small objects are
- * verified in memory, larger ones through an encrypted local spool).
+ * no plaintext until the object's GCM tag has verified (see `docs/S3EC.md`: objects up to
+ * `bufferSize` are verified in memory, larger ones through the `Spool` service, which the caller
+ * provides: `layerNodeSpool()` or `layerNoSpool`).
  *
  * @since 0.1.0
  * @category decryption
@@ -669,8 +848,9 @@ export const get = (
   store: Store,
   key: string,
   options: GetOptions
-): Effect.Effect<DecryptedObject, StoreError | DecryptError | InvalidEncryptionParameters, Scope.Scope> =>
+): Effect.Effect<DecryptedObject, StoreError | DecryptError | InvalidEncryptionParameters, Scope.Scope | Spool> =>
   Effect.gen(function*() {
+    const spool = yield* Spool
     const range = options.range
     if (range !== undefined && options.unauthenticatedRanges !== true) {
       return yield* new InvalidEncryptionParameters({
@@ -772,9 +952,9 @@ export const get = (
         return Stream.fromIterable(pieces)
       }))
       : Stream.unwrapScoped(Effect.gen(function*() {
-        const spool = yield* Spool.make(key, options.spoolDirectory)
-        yield* verifyPass(key, opened.body, makeDecipher(content), spool.write)
-        return spool.read
+        const sealed = SealedSpool.seal(key, yield* spool.open)
+        yield* verifyPass(key, opened.body, makeDecipher(content), sealed.write)
+        return sealed.read
       }))
     return { info, format: env.version, plaintextSize, body }
   })
@@ -789,7 +969,7 @@ export const getBytes = (
   store: Store,
   key: string,
   options: GetOptions
-): Effect.Effect<Uint8Array, StoreError | DecryptError | InvalidEncryptionParameters> =>
+): Effect.Effect<Uint8Array, StoreError | DecryptError | InvalidEncryptionParameters, Spool> =>
   Effect.scoped(Effect.flatMap(get(store, key, options), (o) => Effect.map(Stream.runCollect(o.body), ObjectStore.concat)))
 
 // ---------------------------------------------------------------------------------------------

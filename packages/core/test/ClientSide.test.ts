@@ -233,6 +233,49 @@ describe("ClientSide multipart", () => {
       assert.isTrue((yield* read(store, "pooled")).equals(big))
     })))
 
+  it.effect("without a part size, a large body is one streaming put the store cuts itself (no parts then concatenation)", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make({ minPartSize: 1024 })
+      const pt = crypto.randomBytes(9 * 1024 * 1024 + 77)
+      const r = yield* ClientSide.put(store, "one", body(pt, 65536), [aes()], { segmentSize: 4096, contentLength: pt.length })
+      assert.deepStrictEqual([r.parts, store.stats.puts, store.stats.parts], [1, 1, 0])
+      assert.strictEqual(store.objects.get("one")!.bytes.length, NativeFormat.ciphertextSize(pt.length, 4096))
+      assert.strictEqual((yield* ClientSide.readEnvelope(store, "one")).plaintextSize, pt.length)
+      assert.isTrue((yield* read(store, "one")).equals(pt))
+      // Unknown length: no plaintext length recorded, the body's size gives it.
+      yield* ClientSide.put(store, "unknown", body(pt, 65536), [aes()], { segmentSize: 4096 })
+      assert.isTrue((yield* read(store, "unknown")).equals(pt))
+    }), { timeout: 30_000 })
+
+  it.effect("a streaming put whose body is shorter or longer than contentLength fails and stores nothing", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const pt = crypto.randomBytes(9 * 1024 * 1024)
+      const short = yield* Effect.flip(ClientSide.put(store, "s", body(pt, 65536), [aes()], { contentLength: pt.length + 1 }))
+      const long = yield* Effect.flip(ClientSide.put(store, "l", body(pt, 65536), [aes()], { contentLength: pt.length - 1 }))
+      assert.deepStrictEqual([short._tag, long._tag], ["EncryptError", "EncryptError"])
+      assert.strictEqual(store.objects.size, 0)
+    }), { timeout: 30_000 })
+
+  it.effect("a worker pool on put (transferring fresh chunks) and on get reads back the same bytes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const pool = yield* ClientSide.makeWorkerPool(2)
+      const store = MemoryStore.make()
+      const pt = crypto.randomBytes(9 * 1024 * 1024 + 5)
+      const fresh = Array.from({ length: Math.ceil(pt.length / 65536) }, (_, i) => Uint8Array.from(pt.subarray(i * 65536, (i + 1) * 65536)))
+      yield* ClientSide.put(store, "p", Stream.fromIterable(fresh), [aes()], { segmentSize: 65536, pool, transferBody: true })
+      assert.strictEqual(fresh[0]!.length, 0, "transferred chunks are detached")
+      assert.isTrue((yield* read(store, "p", { pool })).equals(pt))
+      assert.isTrue((yield* read(store, "p")).equals(pt))
+      const mid = yield* read(store, "p", { pool, range: ObjectStore.range.bounded(70_000, 5_000_000) })
+      assert.isTrue(mid.equals(pt.subarray(70_000, 5_000_001)))
+      const entry = store.objects.get("p")!
+      entry.bytes = Buffer.from(entry.bytes)
+      entry.bytes[3 * (65536 + 16) + 9]! ^= 1
+      const e = yield* Effect.flip(read(store, "p", { pool }))
+      assert.strictEqual(e._tag === "DecryptError" ? e.reason : e._tag, "Tampered")
+    })), { timeout: 30_000 })
+
   it.effect("a failing part aborts the upload: nothing partial remains", () =>
     Effect.gen(function*() {
       const store = MemoryStore.make()

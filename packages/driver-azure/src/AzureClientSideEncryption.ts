@@ -7,7 +7,13 @@
  * metadata entry. Protocol `2.0` has 4 MiB regions; `2.1` records any region size.
  *
  * Writing and reading stream one region at a time (memory: a few regions), and ranged reads fetch
- * only the regions that cover the range. Protocol 1.0 (AES-CBC, CVE-2022-30187) is not read.
+ * only the regions that cover the range. Protocol 1.0 (AES-256-CBC, CVE-2022-30187) is read only
+ * with the explicit `allowLegacyV1` opt-in, and never written: CBC is unauthenticated, so a changed
+ * v1 blob decrypts to changed plaintext without any error (only a broken padding block is noticed).
+ *
+ * The key-encryption key is a local key (`aesKeyWrap`, `rsaOaep`), a key of objcrypt's `KeyStore`
+ * (`fromKeyStore`, `keyStoreResolver`), any core `Kms` (`fromKms`, `kmsResolver`), or an Azure Key
+ * Vault key (`KeyVaultKms.keyEncryptionKey`, readable by the other Azure SDKs).
  *
  * The format authenticates each region but not their order or count: a blob cut at a region
  * boundary, or with regions swapped, decrypts without error (a property of the format, shared
@@ -15,11 +21,15 @@
  *
  * @since 0.1.0
  */
-import { DecryptError, EncryptError, InvalidRange } from "@objcrypt/core/Errors"
-import type { StoreError, UnsupportedMode } from "@objcrypt/core/Errors"
+import type { EncryptionContext } from "@objcrypt/core/EncryptionMode"
+import { DecryptError, EncryptError, InvalidRange, KeyUnusable } from "@objcrypt/core/Errors"
+import type { KeyNotFound, KeyStoreError, StoreError, UnsupportedMode } from "@objcrypt/core/Errors"
+import { KeyStore } from "@objcrypt/core/KeyStore"
+import type { KeyInfo, ResolvedKey } from "@objcrypt/core/KeyStore"
+import type { Kms } from "@objcrypt/core/Kms"
 import { resolveRange } from "@objcrypt/core/ObjectStore"
 import type { ByteRange, ObjectInfo, ObjectStore, PutOptions, PutResult } from "@objcrypt/core/ObjectStore"
-import { Effect, Option, Redacted, Stream } from "effect"
+import { Chunk, Effect, Option, Redacted, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
 import { partReader } from "@objcrypt/core/StreamParts"
@@ -97,33 +107,170 @@ export const aesKeyWrap = (keyId: string, key: Redacted.Redacted<Uint8Array>): K
 }
 
 /**
- * An RSA key wrapping with `RSA-OAEP` (SHA-1, as Azure Key Vault defines it). Without a private
- * key it can only encrypt.
+ * An RSA key wrapping with `RSA-OAEP` (SHA-1, as Azure Key Vault and the SDKs' local RSA keys
+ * define it) or `RSA-OAEP-256` (SHA-256 and MGF1-SHA-256, as Key Vault defines it). Without a
+ * private key it can only encrypt.
  *
  * @since 0.1.0
  * @category key-encryption keys
  */
-export const rsaOaep = (keyId: string, keys: { readonly publicKey: crypto.KeyObject; readonly privateKey?: crypto.KeyObject | undefined }): KeyEncryptionKey => ({
-  keyId,
-  algorithm: "RSA-OAEP",
-  wrap: (cek) =>
-    Effect.try({
-      try: () => crypto.publicEncrypt({ key: keys.publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, cek),
-      catch: () => new EncryptError({ key: keyId, reason: "RSA-OAEP wrap failed" })
-    }),
-  unwrap: keys.privateKey === undefined
-    ? Option.none()
-    : Option.some((wrapped, algorithm) =>
-      algorithm !== "RSA-OAEP"
-        ? Effect.fail(new DecryptError({ reason: "NoUsableKey", key: keyId, detail: `the content key is wrapped with ${algorithm}, not RSA-OAEP` }))
-        : Effect.try({
-          try: () => crypto.privateDecrypt({ key: keys.privateKey!, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, wrapped),
-          catch: () => new DecryptError({ reason: "WrongKey", key: keyId, detail: "the RSA key does not unwrap the content key" })
-        }))
+export const rsaOaep = (
+  keyId: string,
+  keys: { readonly publicKey: crypto.KeyObject; readonly privateKey?: crypto.KeyObject | undefined },
+  algorithm: "RSA-OAEP" | "RSA-OAEP-256" = "RSA-OAEP"
+): KeyEncryptionKey => {
+  const oaepHash = algorithm === "RSA-OAEP" ? "sha1" : "sha256"
+  return {
+    keyId,
+    algorithm,
+    wrap: (cek) =>
+      Effect.try({
+        try: () => crypto.publicEncrypt({ key: keys.publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, cek),
+        catch: () => new EncryptError({ key: keyId, reason: `${algorithm} wrap failed` })
+      }),
+    unwrap: keys.privateKey === undefined
+      ? Option.none()
+      : Option.some((wrapped, alg) =>
+        alg !== algorithm
+          ? Effect.fail(new DecryptError({ reason: "NoUsableKey", key: keyId, detail: `the content key is wrapped with ${alg}, not ${algorithm}` }))
+          : Effect.try({
+            try: () => crypto.privateDecrypt({ key: keys.privateKey!, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, wrapped),
+            catch: () => new DecryptError({ reason: "WrongKey", key: keyId, detail: "the RSA key does not unwrap the content key" })
+          }))
+  }
+}
+
+/**
+ * The key id recorded in `encryptiondata` for a key of objcrypt's key store: the key's stable id
+ * and version as `ID@VERSION` (as the objcrypt CLI writes it), so a read finds the very version
+ * that wrapped; other SDKs treat it as an opaque `kid`.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const keyStoreKeyId = (info: Pick<KeyInfo, "id" | "version">): string => `${info.id}@${info.version}`
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyStoreKekOptions {
+  /** The wrap of an `rsa-oaep-256` key (reads accept both). @default "RSA-OAEP-256" */
+  readonly rsaAlgorithm?: "RSA-OAEP-256" | "RSA-OAEP" | undefined
+}
+
+const kekOfResolved = (resolved: ResolvedKey, options?: KeyStoreKekOptions): Effect.Effect<KeyEncryptionKey, KeyUnusable> => {
+  const info = resolved.info
+  const keyId = keyStoreKeyId(info)
+  const unusable = (reason: string) => Effect.fail(new KeyUnusable({ name: info.name, reason }))
+  if (info.state !== "enabled") return unusable(`the key is ${info.state}`)
+  switch (resolved._tag) {
+    case "Symmetric":
+      if (info.algorithm !== "aes-256" || info.purpose !== "wrap") return unusable("Azure client-side encryption needs an aes-256 key made for wrapping")
+      return Effect.succeed(aesKeyWrap(keyId, resolved.material))
+    case "PublicKey":
+    case "KeyPair": {
+      if (info.algorithm !== "rsa-oaep-256") return unusable(`a ${info.algorithm} key cannot wrap an Azure content key (use aes-256 or rsa-oaep-256)`)
+      const keys = { publicKey: resolved.publicKey, privateKey: resolved._tag === "KeyPair" ? Redacted.value(resolved.privateKey) : undefined }
+      const writer = rsaOaep(keyId, keys, options?.rsaAlgorithm ?? "RSA-OAEP-256")
+      // Either RSA-OAEP variant unwraps: the blob says which one wrapped.
+      const unwrap: KeyEncryptionKey["unwrap"] = Option.map(writer.unwrap, () => (wrapped: Uint8Array, alg: string) =>
+        alg === "RSA-OAEP" || alg === "RSA-OAEP-256"
+          ? Option.getOrThrow(rsaOaep(keyId, keys, alg).unwrap)(wrapped, alg)
+          : Effect.fail(new DecryptError({ reason: "NoUsableKey", key: keyId, detail: `the content key is wrapped with ${alg}, not RSA-OAEP(-256)` })))
+      return Effect.succeed({ ...writer, unwrap })
+    }
+  }
+}
+
+/**
+ * A key-encryption key from objcrypt's `KeyStore`, by name (the primary version unless `version`
+ * is given): an `aes-256` wrapping key becomes `A256KW`, an `rsa-oaep-256` key `RSA-OAEP-256`
+ * (or `RSA-OAEP`). The key id recorded is {@link keyStoreKeyId}.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const fromKeyStore = (
+  name: string,
+  version?: number | undefined,
+  options?: KeyStoreKekOptions
+): Effect.Effect<KeyEncryptionKey, KeyNotFound | KeyStoreError | KeyUnusable, KeyStore> =>
+  Effect.flatMap(KeyStore, (store) => Effect.flatMap(store.resolve(name, version), (k) => kekOfResolved(k, options)))
+
+/**
+ * A resolver over objcrypt's `KeyStore`: key ids written by {@link fromKeyStore} (`ID@VERSION`)
+ * resolve to that key version (rotated-out versions included); any other key id is not found here.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const keyStoreResolver: Effect.Effect<KeyResolver, never, KeyStore> = Effect.map(KeyStore, (store) => (keyId: string) => {
+  const m = /^(.+)@([1-9][0-9]{0,8})$/.exec(keyId)
+  if (m === null) return Effect.succeed(Option.none())
+  return store.resolveId(m[1]!, Number(m[2])).pipe(
+    Effect.flatMap((k) => kekOfResolved(k)),
+    Effect.map(Option.some),
+    Effect.catchAll((e) =>
+      e._tag === "KeyNotFound"
+        ? Effect.succeed(Option.none<KeyEncryptionKey>())
+        : Effect.fail(new DecryptError({ reason: "NoUsableKey", key: keyId, detail: e.message }))
+    )
+  )
 })
 
 /**
- * The parsed `encryptiondata` entry.
+ * The `Algorithm` recorded for a content key wrapped by a core `Kms` of this kind.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const kmsAlgorithm = (kms: Pick<Kms["Type"], "kind">): string => `KMS:${kms.kind}`
+
+/**
+ * A key-encryption key on any core `Kms` (objcrypt's local KMS, AWS KMS, Key Vault through
+ * `KeyVaultKms`…): the content key is wrapped by `Kms.encrypt` under `keyId` with `context`, and
+ * the algorithm recorded is {@link kmsAlgorithm}. Only objcrypt reads such blobs; for a blob the
+ * other Azure SDKs can read with a Key Vault key, use `KeyVaultKms.keyEncryptionKey`.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const fromKms = (kms: Kms["Type"], keyId: string, options?: { readonly context?: EncryptionContext | undefined }): KeyEncryptionKey => {
+  const context = options?.context ?? {}
+  const algorithm = kmsAlgorithm(kms)
+  return {
+    keyId,
+    algorithm,
+    wrap: (cek) =>
+      Effect.mapBoth(kms.encrypt(keyId, Redacted.make(cek), context), {
+        onFailure: (e) => new EncryptError({ key: keyId, reason: `the KMS did not wrap the content key: ${e.message}` }),
+        onSuccess: (r) => r.ciphertext
+      }),
+    unwrap: Option.some((wrapped, alg) =>
+      alg !== algorithm
+        ? Effect.fail(new DecryptError({ reason: "NoUsableKey", key: keyId, detail: `the content key is wrapped with ${alg}, not ${algorithm}` }))
+        : Effect.mapBoth(kms.decrypt(wrapped, context, keyId), {
+          onFailure: (e) =>
+            e.reason === "InvalidCiphertext" || e.reason === "ContextMismatch"
+              ? new DecryptError({ reason: "WrongKey", key: keyId, detail: e.message })
+              : new DecryptError({ reason: "NoUsableKey", key: keyId, detail: e.message }),
+          onSuccess: (r) => Uint8Array.from(Redacted.value(r.plaintext))
+        }))
+  }
+}
+
+/**
+ * A resolver that hands every key id to a core `Kms` (put it last in {@link combineResolvers}).
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const kmsResolver = (kms: Kms["Type"], options?: { readonly context?: EncryptionContext | undefined }): KeyResolver => (keyId) =>
+  Effect.succeed(Option.some(fromKms(kms, keyId, options)))
+
+/**
+ * The parsed `encryptiondata` entry of a protocol 2.x blob.
  *
  * @since 0.1.0
  * @category models
@@ -134,6 +281,34 @@ export interface EncryptionData {
   readonly wrappedKey: Uint8Array
   readonly algorithm: string
   readonly dataLength: number
+}
+
+/**
+ * The parsed `encryptiondata` entry of a legacy protocol 1.0 blob (AES-256-CBC, PKCS#7 padding,
+ * one IV for the whole blob, the bare 32-byte content key wrapped).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EncryptionDataV1 {
+  readonly protocol: "1.0"
+  readonly keyId: string
+  readonly wrappedKey: Uint8Array
+  readonly algorithm: string
+  readonly iv: Uint8Array
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadOptions {
+  /**
+   * Read protocol 1.0 blobs (AES-256-CBC, CVE-2022-30187). CBC is unauthenticated: a changed blob
+   * decrypts to changed plaintext without an error. Without it they fail with `DecryptError`
+   * `UnknownFormat`. @default false
+   */
+  readonly allowLegacyV1?: boolean | undefined
 }
 
 const versionPrefix = (p: Protocol) => Buffer.from(p.padEnd(8, "\0"), "latin1")
@@ -159,7 +334,10 @@ export const formatEncryptionData = (d: EncryptionData): string =>
  * @since 0.1.0
  * @category encoding
  */
-export const parseEncryptionData = (key: string, metadata: Readonly<Record<string, string>>): Effect.Effect<EncryptionData, DecryptError> =>
+export const parseEncryptionData: {
+  (key: string, metadata: Readonly<Record<string, string>>, options?: { readonly allowLegacyV1?: false | undefined }): Effect.Effect<EncryptionData, DecryptError>
+  (key: string, metadata: Readonly<Record<string, string>>, options?: ReadOptions): Effect.Effect<EncryptionData | EncryptionDataV1, DecryptError>
+} = (key: string, metadata: Readonly<Record<string, string>>, options?: ReadOptions): Effect.Effect<any, DecryptError> =>
   Effect.gen(function*() {
     const raw = Object.entries(metadata).find(([k]) => k.toLowerCase() === METADATA_KEY)?.[1]
     if (raw === undefined) return yield* new DecryptError({ reason: "MissingMetadata", key, detail: `no ${METADATA_KEY} metadata` })
@@ -175,8 +353,21 @@ export const parseEncryptionData = (key: string, metadata: Readonly<Record<strin
     const wrapped = obj(j["WrappedContentKey"])
     if (agent === undefined || wrapped === undefined) return yield* malformed("EncryptionAgent or WrappedContentKey is missing")
     const protocol = agent["Protocol"]
+    const wrappedContentKey = yield* wrappedKeyOf(wrapped, malformed)
     if (protocol === "1.0") {
-      return yield* new DecryptError({ reason: "UnknownFormat", key, detail: "protocol 1.0 (AES-CBC, CVE-2022-30187) is not read; re-encrypt with 2.x" })
+      if (options?.allowLegacyV1 !== true) {
+        return yield* new DecryptError({
+          reason: "UnknownFormat",
+          key,
+          detail: "protocol 1.0 (AES-CBC, unauthenticated, CVE-2022-30187) is read only with allowLegacyV1; re-encrypt with 2.x"
+        })
+      }
+      if (agent["EncryptionAlgorithm"] !== "AES_CBC_256") return yield* malformed("EncryptionAlgorithm is not AES_CBC_256")
+      if (j["EncryptionMode"] !== undefined && j["EncryptionMode"] !== "FullBlob") return yield* malformed("EncryptionMode is not FullBlob")
+      const iv = j["ContentEncryptionIV"]
+      const ivBytes = typeof iv === "string" && BASE64.test(iv) ? Buffer.from(iv, "base64") : undefined
+      if (ivBytes?.length !== 16) return yield* malformed("ContentEncryptionIV is missing or not 16 bytes")
+      return { protocol, ...wrappedContentKey, iv: ivBytes } satisfies EncryptionDataV1
     }
     if (protocol !== "2.0" && protocol !== "2.1") {
       return yield* new DecryptError({ reason: "UnknownFormat", key, detail: `unknown client-side encryption protocol ${JSON.stringify(protocol)}` })
@@ -190,14 +381,23 @@ export const parseEncryptionData = (key: string, metadata: Readonly<Record<strin
     }
     if (region["NonceLength"] !== NONCE) return yield* malformed("EncryptedRegionInfo.NonceLength is not 12")
     if (protocol === "2.0" && dataLength !== REGION_DATA_LENGTH) return yield* malformed("protocol 2.0 has 4 MiB regions")
-    const keyId = wrapped["KeyId"]
-    const encryptedKey = wrapped["EncryptedKey"]
-    const algorithm = wrapped["Algorithm"]
-    if (typeof keyId !== "string" || typeof encryptedKey !== "string" || typeof algorithm !== "string" || !/^[A-Za-z0-9+/]+={0,2}$/.test(encryptedKey)) {
-      return yield* malformed("WrappedContentKey is incomplete")
-    }
-    return { protocol, keyId, wrappedKey: Buffer.from(encryptedKey, "base64"), algorithm, dataLength }
+    return { protocol, ...wrappedContentKey, dataLength } satisfies EncryptionData
   })
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+
+const wrappedKeyOf = (
+  wrapped: Record<string, unknown>,
+  malformed: (detail: string) => DecryptError
+): Effect.Effect<{ readonly keyId: string; readonly wrappedKey: Uint8Array; readonly algorithm: string }, DecryptError> => {
+  const keyId = wrapped["KeyId"]
+  const encryptedKey = wrapped["EncryptedKey"]
+  const algorithm = wrapped["Algorithm"]
+  if (typeof keyId !== "string" || typeof encryptedKey !== "string" || typeof algorithm !== "string" || !BASE64.test(encryptedKey)) {
+    return Effect.fail(malformed("WrappedContentKey is incomplete"))
+  }
+  return Effect.succeed({ keyId, wrappedKey: Buffer.from(encryptedKey, "base64"), algorithm })
+}
 
 /**
  * @since 0.1.0
@@ -226,6 +426,9 @@ export const encrypt = <E>(
   Effect.gen(function*() {
     const protocol = options?.protocol ?? "2.0"
     const dataLength = options?.regionDataLength ?? REGION_DATA_LENGTH
+    if (protocol !== "2.0" && protocol !== "2.1") {
+      return yield* new EncryptError({ key, reason: `protocol ${JSON.stringify(protocol)} is not written (only 2.0 and 2.1)` })
+    }
     if (protocol === "2.0" && dataLength !== REGION_DATA_LENGTH) {
       return yield* new EncryptError({ key, reason: "protocol 2.0 has 4 MiB regions; use 2.1 for another size" })
     }
@@ -302,12 +505,13 @@ export const put = <E>(
   })
 
 /**
- * Finds the key-encryption key for a key id (the SDKs' `key_resolver`).
+ * Finds the key-encryption key for a key id (the SDKs' `key_resolver`); `None` when it does not
+ * know the id.
  *
  * @since 0.1.0
  * @category models
  */
-export type KeyResolver = (keyId: string) => Option.Option<KeyEncryptionKey>
+export type KeyResolver = (keyId: string) => Effect.Effect<Option.Option<KeyEncryptionKey>, DecryptError>
 
 /**
  * A resolver over a fixed set of keys.
@@ -315,21 +519,44 @@ export type KeyResolver = (keyId: string) => Option.Option<KeyEncryptionKey>
  * @since 0.1.0
  * @category models
  */
-export const resolverOf = (...keys: ReadonlyArray<KeyEncryptionKey>): KeyResolver => (id) => Option.fromNullable(keys.find((k) => k.keyId === id))
+export const resolverOf = (...keys: ReadonlyArray<KeyEncryptionKey>): KeyResolver => (id) =>
+  Effect.succeed(Option.fromNullable(keys.find((k) => k.keyId === id)))
 
 /**
- * Unwraps the content key of a blob and checks the protocol prefix bound into it.
+ * The first resolver that knows the key id wins.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const combineResolvers = (...resolvers: ReadonlyArray<KeyResolver>): KeyResolver => (id) =>
+  Effect.reduce(resolvers, Option.none<KeyEncryptionKey>(), (found, r) => (Option.isSome(found) ? Effect.succeed(found) : r(id)))
+
+/**
+ * Unwraps the content key of a blob and, for 2.x, checks the protocol prefix bound into it.
  *
  * @since 0.1.0
  * @category decryption
  */
-export const unwrapContentKey = (key: string, data: EncryptionData, resolve: KeyResolver): Effect.Effect<crypto.KeyObject, DecryptError> =>
+export const unwrapContentKey = (
+  key: string,
+  data: EncryptionData | EncryptionDataV1,
+  resolve: KeyResolver
+): Effect.Effect<crypto.KeyObject, DecryptError> =>
   Effect.gen(function*() {
-    const kek = resolve(data.keyId)
+    const kek = yield* resolve(data.keyId)
     if (Option.isNone(kek) || Option.isNone(kek.value.unwrap)) {
       return yield* new DecryptError({ reason: "NoUsableKey", key, detail: `no private key-encryption key with id ${JSON.stringify(data.keyId)}` })
     }
     const plain = Buffer.from(yield* kek.value.unwrap.value(data.wrappedKey, data.algorithm))
+    if (data.protocol === "1.0") {
+      if (plain.length !== 32) {
+        plain.fill(0)
+        return yield* new DecryptError({ reason: "WrongKey", key, detail: "the unwrapped content key is not 256 bits" })
+      }
+      const secret = crypto.createSecretKey(plain)
+      plain.fill(0)
+      return secret
+    }
     const prefix = versionPrefix(data.protocol)
     // The protocol is bound into the wrapped key so a downgrade of the metadata is detected.
     if (plain.length !== 40 || !crypto.timingSafeEqual(plain.subarray(0, 8), prefix)) {
@@ -355,7 +582,8 @@ export interface DecryptedObject {
 
 /**
  * Reads and decrypts a blob written in the v2 format, fetching only the regions a range needs.
- * No plaintext of a region is released before its tag is checked.
+ * No plaintext of a region is released before its tag is checked. With `allowLegacyV1`, protocol
+ * 1.0 blobs are read too (unauthenticated AES-CBC: see {@link ReadOptions}).
  *
  * @since 0.1.0
  * @category decryption
@@ -364,11 +592,12 @@ export const get = (
   store: ObjectStore["Type"],
   key: string,
   resolve: KeyResolver,
-  options?: { readonly range?: ByteRange | undefined }
+  options?: ReadOptions & { readonly range?: ByteRange | undefined }
 ): Effect.Effect<DecryptedObject, StoreError | DecryptError, Scope.Scope> =>
   Effect.gen(function*() {
     const head = yield* store.head(key)
-    const data = yield* parseEncryptionData(key, head.metadata)
+    const data = yield* parseEncryptionData(key, head.metadata, options)
+    if (data.protocol === "1.0") return yield* getV1(store, key, head, data, resolve, options?.range)
     const size = plaintextLength(head.size, data.dataLength)
     if (Option.isNone(size)) return yield* new DecryptError({ reason: "Truncated", key, detail: "the last region is shorter than a nonce and a tag" })
     const secret = yield* unwrapContentKey(key, data, resolve)
@@ -420,4 +649,92 @@ export const get = (
       )
     }))
     return { info, body, ...(options?.range === undefined ? {} : { range: want }) }
+  })
+
+const BLOCK = 16
+
+const readBytes = (store: ObjectStore["Type"], key: string, start: number, end: number, etag: string | undefined) =>
+  Effect.scoped(Effect.gen(function*() {
+    const obj = yield* store.get(key, { range: { _tag: "Bounded", start, end: end - 1 } })
+    if (obj.info.etag !== etag) {
+      return yield* new DecryptError({ reason: "Tampered", key, detail: "the blob changed between reading its metadata and its data" })
+    }
+    const bytes = Buffer.concat(Chunk.toArray(yield* Stream.runCollect(obj.body)))
+    if (bytes.length !== end - start) return yield* new DecryptError({ reason: "Truncated", key, detail: "the blob is shorter than its size" })
+    return bytes
+  }))
+
+/**
+ * Protocol 1.0: AES-256-CBC over the whole blob with PKCS#7 padding. The plaintext size needs the
+ * padding of the last block (one small read); a range is read from the block before it (its IV).
+ */
+const getV1 = (
+  store: ObjectStore["Type"],
+  key: string,
+  head: ObjectInfo,
+  data: EncryptionDataV1,
+  resolve: KeyResolver,
+  range: ByteRange | undefined
+): Effect.Effect<DecryptedObject, StoreError | DecryptError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const size = head.size
+    if (size === 0 || size % BLOCK !== 0) {
+      return yield* new DecryptError({ reason: "Truncated", key, detail: "an AES-CBC blob is a whole, non-zero number of 16-byte blocks" })
+    }
+    const secret = yield* unwrapContentKey(key, data, resolve)
+    const tail = yield* readBytes(store, key, Math.max(0, size - 2 * BLOCK), size, head.etag)
+    const last = crypto.createDecipheriv("aes-256-cbc", secret, size === BLOCK ? data.iv : tail.subarray(0, BLOCK))
+    last.setAutoPadding(false)
+    const lastBlock = Buffer.concat([last.update(tail.subarray(tail.length - BLOCK)), last.final()])
+    const pad = lastBlock[BLOCK - 1]!
+    let goodPad = pad >= 1 && pad <= BLOCK
+    for (let i = BLOCK - pad; goodPad && i < BLOCK; i++) goodPad = lastBlock[i] === pad
+    if (!goodPad) {
+      return yield* new DecryptError({ reason: "Tampered", key, detail: "bad AES-CBC padding: the blob was changed or the key-encryption key is wrong" })
+    }
+    const plainSize = size - pad
+    const metadata = Object.fromEntries(Object.entries(head.metadata).filter(([k]) => k.toLowerCase() !== METADATA_KEY))
+    const info: ObjectInfo = { ...head, size: plainSize, metadata }
+    let want = { start: 0, end: plainSize }
+    if (range !== undefined) {
+      const r = resolveRange(range, plainSize)
+      if (Option.isNone(r)) return yield* new InvalidRange({ key, range: JSON.stringify(range), size: plainSize })
+      want = r.value
+    }
+    const ranged = range === undefined ? {} : { range: want }
+    if (want.end === want.start) return { info, body: Stream.empty, ...ranged }
+    const first = Math.floor(want.start / BLOCK)
+    const lastIndex = Math.floor((want.end - 1) / BLOCK)
+    const iv = first === 0 ? Buffer.from(data.iv) : yield* readBytes(store, key, (first - 1) * BLOCK, first * BLOCK, head.etag)
+    const fetchEnd = (lastIndex + 1) * BLOCK
+    const obj = yield* store.get(key, { range: { _tag: "Bounded", start: first * BLOCK, end: fetchEnd - 1 } })
+    if (obj.info.etag !== head.etag) {
+      return yield* new DecryptError({ reason: "Tampered", key, detail: "the blob changed between reading its metadata and its data" })
+    }
+    const expected = fetchEnd - first * BLOCK
+    const body = Stream.suspend(() => {
+      const d = crypto.createDecipheriv("aes-256-cbc", secret, iv)
+      d.setAutoPadding(false)
+      let pos = first * BLOCK
+      let received = 0
+      const emit = (plain: Buffer): Uint8Array => {
+        const from = Math.max(0, want.start - pos)
+        const to = Math.min(plain.length, want.end - pos)
+        pos += plain.length
+        return to > from ? plain.subarray(from, to) : new Uint8Array(0)
+      }
+      return obj.body.pipe(
+        Stream.map((c): Uint8Array => {
+          received += c.length
+          return emit(d.update(c))
+        }),
+        Stream.concat(Stream.suspend(() =>
+          received !== expected
+            ? Stream.fail(new DecryptError({ reason: "Truncated", key, detail: "the blob is shorter than its size" }))
+            : Stream.succeed(emit(d.final()))
+        )),
+        Stream.filter((c) => c.length > 0)
+      )
+    })
+    return { info, body, ...ranged }
   })

@@ -118,7 +118,7 @@ describe("AzureBlobObjectStore native modes at the wire (Azurite https, loose)",
       assert.isDefined(fromUrl[0]!.headers["x-ms-copy-source"])
       assertCpk(fromUrl[0]!, key, "stage block from URL (source)", "x-ms-source-")
       assertCpk(fromUrl[0]!, dest, "stage block from URL (destination)")
-    }))
+    }), 60_000)
 
   it.scoped("sse-c multipart: the key on the upload marker, every part and the commit", () =>
     Effect.gen(function*() {
@@ -133,7 +133,7 @@ describe("AzureBlobObjectStore native modes at the wire (Azurite https, loose)",
       const writes = log.filter((r) => r.method === "PUT")
       assert.deepStrictEqual(writes.map(op), ["PUT comp=block", "PUT comp=block", "PUT comp=block", "PUT comp=block", "PUT comp=blocklist"])
       for (const r of writes) assertCpk(r, key, op(r))
-    }))
+    }), 60_000)
 
   it.scoped("sse-kms sends the encryption scope on every write, and the default scope when no key id is given", () =>
     Effect.gen(function*() {
@@ -156,14 +156,14 @@ describe("AzureBlobObjectStore native modes at the wire (Azurite https, loose)",
       ])
       const refused = yield* Effect.flip(store.put("scope/ctx", Stream.make(Buffer.from("x")), { sse: { _tag: "SseKms", keyId: "s", context: { a: "b" } } }))
       assert.strictEqual(refused._tag, "UnsupportedMode")
-    }))
+    }), 60_000)
 
   it.scoped("sse-s3 sends nothing: Microsoft-managed encryption is always on", () =>
     Effect.gen(function*() {
       const { store, log } = yield* setup(tls)
       yield* store.put("mmk", Stream.make(Buffer.from("x")), { sse: { _tag: "SseS3" } })
       assert.deepStrictEqual(Object.keys(log[0]!.headers).filter((h) => h.includes("encryption")), [])
-    }))
+    }), 60_000)
 
   it.scoped("over plain http, sse-c is refused before any request and the key never appears in errors", () =>
     Effect.gen(function*() {
@@ -180,5 +180,5 @@ describe("AzureBlobObjectStore native modes at the wire (Azurite https, loose)",
       assert.deepStrictEqual(log, [])
       const secret = Buffer.from(Redacted.value(key.material)).toString("base64")
       for (const e of [e1, e2, e3]) assert.notInclude(`${e.message} ${JSON.stringify(e)}`, secret)
-    }))
+    }), 60_000)
 })

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { BucketFacts, ProfileName } from "@objcrypt/core/CompatibilityMatrix"
-import type { Redacted } from "effect"
+import type { Duration, Redacted } from "effect"
 
 /**
  * A service account's key, as in its JSON key file.
@@ -51,6 +51,14 @@ export interface GcsConfig {
   readonly parallelUploads?: boolean | undefined
   /** Where part objects of uploads in progress live; listings hide it. @default ".objcrypt-uploads/" */
   readonly uploadPrefix?: string | undefined
+  /**
+   * Uploads whose part objects are all older than this are stale (left by a process that was
+   * killed) and removed once per store, before its first parallel or multipart upload; `false`
+   * turns that off (`sweepUploads` still sweeps on demand). Ages are judged on the local clock
+   * against the objects' `updated` time, so keep it well above the longest upload.
+   * @default "24 hours"
+   */
+  readonly staleUploadAge?: Duration.DurationInput | false | undefined
   /** Retries of idempotent requests. @default 3 */
   readonly maxRetries?: number | undefined
 }
@@ -71,5 +79,6 @@ export const defaults = {
   concurrency: 4,
   parallelUploads: true,
   uploadPrefix: ".objcrypt-uploads/",
+  staleUploadAge: "24 hours" as Duration.DurationInput,
   maxRetries: 3
 } as const

@@ -8,7 +8,9 @@
  * Large bodies go up as part objects uploaded in parallel and joined by compose (hierarchically
  * past 32 parts), under a hidden prefix and removed on success and on any failure; or, with
  * `parallelUploads: false`, as one resumable upload. Either way memory stays bounded and no
- * partial object is ever visible under the key.
+ * partial object is ever visible under the key. A process killed midway cannot clean up: its part
+ * objects stay under the hidden prefix until a sweep (`sweepUploads`, run on demand and once per
+ * store before its first parallel upload) finds them older than `staleUploadAge`.
  *
  * @since 0.1.0
  */
@@ -37,7 +39,7 @@ import type {
   StoredObject,
   StoreLimits
 } from "@objcrypt/core/ObjectStore"
-import { Config, Context, Effect, Either, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Config, Context, Duration, Effect, Either, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
@@ -68,8 +70,30 @@ export class GcsObjectStore extends Context.Tag("@objcrypt/driver-gcs/GcsObjectS
     readonly facts: BucketFacts
     /** Where part objects of uploads in progress live (hidden from listings). */
     readonly uploadPrefix: string
+    /**
+     * Removes the part objects of uploads that stopped (a killed process): every upload under
+     * `uploadPrefix` whose objects are all older than `olderThan` (default: the configured
+     * `staleUploadAge`, else 24 hours). An upload still running past that age loses its parts
+     * and fails at completion with `PreconditionFailed`.
+     */
+    readonly sweepUploads: (options?: { readonly olderThan?: Duration.DurationInput | undefined }) => Effect.Effect<SweepResult, StoreError>
   }
 >() {}
+
+/**
+ * What a sweep of stale uploads did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SweepResult {
+  /** Uploads whose objects were removed. */
+  readonly uploads: number
+  /** Part objects, intermediate composites and upload records removed. */
+  readonly objects: number
+  /** Uploads younger than the threshold, left alone. */
+  readonly kept: number
+}
 
 /**
  * GCS's limits: 8 KiB of custom metadata, no minimum part size for compose, 1024 components per
@@ -187,6 +211,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const concurrency = Math.max(1, config.concurrency ?? defaults.concurrency)
     const parallel = config.parallelUploads ?? defaults.parallelUploads
     const uploadPrefix = config.uploadPrefix ?? defaults.uploadPrefix
+    const staleUploadAge = config.staleUploadAge ?? defaults.staleUploadAge
 
     // The client destroys its shared HTTP agent when a download stream is abandoned, resetting
     // other requests' sockets; a request whose connection was reset before an answer is retried.
@@ -344,6 +369,35 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         })
       )
 
+    const sweepUploads = (options?: { readonly olderThan?: Duration.DurationInput | undefined }): Effect.Effect<SweepResult, StoreError> =>
+      Effect.gen(function*() {
+        const threshold = options?.olderThan ?? (staleUploadAge === false ? defaults.staleUploadAge : staleUploadAge)
+        const cutoff = Date.now() - Duration.toMillis(Duration.decode(threshold))
+        const [files] = yield* send("sweepUploads", undefined, () => gcsBucket.getFiles({ prefix: uploadPrefix }))
+        // One upload is its record `<prefix><id>` plus everything under `<prefix><id>/`; it is
+        // stale only when its newest object is.
+        const uploads = new Map<string, { names: Array<string>; newest: number }>()
+        for (const f of files) {
+          const id = f.name.slice(uploadPrefix.length).split("/")[0] ?? ""
+          const t = Date.parse(f.metadata.updated ?? f.metadata.timeCreated ?? "")
+          const u = uploads.get(id) ?? { names: [], newest: -Infinity }
+          u.names.push(f.name)
+          u.newest = Math.max(u.newest, Number.isNaN(t) ? Infinity : t)
+          uploads.set(id, u)
+        }
+        const stale = [...uploads.values()].filter((u) => u.newest <= cutoff)
+        yield* Effect.forEach(
+          stale.flatMap((u) => u.names),
+          (name) => send("sweepUploads", name, () => gcsBucket.file(name).delete({ ignoreNotFound: true })),
+          { concurrency: 8, discard: true }
+        )
+        return { uploads: stale.length, objects: stale.reduce((n, u) => n + u.names.length, 0), kept: uploads.size - stale.length }
+      })
+
+    // Once per store, before its first upload that writes part objects; a failure (no list or
+    // delete permission) must not stop the upload.
+    const sweepOnce = staleUploadAge === false ? Effect.void : yield* Effect.cached(Effect.ignore(sweepUploads()))
+
     const composeRequest = (
       destination: string,
       sources: ReadonlyArray<{ readonly name: string; readonly generation: string }>,
@@ -455,6 +509,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             )
             const all = Stream.make(first, second.value).pipe(Stream.concat(rest), Stream.filter((b) => b.length > 0))
             if (!parallel) return yield* putResumable(key, all, options, sse)
+            yield* sweepOnce
             const upload: MultipartUpload = { key, uploadId: newUploadId() }
             return yield* Effect.uninterruptibleMask((restore) =>
               restore(
@@ -541,6 +596,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
       Effect.gen(function*() {
         yield* validKey(key)
         const sse = yield* planWrite(options?.sse)
+        yield* sweepOnce
         const uploadId = newUploadId()
         const marker: Marker = {
           contentType: options?.contentType,
@@ -636,6 +692,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
       profile,
       facts,
       uploadPrefix,
+      sweepUploads,
       put,
       get,
       head,

@@ -2,9 +2,10 @@
  * Cross-checks of objcrypt's S3 Encryption Client format with AWS's own clients from Debian:
  * the Go SDK v1 `s3crypto` V2 client (kms+context) and Ruby's `Aws::S3::EncryptionV2::Client`
  * (kms+context, AES/GCM, RSA-OAEP-SHA1), against moto_server (S3 + KMS) on 127.0.0.1. Objects
- * they write are read by objcrypt and objects objcrypt writes are read by them, with the content
- * metadata in object metadata and in instruction files. The programs live in
- * tools/test-kit/interop/s3ec/.
+ * they write are read by objcrypt and objects objcrypt writes — single PUTs and multipart
+ * uploads — are read by them, with the content metadata in object metadata and in instruction
+ * files. Ruby's legacy `Aws::S3::Encryption::Client` (V1) writes the legacy wraps objcrypt reads
+ * behind its opt-ins. The programs live in tools/test-kit/interop/s3ec/.
  */
 import { CreateKeyCommand } from "@aws-sdk/client-kms"
 import { assert, layer } from "@effect/vitest"
@@ -51,6 +52,8 @@ const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKe
 const rsaPem = path.join(work, "rsa.pem")
 fs.writeFileSync(rsaPem, rsa.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 })
 const ALLOW: S3EC.CommitmentPolicy = "RequireEncryptAllowDecrypt"
+/** Each test starts AWS's clients several times (Ruby loads the whole SDK each time): minutes on a loaded machine. */
+const TIMEOUT = 600_000
 const V2: S3EC.CommitmentPolicy = "ForbidEncryptAllowDecrypt"
 
 /** Runs one of AWS's clients; its failure fails the test with its stderr. */
@@ -71,7 +74,7 @@ const newFile = (bytes: Uint8Array) => {
   return f
 }
 
-layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "240 seconds", excludeTestServices: true })(
+layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "240 seconds", excludeTestServices: true })(
   "S3 Encryption Client interop (moto_server)",
   (it) => {
     const setup = Effect.gen(function*() {
@@ -122,7 +125,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer
           yield* go("get", key, cmk, out)
           assert.isTrue(fs.readFileSync(out).equals(pt), `Go reads objcrypt's (instruction file: ${instructionFile})`)
         }
-      }))
+      }), TIMEOUT)
 
     it.effect("Ruby EncryptionV2 (kms+context, AES/GCM, RSA-OAEP-SHA1) ↔ objcrypt, metadata and instruction file", () =>
       Effect.gen(function*() {
@@ -160,7 +163,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer
             assert.isTrue(fs.readFileSync(out).equals(pt), `Ruby reads objcrypt's ${wrap} (instruction file: ${instructionFile})`)
           }
         }
-      }))
+      }), TIMEOUT)
 
     it.effect("Ruby reads an instruction file objcrypt re-encrypted from AES/GCM to RSA-OAEP-SHA1", () =>
       Effect.gen(function*() {
@@ -177,6 +180,65 @@ layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer
         const out = path.join(work, "rotated-out")
         yield* ruby("get", key, "rsa", rsaPem, out)
         assert.isTrue(fs.readFileSync(out).equals(pt))
-      }))
+      }), TIMEOUT)
+
+    it.effect("Go s3crypto V2 and Ruby EncryptionV2 read V2 objects objcrypt uploaded in parts (metadata and instruction file)", () =>
+      Effect.gen(function*() {
+        const { store, cmk, kms } = yield* setup
+        const MiB = 1024 * 1024
+        const readers = [
+          ["go", "kms", false, S3EC.kmsContext(kms, cmk)],
+          ["go", "kms", true, S3EC.kmsContext(kms, cmk)],
+          ["ruby", "kms", false, S3EC.kmsContext(kms, cmk)],
+          ["ruby", "aes", true, S3EC.aesGcm({ material: Redacted.make(aesKey) })],
+          ["ruby", "rsa", false, S3EC.rsaOaepSha1({ publicKey: crypto.createPublicKey(rsa) })]
+        ] as const
+        for (const [reader, wrap, instructionFile, wrapping] of readers) {
+          // Unknown length, 5 MiB parts (moto's minimum): three parts, the last one short.
+          const pt = crypto.randomBytes(2 * 5 * MiB + 4321)
+          const key = `multipart/${reader}-${wrap}-${instructionFile}.bin`
+          const body = Stream.fromIterable(Array.from({ length: Math.ceil(pt.length / 65_536) }, (_, i) => pt.subarray(i * 65_536, (i + 1) * 65_536)))
+          const r = yield* S3EC.put(store, key, body, { wrapping, commitmentPolicy: V2, instructionFile, partSize: 5 * MiB, concurrency: 2 })
+          assert.strictEqual(r.parts, 3)
+          const info = yield* store.head(key)
+          assert.match(info.etag, /-3"?$/, "stored by a multipart upload")
+          assert.strictEqual(info.size, pt.length + 16)
+          const out = path.join(work, `mp-out-${reader}-${wrap}-${instructionFile}`)
+          if (reader === "go") yield* go("get", key, cmk, out)
+          else yield* ruby("get", key, wrap, wrap === "kms" ? cmk : wrap === "aes" ? aesKey.toString("hex") : rsaPem, out)
+          assert.isTrue(fs.readFileSync(out).equals(pt), `${reader} reads objcrypt's multipart ${wrap} object (instruction file: ${instructionFile})`)
+        }
+      }), TIMEOUT)
+
+    it.effect("objcrypt reads what Ruby's legacy V1 Encryption::Client writes (RSA PKCS#1 v1.5, AES/ECB, kms; AES-CBC content) only with the legacy opt-ins", () =>
+      Effect.gen(function*() {
+        const { store, cmk, kms } = yield* setup
+        const materials: S3EC.Materials = {
+          kms,
+          kmsKeyId: cmk,
+          keys: [
+            { _tag: "Aes", keyId: "aes", material: Redacted.make(aesKey) },
+            { _tag: "Private", keyId: "rsa", privateKey: Redacted.make(rsa) }
+          ]
+        }
+        const legacy = { materials, commitmentPolicy: ALLOW, enableLegacyUnauthenticatedModes: true, enableLegacyWrappingAlgorithms: true } as const
+        const cells = [["rsa", rsaPem, "RSA", "V1"], ["aes", aesKey.toString("hex"), "AES", "V1"], ["kms", cmk, "kms", "V2"]] as const
+        for (const [wrap, keyArg, wrapAlgorithm, version] of cells) {
+          for (const mode of ["put-v1", "put-v1-instruction"]) {
+            const pt = crypto.randomBytes(100_003)
+            const key = `ruby-v1/${wrap}/${mode}.bin`
+            yield* ruby(mode, key, wrap, keyArg, newFile(pt))
+            const summary = yield* S3EC.readEnvelope(store, key)
+            assert.strictEqual(summary.wrapAlgorithm, wrapAlgorithm)
+            assert.strictEqual(summary.version, version)
+            assert.strictEqual(summary.contentAlgorithm, "AES/CBC/PKCS5Padding")
+            assert.strictEqual(summary.location, mode === "put-v1" ? "metadata" : "instruction")
+            const refused = yield* Effect.flip(S3EC.getBytes(store, key, { ...legacy, enableLegacyUnauthenticatedModes: false }))
+            assert.strictEqual((refused as { reason: string }).reason, "UnknownFormat")
+            const got = yield* S3EC.getBytes(store, key, legacy)
+            assert.isTrue(Buffer.from(got).equals(pt), `objcrypt reads Ruby V1's ${wrap} ${mode}`)
+          }
+        }
+      }), TIMEOUT)
   }
 )

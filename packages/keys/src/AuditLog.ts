@@ -24,6 +24,8 @@ export interface AuditEntry {
   readonly version?: number | undefined
   /** Caller-supplied context (KMS encryption context, CLI user…): non-secret by contract. */
   readonly context?: Readonly<Record<string, string>> | undefined
+  /** Who made the call (e.g. the KMS service's user name), when there is a caller to name. */
+  readonly principal?: string | undefined
   readonly outcome: "success" | "failure"
   /** On failure: the error's tag and reason, e.g. `KmsError:InvalidCiphertext`. */
   readonly error?: string | undefined
@@ -89,6 +91,7 @@ const stamp = (entry: Omit<AuditEntry, "time" | "pid">): AuditEntry => ({
   keyName: entry.keyName,
   version: entry.version,
   context: entry.context,
+  ...(entry.principal === undefined ? {} : { principal: entry.principal }),
   outcome: entry.outcome,
   error: entry.error,
   pid: process.pid

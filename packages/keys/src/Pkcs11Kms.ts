@@ -63,6 +63,13 @@ export class Pkcs11Hsm extends Context.Tag("@objcrypt/keys/Pkcs11Hsm")<Pkcs11Hsm
   /** Always refused for token keys: they are non-extractable by construction. */
   readonly exportKey: (label: string) => Effect.Effect<never, KeyUnusable | KmsError>
   readonly deleteKey: (label: string) => Effect.Effect<void, KmsError>
+  /**
+   * AES-256-GCM in the token under the key `label` with the caller's 12-byte nonce and AAD;
+   * returns ciphertext followed by the 16-byte tag (for callers with their own blob layout).
+   */
+  readonly encryptGcm: (label: string, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array) => Effect.Effect<Uint8Array, KmsError>
+  /** The inverse of `encryptGcm`; a wrong tag, nonce or AAD fails with `InvalidCiphertext`. */
+  readonly decryptGcm: (label: string, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => Effect.Effect<Uint8Array, KmsError>
 }>() {}
 
 const ckr = (e: unknown): string => {
@@ -266,7 +273,26 @@ export const make = (config: Pkcs11Config) =>
       listKeys: Effect.try({ try: () => find([]).map(info), catch: fail("listing keys") }),
       exportKey,
       deleteKey: (label) =>
-        Effect.flatMap(byLabel(label), (h) => Effect.try({ try: () => p11.C_DestroyObject(session, h), catch: fail("delete", label) }))
+        Effect.flatMap(byLabel(label), (h) => Effect.try({ try: () => p11.C_DestroyObject(session, h), catch: fail("delete", label) })),
+      encryptGcm: (label, iv, aad, plaintext) =>
+        Effect.flatMap(byLabel(label), (h) =>
+          Effect.try({
+            try: () => {
+              p11.C_EncryptInit(session, gcm(Buffer.from(iv), Buffer.from(aad)), h)
+              return new Uint8Array(p11.C_Encrypt(session, Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG)))
+            },
+            catch: fail("encrypt", label)
+          })),
+      decryptGcm: (label, iv, aad, sealed) =>
+        Effect.flatMap(byLabel(label), (h) =>
+          Effect.try({
+            try: () => {
+              p11.C_DecryptInit(session, gcm(Buffer.from(iv), Buffer.from(aad)), h)
+              return new Uint8Array(p11.C_Decrypt(session, Buffer.from(sealed), Buffer.alloc(sealed.length)))
+            },
+            catch: () =>
+              new KmsError({ reason: "InvalidCiphertext", keyId: label, detail: "the ciphertext is damaged or the AAD does not match" })
+          }))
     })
     return { kms, hsm }
   })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Ref } from "effect"
 import { KeyStore } from "@objcrypt/core/KeyStore"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -88,5 +88,16 @@ describe("AuditLog", () => {
       yield* Effect.promise(() => fs.writeFile(path.join(dir, "file"), ""))
       const e = yield* Effect.flip(managerWithAudit(path.join(dir, "s.ocks"), path.join(dir, "file", "audit.jsonl")))
       assert.strictEqual(e._tag === "KeyStoreError" && e.reason, "Io")
+    }))
+
+  it.effect("records the principal when one is given, and leaves the field out otherwise", () =>
+    Effect.gen(function*() {
+      const ref = yield* Ref.make<ReadonlyArray<AuditLog.AuditEntry>>([])
+      const log = Context.get(yield* Effect.scoped(Layer.build(AuditLog.layerMemory(ref))), AuditLog.AuditLog)
+      yield* log.record({ operation: "kms.Decrypt", keyId: "k", principal: "alice", outcome: "success" })
+      yield* log.record({ operation: "kms.Decrypt", keyId: "k", outcome: "success" })
+      const [a, b] = yield* Ref.get(ref)
+      assert.strictEqual(a!.principal, "alice")
+      assert.isFalse("principal" in b!)
     }))
 })

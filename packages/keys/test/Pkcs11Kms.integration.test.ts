@@ -88,6 +88,26 @@ describe("Pkcs11Kms over SoftHSM2", () => {
     }))
 })
 
+describe("Pkcs11Hsm encryptGcm/decryptGcm", () => {
+  it.scoped("AES-GCM in the token with the caller's nonce and AAD (ciphertext then tag); wrong AAD, nonce or tag refused", () =>
+    Effect.gen(function*() {
+      const { hsm } = yield* token
+      yield* hsm.generateKey("raw")
+      const iv = new Uint8Array(12).fill(7)
+      const aad = new TextEncoder().encode("header|context")
+      const pt = new TextEncoder().encode("token-side plaintext")
+      const sealed = yield* hsm.encryptGcm("raw", iv, aad, pt)
+      assert.strictEqual(sealed.length, pt.length + 16)
+      assert.deepStrictEqual([...(yield* hsm.decryptGcm("raw", iv, aad, sealed))], [...pt])
+      const other = new Uint8Array(12).fill(8)
+      for (const [i, a, s] of [[iv, new TextEncoder().encode("header|other"), sealed], [other, aad, sealed], [iv, aad, Uint8Array.from(sealed, (b, j) => (j === sealed.length - 1 ? b ^ 1 : b))]] as const) {
+        const e = yield* Effect.flip(hsm.decryptGcm("raw", i, a, s))
+        assert.strictEqual(e.reason, "InvalidCiphertext")
+      }
+      assert.strictEqual((yield* Effect.flip(hsm.encryptGcm("absent", iv, aad, pt))).reason, "NotFound")
+    }))
+})
+
 describe("Pkcs11Kms login", () => {
   it.scoped("a wrong PIN, an absent token or library is a clear Unavailable error", () =>
     Effect.gen(function*() {

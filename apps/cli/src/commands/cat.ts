@@ -39,6 +39,9 @@ export const command = Command.make(
     ...common,
     key: customerKeyOption,
     range: Options.text("range").pipe(Options.withDescription("byte range: A-B, A- or -N"), Options.optional),
+    unauthenticatedRange: Options.boolean("unauthenticated-range").pipe(
+      Options.withDescription("allow --range on AWS S3 Encryption Client objects (AES-CTR: the bytes are not authenticated)")
+    ),
     url: Args.text({ name: "URL" })
   },
   (o) =>
@@ -53,7 +56,7 @@ export const command = Command.make(
         const customerKey = yield* customerKeyRef(o.key)
         yield* Effect.scoped(
           Effect.gen(function*() {
-            const opened = yield* Transfer.get(s, store, loc.key, { customerKey, range }).pipe(notFoundAs(StoreUrl.displayKey(loc, loc.key)))
+            const opened = yield* Transfer.get(s, store, loc.key, { customerKey, range, unauthenticatedRanges: o.unauthenticatedRange }).pipe(notFoundAs(StoreUrl.displayKey(loc, loc.key)))
             yield* Stream.runForEach(opened.body, writeStdout)
           })
         )

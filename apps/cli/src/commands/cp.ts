@@ -12,6 +12,7 @@ import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Chunk, Effect, Option, Stream } from "effect"
 import * as path from "node:path"
 import { LocalFileError, UsageError } from "../CliError.js"
+import * as Formats from "../Formats.js"
 import * as LocalFiles from "../LocalFiles.js"
 import * as Progress from "../Progress.js"
 import type * as Session from "../Session.js"
@@ -60,7 +61,14 @@ export const command = Command.make(
       Options.withDescription("files and parts in flight at once"),
       Options.withDefault(4)
     ),
-    partSize: Options.text("part-size").pipe(Options.withDescription("multipart part size, e.g. 8MiB"), Options.optional),
+    partSize: Options.text("part-size").pipe(
+      Options.withDescription("multipart part size, e.g. 8MiB (every mode: the driver's native multipart for none and sse-*)"),
+      Options.optional
+    ),
+    format: Options.choice("format", Formats.formatNames).pipe(
+      Options.withDescription("client-side format: native (default), s3ec-v2 or s3ec-v3 (s3:// only), azure-v2 (az:// only, cse-c)"),
+      Options.optional
+    ),
     source: Args.text({ name: "SRC" }),
     destination: Args.text({ name: "DST" })
   },
@@ -107,6 +115,7 @@ export const command = Command.make(
 interface CpFlags extends ModeOptionValues {
   readonly recursive: boolean
   readonly parallel: number
+  readonly format: Option.Option<Formats.FormatName>
 }
 
 const uploads = (
@@ -120,8 +129,15 @@ const uploads = (
     const flags = yield* modeFlags(o)
     // Checked against the matrix before anything is read or sent.
     const mode = yield* s.modeFor(dst.store, flags)
-    const store = yield* s.open(dst.store)
-    const putOptions = { partSize, concurrency: o.parallel }
+    const format = Option.getOrUndefined(o.format)
+    if (format !== undefined) yield* Formats.check(format, dst.store, StoreUrl.displayKey(dst, dst.key), mode)
+    const store = yield* s.open(dst.store, { partSize, concurrency: o.parallel })
+    if (partSize !== undefined && dst.store._tag !== "Fs" && (partSize < store.limits.minPartSize || partSize > store.limits.maxPartSize)) {
+      return yield* new UsageError({
+        detail: `--part-size must be between ${Progress.formatBytes(store.limits.minPartSize)} and ${Progress.formatBytes(store.limits.maxPartSize)} for ${store.location}`
+      })
+    }
+    const putOptions = { partSize, concurrency: o.parallel, format }
     const target = (key: string) => StoreUrl.displayKey(dst, key)
     if (src._tag === "Store") {
       // Store to store: decrypt from the source, encrypt for the destination.
@@ -181,8 +197,10 @@ const downloads = (
   dest: string
 ) =>
   Effect.gen(function*() {
-    if (Option.isSome(o.mode) || o.recipient.length > 0 || Option.isSome(o.kmsKeyId) || Option.isSome(o.context)) {
-      return yield* new UsageError({ detail: "--mode and its key flags apply to uploads; downloads detect the mode (use --key only for sse-c objects)" })
+    if (Option.isSome(o.mode) || o.recipient.length > 0 || Option.isSome(o.kmsKeyId) || Option.isSome(o.context) || Option.isSome(o.format)) {
+      return yield* new UsageError({
+        detail: "--mode, --format and the key flags apply to uploads; downloads detect the mode and format (use --key only for sse-c objects)"
+      })
     }
     const from = yield* s.open(src.store)
     const customerKey = yield* customerKeyRef(o.key)

@@ -1,55 +1,40 @@
 import { Effect, Stream } from "effect"
 import * as crypto from "node:crypto"
-import * as zlib from "node:zlib"
+import * as Checksums from "../Checksums.js"
 import { errors } from "../S3Error.js"
 import type { S3Error } from "../S3Error.js"
 import * as SigV4 from "../SigV4.js"
-
-type Checker = { readonly update: (b: Uint8Array) => void; readonly digest: () => string }
-
-const CHECKSUMS: Record<string, () => Checker> = {
-  crc32: () => {
-    let c = 0
-    return {
-      update: (b) => {
-        c = zlib.crc32(b, c)
-      },
-      digest: () => {
-        const out = Buffer.alloc(4)
-        out.writeUInt32BE(c >>> 0)
-        return out.toString("base64")
-      }
-    }
-  },
-  sha1: () => {
-    const h = crypto.createHash("sha1")
-    return { update: (b) => h.update(b), digest: () => h.digest("base64") }
-  },
-  sha256: () => {
-    const h = crypto.createHash("sha256")
-    return { update: (b) => h.update(b), digest: () => h.digest("base64") }
-  }
-}
 
 const checksumAlgorithm = (header: string): string | undefined => {
   const m = /^x-amz-checksum-([a-z0-9]+)$/.exec(header)
   return m === null ? undefined : m[1]
 }
 
-const eqB64 = (a: string, b: string) => {
-  const x = Buffer.from(a, "base64")
-  const y = Buffer.from(b, "base64")
-  return x.length === y.length && x.length > 0 && crypto.timingSafeEqual(x, y)
+type Checker = { readonly update: (b: Uint8Array) => void; readonly digest: () => string }
+
+const checker = (a: Checksums.Algorithm): Checker => {
+  const c = Checksums.make(a)
+  return { update: c.update, digest: () => Buffer.from(c.digest()).toString("base64") }
 }
 
 interface Expectation {
   readonly name: string
+  readonly algorithm: Checksums.Algorithm | undefined
   readonly checker: Checker
   value: string | undefined
   readonly onMismatch: () => S3Error
 }
 
 const MAX_LINE = 4096
+
+export interface DecodedBody {
+  readonly body: Stream.Stream<Uint8Array, S3Error>
+  readonly length: number | undefined
+  /** The `x-amz-checksum-*` values, filled in once the body has been read and each one matched. */
+  readonly verified: Readonly<Partial<Record<Checksums.Algorithm, string>>>
+  /** The checksum algorithms the request carries (header or trailer). */
+  readonly algorithms: ReadonlyArray<Checksums.Algorithm>
+}
 
 /**
  * Turns a request body into the object's bytes: decodes `aws-chunked` (checking chunk signatures
@@ -62,7 +47,7 @@ export const decodeBody = <E>(
   headers: Readonly<Record<string, string>>,
   payload: SigV4.Payload,
   mapError: (e: E) => S3Error
-): Effect.Effect<{ readonly body: Stream.Stream<Uint8Array, S3Error>; readonly length: number | undefined }, S3Error> =>
+): Effect.Effect<DecodedBody, S3Error> =>
   Effect.gen(function*() {
     const chunked = payload._tag === "StreamingSigned" || payload._tag === "StreamingUnsigned" ||
       (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).includes("aws-chunked")
@@ -78,6 +63,7 @@ export const decodeBody = <E>(
       const h = crypto.createHash("md5")
       expectations.push({
         name: "content-md5",
+        algorithm: undefined,
         checker: { update: (b) => h.update(b), digest: () => h.digest("base64") },
         value: md5,
         onMismatch: () => errors.badDigest("the Content-MD5 you specified did not match what we received")
@@ -85,24 +71,26 @@ export const decodeBody = <E>(
     }
     for (const [h, v] of Object.entries(headers)) {
       const alg = checksumAlgorithm(h)
-      if (alg === undefined || alg === "algorithm" || alg === "type") continue
-      const make = CHECKSUMS[alg]
-      if (make === undefined) return yield* errors.notImplemented(`checksum algorithm ${alg} is not implemented; use CRC32, SHA1 or SHA256`)
-      expectations.push({ name: h, checker: make(), value: v, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) })
+      if (alg === undefined || alg === "algorithm" || alg === "type" || alg === "mode") continue
+      if (!Checksums.isAlgorithm(alg)) return yield* errors.invalidRequest(`x-amz-checksum-${alg} is not a checksum algorithm S3 supports`)
+      if (!Checksums.isWellFormed(alg, v)) return yield* errors.invalidRequest(`value for x-amz-checksum-${alg} header is invalid`)
+      expectations.push({ name: h, algorithm: alg, checker: checker(alg), value: v, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) })
     }
     let trailer: Expectation | undefined
     const trailerName = headers["x-amz-trailer"]?.trim().toLowerCase()
     if (trailerName !== undefined && trailerName !== "") {
       const alg = checksumAlgorithm(trailerName)
-      const make = alg === undefined ? undefined : CHECKSUMS[alg]
-      if (alg === undefined) return yield* errors.invalidArgument(`unsupported trailer ${trailerName}`)
-      if (make === undefined) return yield* errors.notImplemented(`checksum algorithm ${alg} is not implemented; use CRC32, SHA1 or SHA256`)
-      trailer = { name: trailerName, checker: make(), value: undefined, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) }
+      if (alg === undefined || !Checksums.isAlgorithm(alg)) return yield* errors.invalidRequest(`unsupported trailer ${trailerName}`)
+      trailer = { name: trailerName, algorithm: alg, checker: checker(alg), value: undefined, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) }
       expectations.push(trailer)
+    }
+    if (new Set(expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm]))).size > 1) {
+      return yield* errors.invalidRequest("expecting a single x-amz-checksum- header; multiple checksum types are not allowed")
     }
     let sha: crypto.Hash | undefined
     if (payload._tag === "Sha256" && !chunked) sha = crypto.createHash("sha256")
 
+    const verified: Partial<Record<Checksums.Algorithm, string>> = {}
     let total = 0
     const observe = (b: Uint8Array): S3Error | undefined => {
       total += b.length
@@ -118,7 +106,9 @@ export const decodeBody = <E>(
       }
       for (const e of expectations) {
         if (e.value === undefined) return errors.invalidRequest(`the trailer ${e.name} is missing`)
-        if (!eqB64(e.checker.digest(), e.value)) return e.onMismatch()
+        if (e.algorithm !== undefined && !Checksums.isWellFormed(e.algorithm, e.value)) return errors.invalidRequest(`value for ${e.name} trailing header is invalid`)
+        if (!Checksums.equal(e.checker.digest(), e.value)) return e.onMismatch()
+        if (e.algorithm !== undefined) verified[e.algorithm] = e.value
       }
       return undefined
     }
@@ -137,7 +127,7 @@ export const decodeBody = <E>(
         return err === undefined ? Stream.empty : Stream.fail(err)
       }))
     )
-    return { body, length }
+    return { body, length, verified, algorithms: expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm])) }
   })
 
 /** Decodes `aws-chunked` framing: `hex-size[;chunk-signature=sig]\r\n data \r\n … 0…\r\n trailers \r\n`. */
@@ -151,6 +141,8 @@ const dechunk = (payload: SigV4.Payload, onTrailer: (name: string, value: string
     let crlfSeen = 0
     let chunkSig: string | undefined
     let chunkHash: crypto.Hash | undefined
+    let trailerText = ""
+    let trailerSig: string | undefined
     let previous = payload._tag === "StreamingSigned" ? payload.seedSignature : ""
     const signed = payload._tag === "StreamingSigned" ? payload : undefined
     const bad = (m: string) => errors.incompleteBody(`malformed aws-chunked body: ${m}`)
@@ -186,12 +178,26 @@ const dechunk = (payload: SigV4.Payload, onTrailer: (name: string, value: string
       // trailer section
       if (text === "") {
         state = "done"
+        if (signed?.trailer === true) {
+          // The trailing headers are signed too, chained from the final chunk's signature.
+          const expected = SigV4.trailerSignature(signed, previous, trailerText)
+          if (trailerSig === undefined || !SigV4.signatureMatches(expected, trailerSig)) {
+            return errors.signatureDoesNotMatch("the trailer signature does not match")
+          }
+        }
         return undefined
       }
       const i = text.indexOf(":")
       if (i <= 0) return bad("bad trailer")
       const name = text.slice(0, i).trim().toLowerCase()
-      if (name !== "x-amz-trailer-signature") onTrailer(name, text.slice(i + 1).trim())
+      const value = text.slice(i + 1).trim()
+      if (name === "x-amz-trailer-signature") {
+        trailerSig = value
+      } else {
+        if (trailerSig !== undefined) return bad("a trailer follows the trailer signature")
+        trailerText += `${name}:${value}\n`
+        onTrailer(name, value)
+      }
       return undefined
     }
 

@@ -34,6 +34,12 @@ export const toS3 = (e: unknown, key?: string): S3Error => {
         if (tagged.code === "MetadataTooLarge") return new S3Error({ code: "MetadataTooLarge", status: 400, detail: "your metadata headers exceed the maximum allowed metadata size", resource: key })
         return errors.invalidArgument(tagged.code ?? "invalid request", key)
       }
+      // A backend that cannot be reached, times out or throttles is a retryable 503; one that
+      // answered with its own server error, or holds an unreadable object, is a 500.
+      if (tagged.code === "CorruptObject") return errors.internalError("the stored object cannot be read", key)
+      if (tagged.status !== undefined && tagged.status >= 500 && tagged.status !== 503) {
+        return errors.internalError("the storage backend failed; please retry", key)
+      }
       return errors.serviceUnavailable("the storage backend is unavailable; please retry", key)
     case "UnsupportedMode":
     case "EncryptError":

@@ -612,6 +612,7 @@ const GCS_CMEK = "https://cloud.google.com/storage/docs/encryption/customer-mana
 const GCS_DEFAULT = "https://cloud.google.com/storage/docs/encryption/default-keys"
 const GCS_ENFORCE = "https://cloud.google.com/storage/docs/encryption/enforce-encryption-types"
 const GCS_BUCKET_ENC = "https://googleapis.dev/ruby/google-api-client/v0.19.5/Google/Apis/StorageV1/Bucket/Encryption.html"
+const GCS_KMS_ENCRYPT = "https://cloud.google.com/kms/docs/reference/rest/v1/projects.locations.keyRings.cryptoKeys/encrypt"
 
 const gmek = { field: "encryption.googleManagedEncryptionEnforcementConfig.restrictionMode", restrictedWhen: "FullyRestricted" }
 const enforceQuote = src(
@@ -691,7 +692,17 @@ const gcs: Profile = {
       ]
     }),
     CseC: gcsCse(),
-    CseKms: gcsCse()
+    CseKms: client({
+      constraints: { bucketEnforcement: gmek },
+      verifiedBy: `storage: test-kit GCS emulator (driver-gcs tests); Cloud KMS (driver-gcs CloudKms): ${UNVERIFIED}, its REST requests and error answers checked at the HTTP layer only`,
+      notes:
+        `${CSE_NOTE} With a Google key, driver-gcs's CloudKms wraps the data key with Cloud KMS cryptoKeys.encrypt, the encryption context bound as additionalAuthenticatedData; any other Kms (local, AWS KMS) works as well. The ciphertext is stored under Google-managed keys (or the bucket's default CMEK).`,
+      sources: [
+        src(GCS_KMS_ENCRYPT, "Encrypts data, so that it can only be recovered by a call to cryptoKeys.decrypt."),
+        src(GCS_KMS_ENCRYPT, "Optional data that, if specified, must also be provided during decryption through DecryptRequest.additional_authenticated_data.", "additionalAuthenticatedData field"),
+        enforceQuote
+      ]
+    })
   }
 }
 
@@ -702,6 +713,7 @@ const gcs: Profile = {
 const AZ_CPK = "https://learn.microsoft.com/en-us/azure/storage/blobs/encryption-customer-provided-keys"
 const AZ_SCOPE = "https://learn.microsoft.com/en-us/azure/storage/blobs/encryption-scope-manage"
 const AZ_SCOPE_OPTS = "https://learn.microsoft.com/en-us/dotnet/api/azure.storage.blobs.models.blobcontainerencryptionscopeoptions"
+const AZ_KV_WRAP = "https://learn.microsoft.com/en-us/rest/api/keyvault/keys/wrap-key/wrap-key"
 const azAccountKey = src(
   AZ_CPK,
   "If the client application sends an encryption key on the request, and the storage account is also encrypted using a Microsoft-managed key or a customer-managed key, then Azure Storage uses the key provided on the request for encryption and decryption.",
@@ -765,7 +777,19 @@ const azureBlob: Profile = {
       verifiedBy: "verified at the wire only: driver-azure tests record the x-ms-encryption-key/-sha256/-algorithm headers the real SDK sends over https (Azurite lacks CPK)"
     }),
     CseC: client({ notes: CSE_NOTE, sources: [src(AZ_CPK, undefined, "client-side encryption needs only byte storage and user metadata")] }),
-    CseKms: client({ notes: CSE_NOTE, sources: [src(AZ_CPK, undefined, "client-side encryption needs only byte storage and user metadata")] })
+    CseKms: client({
+      notes:
+        `${CSE_NOTE} The data key can be wrapped by Azure Key Vault or Managed HSM (driver-azure KeyVaultKms: wrapKey with RSA-OAEP-256, or A256KW on oct-HSM keys; the encryption context is bound by an AES-GCM layer because wrapKey has no AAD) or by any Kms. driver-azure's Azure client-side encryption v2 can also wrap its content key with a Key Vault key directly, as the .NET/Java/Python SDKs do.`,
+      sources: [
+        src(AZ_CPK, undefined, "client-side encryption needs only byte storage and user metadata"),
+        src(
+          AZ_KV_WRAP,
+          "The WRAP operation supports encryption of a symmetric key using a key encryption key that has previously been stored in an Azure Key Vault.",
+          "Key Vault REST reference, Wrap Key (POST {vaultBaseUrl}/keys/{key-name}/{key-version}/wrapkey)"
+        )
+      ],
+      verifiedBy: `Key Vault: ${UNVERIFIED} (driver-azure tests check the real @azure/keyvault-keys requests at the HTTP layer); the client-side format: Azurite`
+    })
   }
 }
 

@@ -6,7 +6,18 @@
  * @since 0.1.0
  * @internal
  */
+import { FiberRef } from "effect"
 import * as crypto from "node:crypto"
+
+/**
+ * Where `put` draws data keys, message ids and IVs: always `crypto.randomBytes`, except in the
+ * test-vector generator, which substitutes fixed bytes with `Effect.locally`.
+ *
+ * @internal
+ */
+export const currentRandom: FiberRef.FiberRef<(length: number) => Uint8Array> = FiberRef.unsafeMake<(length: number) => Uint8Array>(
+  (n) => crypto.randomBytes(n)
+)
 
 /** @internal */
 export const Names = {
@@ -90,6 +101,11 @@ export type WrapAlg =
   | "kms"
   | "AESWrap"
   | "AES"
+  | "RSA"
+  | typeof RSA_OAEP_SHA256_MGF1_SHA1
+
+/** Java V1's RSA wrap in authenticated mode (SunJCE: OAEP with SHA-256, MGF1 with SHA-1). @internal */
+export const RSA_OAEP_SHA256_MGF1_SHA1 = "RSA/ECB/OAEPWithSHA-256AndMGF1Padding"
 
 /** @internal */
 export const V3_WRAP_CODES: Readonly<Record<string, WrapAlg>> = { "02": "AES/GCM", "12": "kms+context", "22": "RSA-OAEP-SHA1" }
@@ -97,7 +113,11 @@ export const V3_WRAP_CODES: Readonly<Record<string, WrapAlg>> = { "02": "AES/GCM
 export const V3_WRAP_NAMES: Readonly<Record<string, string>> = { "AES/GCM": "02", "kms+context": "12", "RSA-OAEP-SHA1": "22" }
 
 /** @internal */
-export const isLegacyWrap = (w: WrapAlg): boolean => w === "kms" || w === "AESWrap" || w === "AES"
+export const isLegacyWrap = (w: WrapAlg): boolean =>
+  w === "kms" || w === "AESWrap" || w === "AES" || w === "RSA" || w === RSA_OAEP_SHA256_MGF1_SHA1
+
+/** Wraps opened with an RSA private key. @internal */
+export const isRsaWrap = (w: WrapAlg): boolean => w === "RSA-OAEP-SHA1" || w === "RSA" || w === RSA_OAEP_SHA256_MGF1_SHA1
 
 /** The content metadata of one object, whatever its version, decoded and checked. @internal */
 export interface Envelope {
@@ -205,10 +225,13 @@ export const parseStringMap = (name: string, value: string | undefined): Record<
   return out
 }
 
-const parseWrapV2 = (value: string | undefined, version: "V1" | "V2"): WrapAlg => {
+const parseWrapV2 = (value: string | undefined, cekAlg: string, edk: Uint8Array): WrapAlg => {
   if (value === undefined) {
-    // V1 objects without a wrap algorithm were wrapped with AES/ECB (symmetric master keys).
-    return version === "V1" ? "AES" : refuse("Malformed", `${Names.wrapAlg} is missing`)
+    // AES-CBC objects of the "encryption only" clients record no wrap: the data key was encrypted
+    // with the master key's own cipher, AES/ECB/PKCS5Padding (48 bytes) or RSA PKCS#1 v1.5 (the
+    // modulus size). Like AWS's Java client, tell them apart by the length.
+    if (cekAlg !== CEK_CBC) return refuse("Malformed", `${Names.wrapAlg} is missing`)
+    return edk.length > 48 ? "RSA" : "AES"
   }
   switch (value) {
     case "kms+context":
@@ -216,6 +239,7 @@ const parseWrapV2 = (value: string | undefined, version: "V1" | "V2"): WrapAlg =
     case "RSA-OAEP-SHA1":
     case "kms":
     case "AESWrap":
+    case RSA_OAEP_SHA256_MGF1_SHA1:
       return value
     default:
       return refuse("Unsupported", `wrapping algorithm ${JSON.stringify(value)} is not supported`)
@@ -235,7 +259,7 @@ export const decodeV1V2 = (
   const edk = unbase64(version === "V1" ? Names.keyV1 : Names.keyV2, m[version === "V1" ? Names.keyV1 : Names.keyV2])
   const iv = unbase64(Names.iv, m[Names.iv])
   const cekAlg = m[Names.cekAlg] ?? (version === "V1" ? CEK_CBC : refuse("Malformed", `${Names.cekAlg} is missing`))
-  const wrapAlg = parseWrapV2(m[Names.wrapAlg], version)
+  const wrapAlg = parseWrapV2(m[Names.wrapAlg], cekAlg, edk)
   if (cekAlg === CEK_GCM) {
     if (m[Names.tagLen] !== "128") return refuse("Malformed", `${Names.tagLen} must be 128 for ${CEK_GCM}`)
     if (iv.length !== GCM_IV_LENGTH) return refuse("Malformed", `${Names.iv} must be ${GCM_IV_LENGTH} bytes for ${CEK_GCM}`)
@@ -431,3 +455,78 @@ export const gcmCounter = (iv: Uint8Array, block: number): Buffer => {
 
 /** Serializes content metadata as an instruction file (a JSON object of strings). @internal */
 export const encodeInstructionFile = (m: Readonly<Record<string, string>>): Uint8Array => Buffer.from(JSON.stringify(m), "utf8")
+
+/**
+ * Legacy V1 `RSA` wrap: RSA PKCS#1 v1.5 (the "encryption only" clients). OpenSSL ≥ 3.2 answers a
+ * wrong key or a bad padding with a pseudo-random message (implicit rejection), never an error
+ * an attacker could time, so the length check is what refuses it.
+ *
+ * @internal
+ */
+export const unwrapRsaPkcs1 = (privateKey: crypto.KeyObject, edk: Uint8Array): Buffer | undefined => {
+  try {
+    const out = crypto.privateDecrypt({ key: privateKey, padding: crypto.constants.RSA_PKCS1_PADDING }, edk)
+    return out.length === KEY_LENGTH ? out : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const mgf1Sha1 = (seed: Uint8Array, length: number): Buffer => {
+  const out = Buffer.alloc(Math.ceil(length / 20) * 20)
+  const counter = Buffer.alloc(4)
+  for (let i = 0; i * 20 < length; i++) {
+    counter.writeUInt32BE(i)
+    crypto.createHash("sha1").update(seed).update(counter).digest().copy(out, i * 20)
+  }
+  return out.subarray(0, length)
+}
+
+const SHA256_EMPTY = crypto.createHash("sha256").digest()
+
+/**
+ * Java V1's `RSA/ECB/OAEPWithSHA-256AndMGF1Padding` as SunJCE implements it: OAEP with SHA-256
+ * for the label hash and MGF1 with SHA-1. Node's `privateDecrypt` ties the MGF1 digest to the
+ * OAEP digest, so the RSA private operation is OpenSSL's (raw, blinded) and the EME-OAEP
+ * decoding of RFC 8017 §7.1.2 is done here, every check folded into one result without an
+ * early exit. The message is the raw 32-byte data key.
+ *
+ * @internal
+ */
+export const unwrapRsaOaepSha256Mgf1Sha1 = (privateKey: crypto.KeyObject, edk: Uint8Array): Buffer | undefined => {
+  const k = Math.ceil((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8)
+  const hLen = 32
+  if (privateKey.asymmetricKeyType !== "rsa" || k < 2 * hLen + 2 || edk.length !== k) return undefined
+  let em: Buffer
+  try {
+    em = crypto.privateDecrypt({ key: privateKey, padding: crypto.constants.RSA_NO_PADDING }, edk)
+  } catch {
+    return undefined
+  }
+  if (em.length !== k) return undefined
+  const maskedSeed = em.subarray(1, 1 + hLen)
+  const maskedDb = em.subarray(1 + hLen)
+  const seed = Buffer.alloc(hLen)
+  const seedMask = mgf1Sha1(maskedDb, hLen)
+  for (let i = 0; i < hLen; i++) seed[i] = maskedSeed[i]! ^ seedMask[i]!
+  const dbMask = mgf1Sha1(seed, k - hLen - 1)
+  const db = Buffer.alloc(k - hLen - 1)
+  for (let i = 0; i < db.length; i++) db[i] = maskedDb[i]! ^ dbMask[i]!
+  let bad = em[0]! | (crypto.timingSafeEqual(db.subarray(0, hLen), SHA256_EMPTY) ? 0 : 1)
+  // Find the 0x01 after the zero padding without branching on secret bytes.
+  let found = 0
+  let index = 0
+  for (let i = hLen; i < db.length; i++) {
+    const b = db[i]!
+    const isOne = ((b ^ 1) - 1) >>> 31
+    const isZero = (b - 1) >>> 31
+    const take = isOne & (found ^ 1)
+    index = (index & -(take ^ 1)) | (i & -take)
+    found |= isOne
+    bad |= (found ^ 1) & (isZero ^ 1) & (isOne ^ 1)
+  }
+  bad |= found ^ 1
+  const message = db.subarray(index + 1)
+  if ((bad | (message.length === KEY_LENGTH ? 0 : 1)) !== 0) return undefined
+  return Buffer.from(message)
+}

@@ -90,6 +90,17 @@ export const make = (options?: {
     put: (key, body, opts) =>
       Effect.gen(function*() {
         yield* tooBig("put", key, opts?.metadata as Record<string, string> | undefined)
+        if (options?.discardBodies === true) {
+          const n = yield* Stream.runFold(body, 0, (acc, c) => {
+            stats.consumed += c.length
+            return acc + c.length
+          })
+          if (opts?.contentLength !== undefined && opts.contentLength !== n) {
+            return yield* new ProviderError({ provider: "fs", operation: "put", key, code: "BadLength", detail: "length differs" })
+          }
+          stats.puts++
+          return { ...store(key, new Uint8Array(0), { ...opts?.metadata }, opts?.contentType), size: n }
+        }
         const bytes = yield* collect(body)
         if (opts?.contentLength !== undefined && opts.contentLength !== bytes.length) {
           return yield* new ProviderError({ provider: "fs", operation: "put", key, code: "BadLength", detail: "length differs" })

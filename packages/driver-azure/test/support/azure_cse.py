@@ -2,7 +2,7 @@
 
 usage: /usr/bin/python3 azure_cse.py write|read <request.json>
 request: {"connectionString", "container", "blob", "file", "version",
-          "kek": {"kind": "A256KW", "keyId", "key": <base64>} | {"kind": "RSA-OAEP", "keyId", "privatePem"}}
+          "kek": {"kind": "A256KW", "keyId", "key": <base64>} | {"kind": "RSA-OAEP" | "RSA-OAEP-256", "keyId", "privatePem"}}
 write uploads the bytes of `file`; read downloads into `file`.
 """
 import base64
@@ -35,24 +35,28 @@ class AesKek:
         return self.kid
 
 
-OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+OAEP = {
+    "RSA-OAEP": padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
+    "RSA-OAEP-256": padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+}
 
 
 class RsaKek:
-    def __init__(self, kid, private_key):
+    def __init__(self, kid, private_key, algorithm):
         self.kid = kid
         self.private_key = private_key
+        self.algorithm = algorithm
 
     def wrap_key(self, key):
-        return self.private_key.public_key().encrypt(key, OAEP)
+        return self.private_key.public_key().encrypt(key, OAEP[self.algorithm])
 
     def unwrap_key(self, key, algorithm):
-        if algorithm != "RSA-OAEP":
+        if algorithm != self.algorithm:
             raise ValueError("unknown algorithm " + algorithm)
-        return self.private_key.decrypt(key, OAEP)
+        return self.private_key.decrypt(key, OAEP[self.algorithm])
 
     def get_key_wrap_algorithm(self):
-        return "RSA-OAEP"
+        return self.algorithm
 
     def get_kid(self):
         return self.kid
@@ -66,7 +70,7 @@ def main():
     if k["kind"] == "A256KW":
         kek = AesKek(k["keyId"], base64.b64decode(k["key"]))
     else:
-        kek = RsaKek(k["keyId"], serialization.load_pem_private_key(k["privatePem"].encode(), password=None))
+        kek = RsaKek(k["keyId"], serialization.load_pem_private_key(k["privatePem"].encode(), password=None), k["kind"])
     blob = BlobClient.from_connection_string(req["connectionString"], req["container"], req["blob"])
     blob.require_encryption = True
     blob.key_encryption_key = kek

@@ -23,6 +23,7 @@ export type Operation =
   | "uploadPart"
   | "completeMultipart"
   | "abortMultipart"
+  | "sweepUploads"
   | "createBucket"
   | "getBucket"
   | "probe"

@@ -34,11 +34,6 @@ const CHUNK = MiB
 
 const median = (xs: Array<number>) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000)
-const time = (f: () => void): number => {
-  const t = performance.now()
-  f()
-  return performance.now() - t
-}
 const timeAsync = async (f: () => Promise<unknown>): Promise<number> => {
   const t = performance.now()
   await f()
@@ -59,14 +54,22 @@ if (flag("rss-child")) {
   const plan = NativeFormat.planRange(total, keys.segmentSize)
   let n = 0
   const t = performance.now()
-  await Effect.runPromise(
-    Stream.range(1, gib * 1024, 1).pipe(
-      Stream.map(() => chunk),
-      NativeFormat.encrypt(keys),
-      NativeFormat.decrypt(keys, plan, "rss"),
-      Stream.runForEach((c) => Effect.sync(() => void (n += c.length)))
+  const workers = Number(arg("rss-child-workers", "0"))
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const source = Stream.range(1, gib * 1024, 1).pipe(Stream.map(() => chunk))
+    const count = Stream.runForEach((c: Uint8Array) => Effect.sync(() => void (n += c.length)))
+    if (workers === 0) {
+      return yield* source.pipe(NativeFormat.encrypt(keys), NativeFormat.decrypt(keys, plan, "rss"), count)
+    }
+    const pool = yield* ClientSide.makeWorkerPool(workers)
+    // The source reuses one chunk, so it is copied to the workers; the ciphertext the workers
+    // produce belongs to nobody else and is transferred back to them for opening.
+    return yield* source.pipe(
+      NativeFormat.encryptParallel(keys, { pool }),
+      NativeFormat.decryptParallel(keys, plan, "rss", { pool, transfer: true }),
+      count
     )
-  )
+  })))
   const ms = performance.now() - t
   if (n !== total) throw new Error("size mismatch")
   // VmHWM, not getrusage's maxrss: Linux carries ru_maxrss over fork+exec from the parent.
@@ -102,100 +105,128 @@ const rawDecrypt = () => {
   return n
 }
 
-interface Row {
-  segmentKiB: number
-  rawEnc: number
-  rawDec: number
-  enc: number
-  dec: number
-  encStream: number
-  decStream: number
-  enc2w: number
-  dec2w: number
+// CPU time per thread (user + system) from /proc: on a shared machine wall time says little, so
+// every measurement also records the process's CPU seconds and its busiest thread's, and projects
+// the throughput on two idle cores as bytes / max(busiest thread, all threads / 2).
+const threadCpu = (): Map<string, number> => {
+  const m = new Map<string, number>()
+  for (const t of fs.readdirSync("/proc/self/task")) {
+    try {
+      const f = fs.readFileSync(`/proc/self/task/${t}/stat`, "utf8").split(") ")[1]!.split(" ")
+      m.set(t, (Number(f[11]) + Number(f[12])) / 100)
+    } catch {
+      // the thread ended
+    }
+  }
+  return m
 }
+interface Sample {
+  readonly wall: number
+  readonly cpu: number
+  readonly busiest: number
+  readonly projected: number
+}
+const measure = async (f: () => unknown): Promise<Sample> => {
+  const before = threadCpu()
+  const t = performance.now()
+  await f()
+  const ms = performance.now() - t
+  const after = threadCpu()
+  let cpu = 0
+  let busiest = 0
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0)
+    cpu += d
+    busiest = Math.max(busiest, d)
+  }
+  return { wall: mbps(bytes, ms), cpu, busiest, projected: bytes / 1e6 / Math.max(busiest, cpu / 2, 0.01) }
+}
+const medianSample = (xs: Array<Sample>): Sample => ({
+  wall: median(xs.map((x) => x.wall)),
+  cpu: median(xs.map((x) => x.cpu)),
+  busiest: median(xs.map((x) => x.busiest)),
+  projected: median(xs.map((x) => x.projected))
+})
 
-const rows: Array<Row> = []
+const kinds = ["rawEnc", "rawDec", "enc", "dec", "encStream", "decStream", "enc2w", "enc2wCopy", "dec2w", "dec2wCopy"] as const
+type Kind = typeof kinds[number]
+const rows: Array<{ segmentKiB: number } & Record<Kind, Sample>> = []
 const bytes = plaintext.length
+/** Fresh copies of chunks, each owning its ArrayBuffer (as file reads give), for the transferring runs. */
+const freshCopies = (xs: ReadonlyArray<Uint8Array>) => xs.map((x) => Uint8Array.from(x))
 
-const runPool = <A>(f: (pool: ClientSide.WorkerPool) => Effect.Effect<A>) =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(ClientSide.makeWorkerPool(2), f)))
-
-for (const kib of segmentsKiB) {
-  const segmentSize = kib * 1024
-  const keys = keysFor(segmentSize)
-  const sealAll = () => {
-    const out: Array<Uint8Array> = []
-    const s = NativeFormat.makeSealer(keys)
-    for (const ch of chunks) s.push(ch, out)
-    s.end(out)
-    return out
-  }
-  const ct = sealAll()
-  const plan = NativeFormat.planRange(bytes, segmentSize)
-  const openAll = () => {
-    const out: Array<Uint8Array> = []
-    const o = NativeFormat.makeOpener(keys, plan)
-    for (const c of ct) {
-      if (o.push(c, out) !== undefined) throw new Error("open failed")
-      out.length = 0
+await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+  const pool = yield* ClientSide.makeWorkerPool(2)
+  for (const kib of segmentsKiB) {
+    const segmentSize = kib * 1024
+    const keys = keysFor(segmentSize)
+    const sealAll = () => {
+      const out: Array<Uint8Array> = []
+      const s = NativeFormat.makeSealer(keys)
+      for (const ch of chunks) s.push(ch, out)
+      s.end(out)
+      return out
     }
-    if (o.end(out) !== undefined) throw new Error("open failed")
-  }
-  // Parts of 8 MiB (or one segment if larger), as ClientSide.put cuts them.
-  const partSize = Math.max(8 * MiB, segmentSize)
-  const parts: Array<Array<Uint8Array>> = []
-  for (let off = 0; off < bytes; off += partSize) parts.push([plaintext.subarray(off, Math.min(bytes, off + partSize))])
-  const perPart = partSize / segmentSize
-  const total = NativeFormat.segmentCount(bytes, segmentSize)
-  const r: Row = { segmentKiB: kib, rawEnc: 0, rawDec: 0, enc: 0, dec: 0, encStream: 0, decStream: 0, enc2w: 0, dec2w: 0 }
-  const samples: Record<keyof Omit<Row, "segmentKiB">, Array<number>> = {
-    rawEnc: [], rawDec: [], enc: [], dec: [], encStream: [], decStream: [], enc2w: [], dec2w: []
-  }
-  for (let round = 0; round < rounds; round++) {
-    samples.rawEnc.push(mbps(bytes, time(rawEncrypt)))
-    samples.enc.push(mbps(bytes, time(sealAll)))
-    samples.rawDec.push(mbps(bytes, time(rawDecrypt)))
-    samples.dec.push(mbps(bytes, time(openAll)))
-    samples.encStream.push(mbps(bytes, await timeAsync(() =>
-      Effect.runPromise(Stream.runDrain(Stream.fromIterable(chunks).pipe(NativeFormat.encrypt(keys)))))))
-    samples.decStream.push(mbps(bytes, await timeAsync(() =>
-      Effect.runPromise(Stream.runDrain(Stream.fromIterable(ct).pipe(NativeFormat.decrypt(keys, plan, "bench")))))))
-    samples.enc2w.push(mbps(bytes, await runPool((pool) =>
-      Effect.promise(() => timeAsync(() =>
-        Effect.runPromise(Effect.forEach(parts, (p, i) => pool.seal(keys, i * perPart, i === parts.length - 1, p), { concurrency: 4, discard: true }))
-      ))
-    )))
-    // Decrypt with workers: whole parts of ciphertext (segments with their tags).
-    const fullSeg = segmentSize + 16
-    const cipher = Buffer.concat(ct)
-    const cparts: Array<{ first: number; lengths: Array<number>; piece: Uint8Array }> = []
-    for (let i = 0; i < total; i += perPart) {
-      const lengths: Array<number> = []
-      for (let j = i; j < Math.min(total, i + perPart); j++) lengths.push(j === total - 1 ? bytes - j * segmentSize : segmentSize)
-      const start = i * fullSeg
-      cparts.push({ first: i, lengths, piece: cipher.subarray(start, start + lengths.reduce((a, b) => a + b + 16, 0)) })
+    const ct = sealAll()
+    const plan = NativeFormat.planRange(bytes, segmentSize)
+    const openAll = () => {
+      const out: Array<Uint8Array> = []
+      const o = NativeFormat.makeOpener(keys, plan)
+      for (const c of ct) {
+        if (o.push(c, out) !== undefined) throw new Error("open failed")
+        out.length = 0
+      }
+      if (o.end(out) !== undefined) throw new Error("open failed")
     }
-    samples.dec2w.push(mbps(bytes, await runPool((pool) =>
-      Effect.promise(() => timeAsync(() =>
-        Effect.runPromise(Effect.forEach(cparts, (p) =>
-          Effect.flatMap(pool.open(keys, p.first, total - 1, p.lengths, [p.piece]), (r) =>
-            r.failedAt === undefined ? Effect.void : Effect.die(new Error("open failed"))), { concurrency: 4, discard: true }))
+    const drain = (s: Stream.Stream<Uint8Array, unknown>) => Effect.runPromise(Stream.runDrain(s))
+    const samples = Object.fromEntries(kinds.map((k) => [k, [] as Array<Sample>])) as Record<Kind, Array<Sample>>
+    for (let round = 0; round < rounds; round++) {
+      samples.rawEnc.push(yield* Effect.promise(() => measure(rawEncrypt)))
+      samples.enc.push(yield* Effect.promise(() => measure(sealAll)))
+      samples.rawDec.push(yield* Effect.promise(() => measure(rawDecrypt)))
+      samples.dec.push(yield* Effect.promise(() => measure(openAll)))
+      samples.encStream.push(yield* Effect.promise(() => measure(() => drain(Stream.fromIterable(chunks).pipe(NativeFormat.encrypt(keys))))))
+      samples.decStream.push(yield* Effect.promise(() => measure(() => drain(Stream.fromIterable(ct).pipe(NativeFormat.decrypt(keys, plan, "bench"))))))
+      const freshPt = freshCopies(chunks)
+      samples.enc2w.push(yield* Effect.promise(() =>
+        measure(() => drain(Stream.fromIterable(freshPt).pipe(NativeFormat.encryptParallel(keys, { pool, transfer: true }))))
       ))
-    )))
+      samples.enc2wCopy.push(yield* Effect.promise(() =>
+        measure(() => drain(Stream.fromIterable(chunks).pipe(NativeFormat.encryptParallel(keys, { pool }))))
+      ))
+      const freshCt = freshCopies(ct)
+      samples.dec2w.push(yield* Effect.promise(() =>
+        measure(() => drain(Stream.fromIterable(freshCt).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool, transfer: true }))))
+      ))
+      samples.dec2wCopy.push(yield* Effect.promise(() =>
+        measure(() => drain(Stream.fromIterable(ct).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool }))))
+      ))
+    }
+    rows.push({ segmentKiB: kib, ...Object.fromEntries(kinds.map((k) => [k, medianSample(samples[k])])) as Record<Kind, Sample> })
+    console.error(`segment ${kib} KiB done`)
   }
-  for (const k of Object.keys(samples) as Array<keyof typeof samples>) r[k] = median(samples[k])
-  rows.push(r)
-  console.error(`segment ${kib} KiB done`)
-}
+})))
 
 const f = (x: number) => x.toFixed(0)
-console.log(`\n## In memory, ${sizeMiB} MiB, median of ${rounds} (MB/s; ratio to raw one-cipher in brackets)\n`)
-console.log("| segment | raw enc | enc (sync core) | enc (Stream) | enc 2 workers | raw dec | dec (sync core) | dec (Stream) | dec 2 workers |")
-console.log("|---|---|---|---|---|---|---|---|---|")
+const r2 = (x: number) => x.toFixed(2)
+console.log(`\n## In memory, ${sizeMiB} MiB, median of ${rounds} (MB/s wall clock; ratio to raw one-cipher in brackets)\n`)
+console.log("| segment | raw enc | enc (sync core) | enc (Stream) | raw dec | dec (sync core) | dec (Stream) |")
+console.log("|---|---|---|---|---|---|---|")
 for (const r of rows) {
   console.log(
-    `| ${r.segmentKiB} KiB | ${f(r.rawEnc)} | ${f(r.enc)} (${(r.enc / r.rawEnc).toFixed(2)}) | ${f(r.encStream)} (${(r.encStream / r.rawEnc).toFixed(2)}) | ${f(r.enc2w)} (${(r.enc2w / r.enc).toFixed(2)}× 1 thread) | ${f(r.rawDec)} | ${f(r.dec)} (${(r.dec / r.rawDec).toFixed(2)}) | ${f(r.decStream)} (${(r.decStream / r.rawDec).toFixed(2)}) | ${f(r.dec2w)} (${(r.dec2w / r.dec).toFixed(2)}× 1 thread) |`
+    `| ${r.segmentKiB} KiB | ${f(r.rawEnc.wall)} | ${f(r.enc.wall)} (${r2(r.enc.wall / r.rawEnc.wall)}) | ${f(r.encStream.wall)} (${r2(r.encStream.wall / r.rawEnc.wall)}) | ${f(r.rawDec.wall)} | ${f(r.dec.wall)} (${r2(r.dec.wall / r.rawDec.wall)}) | ${f(r.decStream.wall)} (${r2(r.decStream.wall / r.rawDec.wall)}) |`
   )
+}
+console.log(`\n## 1 thread vs 2 workers (Effect Streams), ${sizeMiB} MiB, median of ${rounds}\n`)
+console.log("MB/s wall clock, then projected on two idle cores from CPU time (bytes / max(busiest thread, process CPU / 2)); CPU s = user + system of all threads.\n")
+console.log("| segment | op | 1 thread wall / projected (CPU s) | 2 workers, transfer: wall / projected (CPU s) | ratio wall / projected | 2 workers, copy: wall / projected (CPU s) | ratio wall / projected |")
+console.log("|---|---|---|---|---|---|---|")
+for (const r of rows) {
+  for (const [op, one, two, copy] of [["encrypt", r.encStream, r.enc2w, r.enc2wCopy], ["decrypt", r.decStream, r.dec2w, r.dec2wCopy]] as const) {
+    console.log(
+      `| ${r.segmentKiB} KiB | ${op} | ${f(one.wall)} / ${f(one.projected)} (${r2(one.cpu)}) | ${f(two.wall)} / ${f(two.projected)} (${r2(two.cpu)}) | ${r2(two.wall / one.wall)}× / ${r2(two.projected / one.projected)}× | ${f(copy.wall)} / ${f(copy.projected)} (${r2(copy.cpu)}) | ${r2(copy.wall / one.wall)}× / ${r2(copy.projected / one.projected)}× |`
+    )
+  }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -266,12 +297,18 @@ const rssGib = Number(arg("rss-gib", "4"))
 if (rssGib > 0) {
   const self = fileURLToPath(import.meta.url)
   console.log(`\n## Peak RSS, Effect Stream encrypt → decrypt, default segment size\n`)
-  console.log("| object | peak RSS | MB/s (enc+dec in series) |")
-  console.log("|---|---|---|")
-  for (const gib of [rssGib / 4, rssGib]) {
-    const r = spawnSync(process.execPath, [...process.execArgv, self, "--rss-child", "--rss-child-gib", String(gib)], { encoding: "utf8" })
-    if (r.status !== 0) throw new Error(r.stderr)
-    const o = JSON.parse(r.stdout.trim().split("\n").pop()!)
-    console.log(`| ${gib} GiB | ${o.maxRssMiB.toFixed(0)} MiB | ${f(o.mbps)} |`)
+  console.log("| object | threads | peak RSS | MB/s (enc+dec in series, wall) |")
+  console.log("|---|---|---|---|")
+  for (const workers of [0, 2]) {
+    for (const gib of [rssGib / 4, rssGib]) {
+      const r = spawnSync(
+        process.execPath,
+        [...process.execArgv, self, "--rss-child", "--rss-child-gib", String(gib), "--rss-child-workers", String(workers)],
+        { encoding: "utf8" }
+      )
+      if (r.status !== 0) throw new Error(r.stderr)
+      const o = JSON.parse(r.stdout.trim().split("\n").pop()!)
+      console.log(`| ${gib} GiB | ${workers === 0 ? "1 (calling thread)" : `${workers} workers`} | ${o.maxRssMiB.toFixed(0)} MiB | ${f(o.mbps)} |`)
+    }
   }
 }

@@ -1,9 +1,13 @@
 /**
- * Benchmark: `cp` of a large file to the GCS test server (`@objcrypt/test-kit/GcsServer`, in its
- * own process) with cse-c versus mode none, alternating the two modes in one run so the ratio
- * compares like with like on a shared machine. Each upload runs in a child process (`upload.ts`);
- * reports wall time, CPU time, throughput, the cse-c / none ratio and each run's peak RSS (VmHWM).
+ * Benchmark: `objcrypt cp FILE gs://bench/KEY` to the GCS test server (`@objcrypt/test-kit/GcsServer`,
+ * in its own process on 127.0.0.1) with `--mode cse-c` versus `--mode none`, run as a user runs it:
+ * the built bin in a child process, the server found through `STORAGE_EMULATOR_HOST`. The two
+ * modes alternate in one run so the ratio compares like with like on a shared machine. Reports
+ * each run's wall time, CPU time (user + system) of the CLI and of the server, throughput, peak
+ * RSS of the CLI (VmHWM, polled from /proc), and the cse-c / none ratio in wall time and in CLI
+ * CPU time.
  *
+ *   npx nx build @objcrypt/cli
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gcs/cp.ts --size-mib 1024 --rounds 1
  *
@@ -22,11 +26,12 @@ const arg = (name: string, fallback: number): number => {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const nodeArgs = ["--conditions=@objcrypt/source", "--import", path.resolve(here, "../format/hooks.ts")]
+const BIN = process.env.OBJCRYPT_BENCH_BIN ?? path.resolve(here, "../../../../apps/cli/dist/bin.js")
+const serverArgs = ["--conditions=@objcrypt/source", "--import", path.resolve(here, "../format/hooks.ts"), path.resolve(here, "server.ts")]
 
-const procStatus = (pid: number, field: string): number => {
+const peakRss = (pid: number): number => {
   try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
     return m === null ? 0 : Number(m[1]) / 1024
   } catch {
     return 0
@@ -35,6 +40,7 @@ const procStatus = (pid: number, field: string): number => {
 
 const cpuOf = (pid: number): number => {
   try {
+    // utime and stime (fields 14 and 15) in clock ticks; the kernel's USER_HZ is 100 on Linux.
     const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
     return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
@@ -42,43 +48,66 @@ const cpuOf = (pid: number): number => {
   }
 }
 
-const run = (args: ReadonlyArray<string>): Promise<{ seconds: number; cpuSeconds: number; peakRssMib: number }> =>
+interface Run {
+  readonly seconds: number
+  readonly cpuSeconds: number
+  readonly peakRssMib: number
+}
+
+const objcrypt = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<Run> =>
   new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
-    const child = spawn(process.execPath, [...nodeArgs, path.resolve(here, "upload.ts"), ...args], { stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
     let stderr = ""
     let peak = 0
     let cpu = 0
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
     const poll = setInterval(() => {
-      peak = Math.max(peak, procStatus(child.pid!, "VmHWM"))
+      peak = Math.max(peak, peakRss(child.pid!))
       cpu = Math.max(cpu, cpuOf(child.pid!))
     }, 20)
     child.on("error", reject)
     child.on("exit", (code) => {
       clearInterval(poll)
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (code !== 0) reject(new Error(`upload ${args.join(" ")} exited ${code}: ${stderr.slice(-2000)}`))
+      if (code !== 0) reject(new Error(`objcrypt ${args.join(" ")} exited ${code}: ${stderr.slice(-2000)}`))
       else resolve({ seconds, cpuSeconds: cpu, peakRssMib: peak })
     })
   })
 
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
 const main = async () => {
   const sizeMib = arg("size-mib", 1024)
   const rounds = arg("rounds", 1)
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-gcs-"))
-  const server = spawn(process.execPath, [...nodeArgs, path.resolve(here, "server.ts")], { stdio: ["pipe", "pipe", "inherit"] })
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} not found: build the CLI first (npx nx build @objcrypt/cli)`)
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-gcs-"))
+  const server = spawn(process.execPath, serverArgs, { stdio: ["pipe", "pipe", "inherit"] })
   try {
-    const { endpoint } = await new Promise<{ endpoint: string }>((resolve, reject) => {
+    const { endpoint, projectId } = await new Promise<{ endpoint: string; projectId: string }>((resolve, reject) => {
       let out = ""
       server.stdout.on("data", (c: Buffer) => {
         out += c.toString()
         const line = out.split("\n")[0]
-        if (out.includes("\n") && line !== undefined) resolve(JSON.parse(line) as { endpoint: string })
+        if (out.includes("\n") && line !== undefined) resolve(JSON.parse(line) as { endpoint: string; projectId: string })
       })
       server.on("exit", (code) => reject(new Error(`the GCS test server exited ${code}`)))
     })
-    const input = path.join(dir, "input.bin")
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, "config"),
+      XDG_DATA_HOME: path.join(home, "data"),
+      OBJCRYPT_PASSPHRASE: "bench passphrase",
+      // gs:// without configuration: the emulator variable of the Google client libraries.
+      STORAGE_EMULATOR_HOST: endpoint.replace(/^http:\/\//, ""),
+      GOOGLE_CLOUD_PROJECT: projectId
+    }
+    // Incompressible input, written once; both modes then read it from the page cache.
+    const input = path.join(home, "input.bin")
     const fd = fs.openSync(input, "w")
     const block = crypto.randomBytes(16 * 1024 * 1024)
     for (let written = 0; written < sizeMib * 1024 * 1024; written += block.length) {
@@ -86,38 +115,50 @@ const main = async () => {
       fs.writeSync(fd, block, 0, Math.min(block.length, sizeMib * 1024 * 1024 - written))
     }
     fs.closeSync(fd)
-    const results: Array<{ mode: string; seconds: number; cpuSeconds: number; mibPerSecond: number; peakRssMib: number }> = []
+    await objcrypt(["keys", "generate", "bench"], env)
+    // Startup alone (Node, module loading, the key store's scrypt): reported, not subtracted.
+    const startup = await objcrypt(["keys", "list"], env)
+
+    const results: Array<Run & { mode: string; command: string; serverCpuSeconds: number; mibPerSecond: number }> = []
     for (let r = 0; r < rounds; r++) {
       for (const mode of ["none", "cse-c"] as const) {
-        const x = await run([endpoint, input, mode, `${mode}-${r}.bin`])
-        results.push({ mode, ...x, mibPerSecond: sizeMib / x.seconds })
+        const dest = `gs://bench/${mode}-${r}.bin`
+        const args = ["cp", input, dest, "--quiet", "--mode", mode, ...(mode === "cse-c" ? ["--key", "bench"] : [])]
+        const serverCpu0 = cpuOf(server.pid!)
+        const x = await objcrypt(args, env)
+        results.push({ mode, command: `objcrypt ${args.join(" ")}`, ...x, serverCpuSeconds: cpuOf(server.pid!) - serverCpu0, mibPerSecond: sizeMib / x.seconds })
+        await objcrypt(["rm", dest], env)
       }
-    }
-    const median = (xs: ReadonlyArray<number>) => {
-      const s = [...xs].sort((a, b) => a - b)
-      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
     }
     const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
     const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
+    const cpuRatio = median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) /
+      median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds))
     const report = {
       sizeMib,
       rounds,
       node: process.version,
-      serverPeakRssMib: Math.round(procStatus(server.pid!, "VmHWM")),
+      startupSeconds: Number(startup.seconds.toFixed(2)),
+      serverPeakRssMib: Math.round(peakRss(server.pid!)),
       runs: results.map((x) => ({
         ...x,
         seconds: Number(x.seconds.toFixed(2)),
         cpuSeconds: Number(x.cpuSeconds.toFixed(2)),
+        serverCpuSeconds: Number(x.serverCpuSeconds.toFixed(2)),
         mibPerSecond: Math.round(x.mibPerSecond),
         peakRssMib: Math.round(x.peakRssMib)
       })),
       medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
-      ratio: Number((cse / none).toFixed(3))
+      ratioPerRound: Array.from({ length: rounds }, (_, r) => Number((results[2 * r]!.seconds / results[2 * r + 1]!.seconds).toFixed(3))),
+      /** cse-c throughput / none throughput, wall time. */
+      ratio: Number((cse / none).toFixed(3)),
+      /** none CLI CPU seconds / cse-c CLI CPU seconds: the same ratio in CPU time. */
+      cpuRatio: Number(cpuRatio.toFixed(3))
     }
     process.stdout.write(JSON.stringify(report, null, 2) + "\n")
   } finally {
     server.stdin.end()
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(home, { recursive: true, force: true })
   }
 }
 

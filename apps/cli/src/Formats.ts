@@ -1,0 +1,268 @@
+/**
+ * The client-side formats the CLI writes and reads: objcrypt's native segmented format (the
+ * default), the AWS S3 Encryption Client formats V2/V3 (`s3ec-v2`, `s3ec-v3`, for `s3://`) and
+ * Azure Blob client-side encryption v2 (`azure-v2`, for `az://`). Reads detect the format from the
+ * object's metadata; writes check the format against the destination and the mode before any byte
+ * is read or sent.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option, Redacted } from "effect"
+import * as Encryption from "@objcrypt/core/Encryption"
+import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
+import { nameOf, type ModeName } from "@objcrypt/core/EncryptionMode"
+import { DecryptError, KeyUnusable } from "@objcrypt/core/Errors"
+import type { KeyNotFound, KeyStoreError, StoreError } from "@objcrypt/core/Errors"
+import type { KeyStore, ResolvedKey } from "@objcrypt/core/KeyStore"
+import type { Kms } from "@objcrypt/core/Kms"
+import type * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as S3EC from "@objcrypt/core/S3EncryptionClient"
+import type * as AzureCse from "@objcrypt/driver-azure/AzureClientSideEncryption"
+import { UnsupportedFormat } from "./CliError.js"
+import type * as StoreUrl from "./StoreUrl.js"
+
+type Store = ObjectStore.ObjectStore["Type"]
+
+/**
+ * driver-azure's client-side encryption, loaded only when an Azure-encrypted object is met (the
+ * CLI loads drivers lazily to keep start-up fast).
+ *
+ * @since 0.1.0
+ * @category loading
+ */
+export const azureCse: Effect.Effect<typeof AzureCse> = Effect.promise(() => import("@objcrypt/driver-azure/AzureClientSideEncryption"))
+
+/** Azure's metadata entry (`AzureClientSideEncryption.METADATA_KEY`), as the Azure SDKs name it. */
+const AZURE_METADATA_KEY = "encryptiondata"
+
+/**
+ * The formats `cp --format` accepts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const formatNames = ["native", "s3ec-v2", "s3ec-v3", "azure-v2"] as const
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type FormatName = (typeof formatNames)[number]
+
+/**
+ * The client-side format an object was found in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Found = "native" | "aws-s3ec" | "azure-cse"
+
+/**
+ * What an object's metadata says about how it is encrypted, without any key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Detection {
+  /** `undefined`: not client-side encrypted (server-side modes only). */
+  readonly format: Found | undefined
+  readonly mode: ModeName | "unknown"
+  /** The plaintext size when it can be told from the metadata and the stored size. */
+  readonly plaintextSize: number | undefined
+  /** Set for the S3 Encryption Client format. */
+  readonly s3ec?: S3EC.EnvelopeSummary | undefined
+  /** Set for Azure client-side encryption. */
+  readonly azure?: AzureCse.EncryptionData | undefined
+  /** Why the envelope could not be read. */
+  readonly problem?: DecryptError | undefined
+}
+
+const sseName = (m: ObjectStore.ServerEncryptionInfo["mode"]): ModeName | "unknown" =>
+  m === "None" ? "none" : m === "SseS3" ? "sse-s3" : m === "SseKms" ? "sse-kms" : m === "SseC" ? "sse-c" : "unknown"
+
+/**
+ * Whether the metadata carries Azure's `encryptiondata` entry.
+ *
+ * @since 0.1.0
+ * @category detection
+ */
+export const isAzureCse = (info: ObjectStore.ObjectInfo): boolean =>
+  Object.keys(info.metadata).some((k) => k.toLowerCase() === AZURE_METADATA_KEY)
+
+/** A view of `store` whose `head` of `info.key` answers from `info` (no second request). */
+const knowing = (store: Store, info: ObjectStore.ObjectInfo): Store => ({
+  ...store,
+  head: (key, options) => (key === info.key ? Effect.succeed(info) : store.head(key, options))
+})
+
+/**
+ * Classifies an object from its head (an S3EC object with its content metadata in an instruction
+ * file costs one more read).
+ *
+ * @since 0.1.0
+ * @category detection
+ */
+export const detect = (store: Store, info: ObjectStore.ObjectInfo): Effect.Effect<Detection, StoreError> =>
+  Effect.gen(function*() {
+    const native = Encryption.classify(info)
+    if (native.problem !== undefined) return { format: "native", mode: "unknown", plaintextSize: undefined, problem: native.problem }
+    if (native.clientSide !== undefined) {
+      return {
+        format: "native",
+        mode: native.mode === "Unknown" ? "unknown" : nameOf(native.mode),
+        plaintextSize: native.clientSide.plaintextSize
+      }
+    }
+    if (isAzureCse(info)) {
+      const AzureCse = yield* azureCse
+      const parsed = yield* Effect.either(AzureCse.parseEncryptionData(info.key, info.metadata))
+      if (parsed._tag === "Left") return { format: "azure-cse", mode: "unknown", plaintextSize: undefined, problem: parsed.left }
+      const size = AzureCse.plaintextLength(info.size, parsed.right.dataLength)
+      return { format: "azure-cse", mode: "cse-c", plaintextSize: Option.getOrUndefined(size), azure: parsed.right }
+    }
+    if (S3EC.isS3ec(info)) {
+      const env = yield* Effect.either(S3EC.readEnvelope(knowing(store, info), info.key))
+      if (env._tag === "Left") {
+        if (env.left._tag !== "DecryptError") return yield* Effect.fail(env.left)
+        return { format: "aws-s3ec", mode: "unknown", plaintextSize: undefined, problem: env.left }
+      }
+      const kms = env.right.wrapAlgorithm === "kms+context" || env.right.wrapAlgorithm === "kms"
+      return { format: "aws-s3ec", mode: kms ? "cse-kms" : "cse-c", plaintextSize: env.right.plaintextSize, s3ec: env.right }
+    }
+    return { format: undefined, mode: sseName(info.encryption.mode), plaintextSize: info.size }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// writing
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Refuses, before any I/O, a format the destination or the mode cannot take.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const check = (
+  format: FormatName,
+  store: StoreUrl.StoreSpec,
+  destination: string,
+  mode: EncryptionMode.EncryptionMode
+): Effect.Effect<void, UnsupportedFormat> => {
+  const refuse = (reason: string) => Effect.fail(new UnsupportedFormat({ format, destination, reason }))
+  if (format === "native") {
+    return mode._tag === "CseC" || mode._tag === "CseKms" ? Effect.void : refuse(`a client-side format needs --mode cse-c or cse-kms, not ${nameOf(mode._tag)}`)
+  }
+  if (mode._tag !== "CseC" && mode._tag !== "CseKms") {
+    return refuse(`a client-side format needs --mode cse-c or cse-kms, not ${nameOf(mode._tag)}`)
+  }
+  if (format === "s3ec-v2" || format === "s3ec-v3") {
+    if (store._tag !== "S3") return refuse("the AWS S3 Encryption Client format is written only to s3:// destinations")
+    if (mode._tag === "CseC" && mode.keys.length !== 1) return refuse("the AWS S3 Encryption Client format wraps the data key under exactly one key")
+    return Effect.void
+  }
+  if (store._tag !== "Azure") return refuse("Azure client-side encryption is written only to az:// destinations")
+  if (mode._tag === "CseKms") return refuse("Azure client-side encryption v2 wraps with A256KW or RSA-OAEP, not a KMS (use --mode cse-c)")
+  if (mode.keys.length !== 1) return refuse("Azure client-side encryption v2 wraps the content key under exactly one key")
+  return Effect.void
+}
+
+const usable = (ref: EncryptionMode.Of<"CseC">["keys"][number], k: ResolvedKey): Effect.Effect<ResolvedKey, KeyUnusable> =>
+  k.info.state !== "enabled"
+    ? Effect.fail(new KeyUnusable({ name: ref.name, reason: `the key is ${k.info.state}` }))
+    : k.info.purpose === "sse-c"
+    ? Effect.fail(new KeyUnusable({ name: ref.name, reason: "an sse-c customer key is not for client-side wrapping" }))
+    : k.info.algorithm === "x25519"
+    ? Effect.fail(new KeyUnusable({ name: ref.name, reason: "this format wraps with AES or RSA keys, not x25519" }))
+    : Effect.succeed(k)
+
+/**
+ * The S3EC wrapping of a cse-c key (AES/GCM or RSA-OAEP-SHA1) or a cse-kms key (kms+context).
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const s3ecWrapping = (
+  mode: EncryptionMode.Of<"CseC"> | EncryptionMode.Of<"CseKms">,
+  keyStore: KeyStore["Type"],
+  kms: Kms["Type"]
+): Effect.Effect<S3EC.Wrapping, KeyNotFound | KeyStoreError | KeyUnusable> => {
+  if (mode._tag === "CseKms") return Effect.succeed(S3EC.kmsContext(kms, mode.keyId))
+  const ref = mode.keys[0]
+  return keyStore.resolve(ref.name, ref.version).pipe(
+    Effect.flatMap((k) => usable(ref, k)),
+    Effect.map((k) => S3EC.fromResolvedKey(k))
+  )
+}
+
+/**
+ * The Azure key id of a key-store key version: `ID@VERSION` (a reader with the same key store
+ * finds it; other SDKs treat it as an opaque `kid`).
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const azureKeyId = (k: ResolvedKey): string => `${k.info.id}@${k.info.version}`
+
+const kekOf = (kid: string, k: ResolvedKey, ref: string): Effect.Effect<AzureCse.KeyEncryptionKey, KeyUnusable> =>
+  Effect.flatMap(azureCse, (Cse) => kekWith(Cse, kid, k, ref))
+
+const kekWith = (Cse: typeof AzureCse, kid: string, k: ResolvedKey, ref: string): Effect.Effect<AzureCse.KeyEncryptionKey, KeyUnusable> => {
+  switch (k._tag) {
+    case "Symmetric":
+      return Effect.succeed(Cse.aesKeyWrap(kid, k.material))
+    case "PublicKey":
+      return k.info.algorithm === "x25519"
+        ? Effect.fail(new KeyUnusable({ name: ref, reason: "Azure client-side encryption wraps with AES or RSA keys, not x25519" }))
+        : Effect.succeed(Cse.rsaOaep(kid, { publicKey: k.publicKey }))
+    case "KeyPair":
+      return k.info.algorithm === "x25519"
+        ? Effect.fail(new KeyUnusable({ name: ref, reason: "Azure client-side encryption wraps with AES or RSA keys, not x25519" }))
+        : Effect.succeed(Cse.rsaOaep(kid, { publicKey: k.publicKey, privateKey: Redacted.value(k.privateKey) }))
+  }
+}
+
+/**
+ * The Azure key-encryption key of a cse-c key: `A256KW` for AES keys, `RSA-OAEP` for RSA keys.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const azureKek = (
+  mode: EncryptionMode.Of<"CseC">,
+  keyStore: KeyStore["Type"]
+): Effect.Effect<AzureCse.KeyEncryptionKey, KeyNotFound | KeyStoreError | KeyUnusable> => {
+  const ref = mode.keys[0]
+  return keyStore.resolve(ref.name, ref.version).pipe(
+    Effect.flatMap((k) => usable(ref, k)),
+    Effect.flatMap((k) => kekOf(azureKeyId(k), k, ref.name))
+  )
+}
+
+/**
+ * Finds the key-store key an Azure blob names: `ID@VERSION` as objcrypt writes it, else a key-store
+ * key *name* (`NAME` or `NAME@VERSION`), as another SDK's `kid` may be.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const azureResolver = (
+  key: string,
+  data: AzureCse.EncryptionData,
+  keyStore: KeyStore["Type"]
+): Effect.Effect<AzureCse.KeyResolver, DecryptError | KeyStoreError> =>
+  Effect.gen(function*() {
+    const m = /^(.+)@(\d+)$/.exec(data.keyId)
+    const attempts: Array<Effect.Effect<ResolvedKey, KeyNotFound | KeyStoreError>> = m === null
+      ? [keyStore.resolve(data.keyId)]
+      : [keyStore.resolveId(m[1]!, Number(m[2])), keyStore.resolve(m[1]!, Number(m[2]))]
+    for (const attempt of attempts) {
+      const r = yield* Effect.either(attempt)
+      if (r._tag === "Left") {
+        if (r.left._tag === "KeyStoreError") return yield* Effect.fail(r.left)
+        continue
+      }
+      const kek = yield* Effect.either(kekOf(data.keyId, r.right, data.keyId))
+      if (kek._tag === "Right") return (yield* azureCse).resolverOf(kek.right)
+    }
+    return yield* new DecryptError({ reason: "NoUsableKey", key, detail: `no key in the key store for the key id ${JSON.stringify(data.keyId)}` })
+  })

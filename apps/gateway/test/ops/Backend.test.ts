@@ -1,0 +1,178 @@
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand
+} from "@aws-sdk/client-s3"
+import { assert, describe, it } from "@effect/vitest"
+import { MotoServer } from "@objcrypt/test-kit"
+import { Effect } from "effect"
+import * as crypto from "node:crypto"
+import * as net from "node:net"
+import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
+
+const call = <A>(f: () => Promise<A>) => Effect.promise(f)
+const failure = (f: () => Promise<unknown>) =>
+  Effect.promise(() =>
+    f().then(
+      () => ({ code: "none", status: 0 }),
+      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => ({ code: e.name ?? "?", status: e.$metadata?.httpStatusCode ?? 0 })
+    )
+  )
+
+/** A TCP forwarder in front of the backend, so a test can take the backend away and bring it back. */
+const proxy = async (target: number) => {
+  const sockets = new Set<net.Socket>()
+  let server: net.Server | undefined
+  let port = 0
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server = net.createServer((c) => {
+        const up = net.connect(target, "127.0.0.1")
+        sockets.add(c).add(up)
+        c.pipe(up).pipe(c)
+        const drop = () => {
+          c.destroy()
+          up.destroy()
+          sockets.delete(c)
+          sockets.delete(up)
+        }
+        c.on("error", drop).on("close", drop)
+        up.on("error", drop).on("close", drop)
+      })
+      server.once("error", reject)
+      server.listen(port, "127.0.0.1", () => {
+        port = (server!.address() as net.AddressInfo).port
+        resolve()
+      })
+    })
+  await listen()
+  return {
+    port: () => port,
+    down: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        sockets.clear()
+        server!.close(() => resolve())
+      }),
+    up: listen
+  }
+}
+
+const MARKER = `PLAINTEXT-MARKER-${crypto.randomBytes(6).toString("hex")}`
+const customerKey = crypto.randomBytes(32)
+const ssec = {
+  SSECustomerAlgorithm: "AES256",
+  SSECustomerKey: customerKey.toString("base64"),
+  SSECustomerKeyMD5: crypto.createHash("md5").update(customerKey).digest("base64")
+}
+
+describe("s3 backend", () => {
+  it.layer(MotoServer.layer(), { timeout: "90 seconds" })("over moto", (it) => {
+    it.effect("serves every operation from one backend bucket, stores only ciphertext, and answers 503 while the backend is down", () =>
+      Effect.gen(function*() {
+        const moto = yield* MotoServer.MotoServer
+        process.env["GW_OPS_MOTO"] = moto.secretAccessKey
+        const direct = new S3Client({
+          endpoint: moto.endpoint,
+          region: moto.region,
+          forcePathStyle: true,
+          credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }
+        })
+        yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-backend" })))
+        const fwd = yield* call(() => proxy(Number(new URL(moto.endpoint).port)))
+        const dir = tempDir("s3backend")
+        const gw = yield* call(() =>
+          start(decode(rawConfig(dir, {
+            allowPlainHttpSseC: true,
+            backend: {
+              type: "s3",
+              bucket: "gw-backend",
+              prefix: "tenant/",
+              endpoint: `http://127.0.0.1:${fwd.port()}`,
+              forcePathStyle: true,
+              accessKeyId: moto.accessKeyId,
+              secretAccessKey: { env: "GW_OPS_MOTO" }
+            }
+          })))
+        )
+        try {
+          const s3 = client(gw.endpoint)
+          const small = markedPayload(MARKER, 100_000)
+          yield* call(() => s3.send(new CreateBucketCommand({ Bucket: "photos" })))
+          yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "a/sse-s3", Body: small, ServerSideEncryption: "AES256" })))
+          yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "a/sse-kms", Body: small, ServerSideEncryption: "aws:kms" })))
+          yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "b/sse-c", Body: small, ...ssec })))
+          const big = markedPayload(MARKER, 5 * 1024 * 1024 + 12345)
+          const mp = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "photos", Key: "big" })))
+          const p1 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "photos", Key: "big", UploadId: mp.UploadId!, PartNumber: 1, Body: big.subarray(0, 5 * 1024 * 1024) })))
+          const p2 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "photos", Key: "big", UploadId: mp.UploadId!, PartNumber: 2, Body: big.subarray(5 * 1024 * 1024) })))
+          yield* call(() =>
+            s3.send(new CompleteMultipartUploadCommand({
+              Bucket: "photos",
+              Key: "big",
+              UploadId: mp.UploadId!,
+              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag! }, { PartNumber: 2, ETag: p2.ETag! }] }
+            }))
+          )
+          yield* call(() => s3.send(new CopyObjectCommand({ Bucket: "photos", Key: "copied", CopySource: "photos/a/sse-s3", ServerSideEncryption: "aws:kms" })))
+
+          const read = (Key: string, extra?: Record<string, string>) =>
+            call(() => s3.send(new GetObjectCommand({ Bucket: "photos", Key, ...extra })).then((r) => r.Body!.transformToByteArray()).then(Buffer.from))
+          assert.isTrue((yield* read("a/sse-s3")).equals(small))
+          assert.isTrue((yield* read("a/sse-kms")).equals(small))
+          assert.isTrue((yield* read("b/sse-c", ssec)).equals(small))
+          assert.isTrue((yield* read("big")).equals(big))
+          assert.isTrue((yield* read("copied")).equals(small))
+          assert.isTrue((yield* read("big", { Range: "bytes=5242000-5242999" })).equals(big.subarray(5242000, 5243000)))
+          const list = yield* call(() => s3.send(new ListObjectsV2Command({ Bucket: "photos", Delimiter: "/" })))
+          assert.deepStrictEqual(list.Contents?.map((c) => [c.Key, c.Size]), [["big", big.length], ["copied", small.length]])
+          assert.deepStrictEqual(list.CommonPrefixes?.map((p) => p.Prefix), ["a/", "b/"])
+          const head = yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "photos", Key: "a/sse-kms" })))
+          assert.strictEqual(head.ServerSideEncryption, "aws:kms")
+
+          // The backend holds only our format, under the prefix.
+          const stored = yield* call(() => direct.send(new ListObjectsV2Command({ Bucket: "gw-backend" })))
+          const keys = (stored.Contents ?? []).map((c) => c.Key!)
+          assert.isAbove(keys.length, 5)
+          for (const k of keys) assert.isTrue(k.startsWith("tenant/"), k)
+          assert.includeMembers(keys, ["tenant/photos/a/sse-s3", "tenant/photos/big", "tenant/.objcrypt-gateway/buckets/photos"])
+          for (const k of keys) {
+            const bytes = yield* call(() => direct.send(new GetObjectCommand({ Bucket: "gw-backend", Key: k })).then((r) => r.Body!.transformToByteArray()).then(Buffer.from))
+            assert.isFalse(bytes.includes(MARKER), k)
+            assert.isFalse(bytes.includes(customerKey), k)
+          }
+
+          const status = (p: string) => call(() => fetch(`${gw.endpoint}${p}`).then((r) => r.status))
+          assert.strictEqual(yield* status("/_ready"), 200)
+
+          yield* call(() => fwd.down())
+          assert.strictEqual(yield* status("/_ready"), 503)
+          assert.strictEqual(yield* status("/_health"), 200)
+          assert.deepStrictEqual(
+            yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "during-outage", Body: "x" }))),
+            { code: "ServiceUnavailable", status: 503 }
+          )
+          assert.deepStrictEqual(yield* failure(() => s3.send(new GetObjectCommand({ Bucket: "photos", Key: "big" }))), { code: "ServiceUnavailable", status: 503 })
+          assert.strictEqual((yield* failure(() => s3.send(new ListObjectsV2Command({ Bucket: "photos" })))).status, 503)
+
+          yield* call(() => fwd.up())
+          assert.strictEqual(yield* status("/_ready"), 200)
+          assert.isTrue((yield* read("big")).equals(big))
+          assert.isTrue((yield* read("b/sse-c", ssec)).equals(small))
+          assert.strictEqual((yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "photos", Key: "during-outage" })))).status, 404)
+          yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "after-outage", Body: "back" })))
+          assert.strictEqual((yield* read("after-outage")).toString(), "back")
+        } finally {
+          yield* call(() => gw.close())
+          yield* call(() => fwd.down())
+        }
+      }), { timeout: 120_000 })
+  })
+})

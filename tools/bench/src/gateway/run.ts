@@ -1,0 +1,320 @@
+/**
+ * Benchmark of the S3 gateway on driver-fs, in one run:
+ *
+ * 1. PUT and GET of one large object (default 10 GiB, `--size-gib`) through `objcrypt-gateway`
+ *    (a child process, plain HTTP on 127.0.0.1, `UNSIGNED-PAYLOAD`) with SSE-S3 and with SSE-C,
+ *    versus a PUT and GET of the same bytes directly to a driver-fs store in this process: the
+ *    throughput ratios gateway / direct (target ≥ 0.8), and the gateway's CPU time per phase.
+ * 2. The gateway's peak RSS while serving (VmRSS sampled every 50 ms during the transfers; target
+ *    ≤ 200 MB), and its lifetime VmHWM (which includes start-up: module loading, and with the
+ *    sources Node's TypeScript stripping).
+ * 3. Many concurrent small-object requests (PUT then GET of `--small-kib` KiB objects,
+ *    `--concurrency` at a time, `--requests` in all) from a separate process: p50/p99 latency.
+ *
+ *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
+ *     tools/bench/src/gateway/run.ts --size-gib 10
+ *
+ * With `--built`, the gateway runs from `apps/gateway/dist/bin.js` (`npx nx build @objcrypt/gateway`)
+ * as users run it; by default from the sources.
+ *
+ * @since 0.1.0
+ */
+import * as FsObjectStore from "@objcrypt/driver-fs/FsObjectStore"
+import { Effect, Option, Stream } from "effect"
+import { spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const WORKSPACE = path.resolve(here, "../../../..")
+const HOOKS = path.join(WORKSPACE, "tools/bench/src/format/hooks.ts")
+const BIN = path.join(WORKSPACE, "apps/gateway/src/bin.ts")
+const MiB = 1024 * 1024
+const CHUNK = MiB
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i < 0 ? fallback : Number(process.argv[i + 1])
+}
+
+const ACCESS = { id: "AKIABENCH0000001", secret: crypto.randomBytes(24).toString("base64url") }
+
+// ---------------------------------------------------------------------------------------------
+// SigV4 (header auth, UNSIGNED-PAYLOAD): the bench signs its own requests, no SDK in the way.
+// ---------------------------------------------------------------------------------------------
+
+const hmac = (k: Buffer | string, s: string) => crypto.createHmac("sha256", k).update(s).digest()
+const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex")
+
+const signed = (method: string, port: number, pathname: string, extra: Record<string, string>): Record<string, string> => {
+  const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
+  const day = amzDate.slice(0, 8)
+  const headers: Record<string, string> = { ...extra, host: `127.0.0.1:${port}`, "x-amz-date": amzDate, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }
+  const names = Object.keys(headers).sort()
+  const canonical = [method, pathname, "", names.map((n) => `${n}:${headers[n]!.trim()}\n`).join(""), names.join(";"), "UNSIGNED-PAYLOAD"].join("\n")
+  const scope = `${day}/us-east-1/s3/aws4_request`
+  let k = hmac(`AWS4${ACCESS.secret}`, day)
+  for (const p of ["us-east-1", "s3", "aws4_request"]) k = hmac(k, p)
+  const signature = crypto.createHmac("sha256", k).update(["AWS4-HMAC-SHA256", amzDate, scope, sha256(canonical)].join("\n")).digest("hex")
+  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${ACCESS.id}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}` }
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+
+interface Response {
+  readonly status: number
+  readonly bytes: number
+  readonly body: string
+}
+
+/** One request; the body is `length` bytes from `source` (reused buffers), the response drained. */
+const request = (port: number, method: string, pathname: string, extra: Record<string, string>, source?: { length: number; chunk: Buffer }): Promise<Response> =>
+  new Promise((resolve, reject) => {
+    const headers = signed(method, port, pathname, extra)
+    if (source !== undefined) headers["content-length"] = String(source.length)
+    const req = http.request({ host: "127.0.0.1", port, method, path: pathname, headers, agent }, (res) => {
+      let bytes = 0
+      const small: Array<Buffer> = []
+      res.on("data", (b: Buffer) => {
+        bytes += b.length
+        if (small.length < 4 && (res.statusCode ?? 0) >= 300) small.push(b)
+      })
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes, body: Buffer.concat(small).toString("utf8") }))
+      res.on("error", reject)
+    })
+    req.on("error", reject)
+    if (source === undefined) return void req.end()
+    let sent = 0
+    const pump = () => {
+      while (sent < source.length) {
+        const n = Math.min(source.chunk.length, source.length - sent)
+        sent += n
+        if (!req.write(n === source.chunk.length ? source.chunk : source.chunk.subarray(0, n))) return void req.once("drain", pump)
+      }
+      req.end()
+    }
+    pump()
+  })
+
+const must = async (p: Promise<Response>, what: string) => {
+  const r = await p
+  if (r.status >= 300) throw new Error(`${what}: HTTP ${r.status} ${r.body}`)
+  return r
+}
+
+// ---------------------------------------------------------------------------------------------
+// The small-object load generator (runs as its own process: `run.ts --load <port> …`).
+// ---------------------------------------------------------------------------------------------
+
+const load = async () => {
+  const port = arg("load", 0)
+  const concurrency = arg("concurrency", 32)
+  const requests = arg("requests", 4000)
+  const size = arg("small-kib", 4) * 1024
+  const body = crypto.randomBytes(size)
+  const latencies: { put: Array<number>; get: Array<number> } = { put: [], get: [] }
+  let next = 0
+  const started = process.hrtime.bigint()
+  const worker = async () => {
+    for (;;) {
+      const i = next++
+      if (i >= requests) return
+      const key = `/bench/small/${i % (requests / 2)}`
+      const isPut = i < requests / 2
+      const t0 = process.hrtime.bigint()
+      await must(request(port, isPut ? "PUT" : "GET", key, {}, isPut ? { length: size, chunk: body } : undefined), `${isPut ? "PUT" : "GET"} ${key}`)
+      ;(isPut ? latencies.put : latencies.get).push(Number(process.hrtime.bigint() - t0) / 1e6)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const pct = (xs: Array<number>, p: number) => {
+    const s = [...xs].sort((a, b) => a - b)
+    return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2))
+  }
+  process.stdout.write(JSON.stringify({
+    requests,
+    concurrency,
+    objectKiB: size / 1024,
+    seconds: Number(seconds.toFixed(2)),
+    requestsPerSecond: Math.round(requests / seconds),
+    putMs: { p50: pct(latencies.put, 50), p99: pct(latencies.put, 99) },
+    getMs: { p50: pct(latencies.get, 50), p99: pct(latencies.get, 99) }
+  }) + "\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main run.
+// ---------------------------------------------------------------------------------------------
+
+const procStatus = (pid: number) => {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status)
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status)
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return {
+      peakRssMib: hwm === null ? 0 : Number(hwm[1]) / 1024,
+      rssMib: rss === null ? 0 : Number(rss[1]) / 1024,
+      // utime + stime (fields 14 and 15) in clock ticks; USER_HZ is 100 on Linux.
+      cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100
+    }
+  } catch {
+    return { peakRssMib: 0, rssMib: 0, cpuSeconds: 0 }
+  }
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once("error", reject)
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(p))
+    })
+  })
+
+interface Phase {
+  readonly name: string
+  readonly seconds: number
+  readonly mibPerSecond: number
+  /** CPU seconds of the process doing the encryption (the gateway; this process for direct). */
+  readonly cpuSeconds: number
+}
+
+const main = async () => {
+  const sizeGib = arg("size-gib", 10)
+  const size = Math.round(sizeGib * 1024 * MiB)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-gateway-"))
+  const chunk = crypto.randomBytes(CHUNK)
+  const customerKey = crypto.randomBytes(32)
+  const ssec = {
+    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+    "x-amz-server-side-encryption-customer-key": customerKey.toString("base64"),
+    "x-amz-server-side-encryption-customer-key-md5": crypto.createHash("md5").update(customerKey).digest("base64")
+  }
+  const port = await freePort()
+  const config = path.join(dir, "gateway.json")
+  fs.writeFileSync(config, JSON.stringify({
+    listen: { host: "127.0.0.1", port },
+    backend: { type: "fs", root: path.join(dir, "gateway"), fsync: false },
+    users: [{ name: "bench", accessKeyId: ACCESS.id, secretAccessKey: { env: "BENCH_SECRET" }, buckets: "*" }],
+    keyStore: { path: path.join(dir, "keys.ocks"), passphrase: { env: "BENCH_SECRET" } },
+    allowPlainHttpSseC: true,
+    accessLog: "off"
+  }))
+  const built = process.argv.includes("--built")
+  const gatewayArgs = built
+    ? [path.join(WORKSPACE, "apps/gateway/dist/bin.js"), "--config", config]
+    : ["--conditions=@objcrypt/source", "--import", HOOKS, BIN, "--config", config]
+  const gateway = spawn(process.execPath, gatewayArgs, {
+    cwd: WORKSPACE,
+    env: { ...process.env, BENCH_SECRET: ACCESS.secret },
+    stdio: ["ignore", "ignore", "inherit"]
+  })
+  const gpid = gateway.pid!
+  let serving = 0
+  let sampling = false
+  const poll = setInterval(() => {
+    if (sampling) serving = Math.max(serving, procStatus(gpid).rssMib)
+  }, 50)
+  try {
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`http://127.0.0.1:${port}/_health`).then((r) => r.ok, () => false)
+      if (ok) break
+      if (i > 600 || gateway.exitCode !== null) throw new Error("the gateway did not start")
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const idleRssMib = procStatus(gpid).rssMib
+    await must(request(port, "PUT", "/bench", {}), "create bucket")
+
+    const phases: Array<Phase> = []
+    const timed = async (name: string, f: () => Promise<void>, pid?: number) => {
+      const cpu0 = pid === undefined ? process.cpuUsage() : undefined
+      const c0 = pid === undefined ? 0 : procStatus(pid).cpuSeconds
+      const t0 = process.hrtime.bigint()
+      await f()
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      const cpuSeconds = pid === undefined
+        ? (() => {
+          const d = process.cpuUsage(cpu0)
+          return (d.user + d.system) / 1e6
+        })()
+        : procStatus(pid).cpuSeconds - c0
+      phases.push({ name, seconds: Number(seconds.toFixed(2)), mibPerSecond: Math.round(size / MiB / seconds), cpuSeconds: Number(cpuSeconds.toFixed(2)) })
+      process.stderr.write(`${name}: ${Math.round(size / MiB / seconds)} MiB/s\n`)
+    }
+
+    // Direct to driver-fs, in this process: same bytes, same chunking, no encryption.
+    const store = await Effect.runPromise(FsObjectStore.make({ root: path.join(dir, "direct"), bucket: "bench", fsync: false }))
+    const body = Stream.unfold(0, (sent) => {
+      if (sent >= size) return Option.none()
+      const n = Math.min(CHUNK, size - sent)
+      return Option.some([(n === CHUNK ? chunk : chunk.subarray(0, n)) as Uint8Array, sent + n] as const)
+    })
+    await timed("direct PUT", () => Effect.runPromise(store.put("big", body, { contentLength: size })).then(() => undefined))
+    await timed("direct GET", () =>
+      Effect.runPromise(Effect.scoped(Effect.flatMap(store.get("big"), (o) => Stream.runDrain(o.body)))).then(() => undefined))
+    await Effect.runPromise(store.remove("big"))
+
+    sampling = true
+    for (const [mode, headers] of [["SSE-S3", { "x-amz-server-side-encryption": "AES256" }], ["SSE-C", ssec]] as const) {
+      await timed(`gateway PUT ${mode}`, async () => {
+        await must(request(port, "PUT", "/bench/big", headers, { length: size, chunk }), `PUT ${mode}`)
+      }, gpid)
+      await timed(`gateway GET ${mode}`, async () => {
+        const r = await must(request(port, "GET", "/bench/big", mode === "SSE-C" ? ssec : {}), `GET ${mode}`)
+        if (r.bytes !== size) throw new Error(`GET ${mode} returned ${r.bytes} bytes`)
+      }, gpid)
+      await must(request(port, "DELETE", "/bench/big", {}), "DELETE")
+    }
+
+    // Small objects from a separate process.
+    const loadOut = await new Promise<string>((resolve, reject) => {
+      const args = ["--conditions=@objcrypt/source", "--import", HOOKS, fileURLToPath(import.meta.url), "--load", String(port),
+        "--concurrency", String(arg("concurrency", 32)), "--requests", String(arg("requests", 4000)), "--small-kib", String(arg("small-kib", 4))]
+      const child = spawn(process.execPath, args, { cwd: WORKSPACE, env: { ...process.env, BENCH_ACCESS: JSON.stringify(ACCESS) }, stdio: ["ignore", "pipe", "inherit"] })
+      let out = ""
+      child.stdout.on("data", (b: Buffer) => (out += b.toString()))
+      child.on("error", reject)
+      child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`load generator exited ${code}`))))
+    })
+
+    const by = (n: string) => phases.find((p) => p.name === n)!
+    const ratio = (a: string, b: string) => Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3))
+    process.stdout.write(JSON.stringify({
+      sizeGiB: sizeGib,
+      node: process.version,
+      phases,
+      ratios: {
+        "PUT SSE-S3 / direct": ratio("gateway PUT SSE-S3", "direct PUT"),
+        "PUT SSE-C / direct": ratio("gateway PUT SSE-C", "direct PUT"),
+        "GET SSE-S3 / direct": ratio("gateway GET SSE-S3", "direct GET"),
+        "GET SSE-C / direct": ratio("gateway GET SSE-C", "direct GET"),
+        target: 0.8
+      },
+      gateway: built ? "apps/gateway/dist/bin.js" : "apps/gateway/src/bin.ts (sources)",
+      gatewayRssMib: { idle: Math.round(idleRssMib), peakWhileServing: Math.round(serving), lifetimeHwm: Math.round(procStatus(gpid).peakRssMib), target: 200 },
+      smallObjects: JSON.parse(loadOut) as unknown
+    }, null, 2) + "\n")
+  } finally {
+    clearInterval(poll)
+    gateway.kill("SIGTERM")
+    await new Promise((r) => gateway.once("exit", r))
+    agent.destroy()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+if (process.argv.includes("--load")) {
+  const shared = process.env["BENCH_ACCESS"]
+  if (shared !== undefined) Object.assign(ACCESS, JSON.parse(shared) as typeof ACCESS)
+  await load()
+} else {
+  await main()
+}
