@@ -13,7 +13,6 @@
  * @since 0.1.0
  */
 // The benchmark needs Azurite's launcher, which lives in test-kit; bench is dev-only like the tests.
-// eslint-disable-next-line no-restricted-imports
 import * as Azurite from "@objcrypt/test-kit/Azurite"
 import { Effect, Exit, Scope } from "effect"
 import { spawn } from "node:child_process"
