@@ -728,7 +728,11 @@ export const put = <E>(
       )
     }))
     const result = yield* upload.pipe(
-      Effect.onError(() => useInstruction ? Effect.ignore(store.remove(key + F.INSTRUCTION_SUFFIX)) : Effect.void)
+      Effect.onError(() => useInstruction ? Effect.ignore(store.remove(key + F.INSTRUCTION_SUFFIX)) : Effect.void),
+      Effect.ensuring(Effect.sync(() => {
+        dataKey.fill(0)
+        content.key.fill(0)
+      }))
     )
     return {
       ...result,
