@@ -48,9 +48,16 @@ export interface PutOptions {
   readonly metadata?: Readonly<Record<string, string>> | undefined
   /** Plaintext bytes per segment. @default NativeFormat.DEFAULT_SEGMENT_SIZE */
   readonly segmentSize?: number | undefined
-  /** Plaintext bytes per multipart part, a multiple of the segment size. @default 8 MiB (or the store's minimum) */
+  /**
+   * Plaintext bytes per multipart part, a multiple of the segment size. When given, a body larger
+   * than one part is uploaded through the store's multipart API, parts encrypted independently and
+   * concurrently. When absent, such a body is encrypted as it streams into one `store.put`, which
+   * the driver cuts as it cuts any large body (on a local store: one write, not parts plus a
+   * concatenation); 8 MiB (or the store's minimum) is then only the encryption batch.
+   * @default 8 MiB (or the store's minimum)
+   */
   readonly partSize?: number | undefined
-  /** Parts encrypted and uploaded at once. @default 4 */
+  /** Parts encrypted and uploaded at once (with a `partSize`, or on a `pool`). @default 4 */
   readonly concurrency?: number | undefined
   /** Encryption context bound to the object besides its bucket and key (`oc:` names are reserved). */
   readonly context?: Readonly<Record<string, string>> | undefined
@@ -160,10 +167,11 @@ const sealPart = (
 const sum = (chunks: ReadonlyArray<Uint8Array>) => chunks.reduce((n, c) => n + c.length, 0)
 
 /**
- * Encrypts a body and stores it with its envelope. Bodies up to one part go in a single `put`;
- * larger or unknown-length bodies use the store's multipart API, parts encrypted independently
- * and `concurrency` at a time (memory ≈ (concurrency + 2) × part size), and the upload is aborted
- * on any failure or interruption so nothing partial remains.
+ * Encrypts a body and stores it with its envelope. Bodies up to one part go in a single `put`.
+ * Larger or unknown-length bodies stream into one `store.put` (memory ≈ 2 parts, or the pool's
+ * batches in flight), or — when `partSize` is given — use the store's multipart API, parts
+ * encrypted independently and `concurrency` at a time (memory ≈ (concurrency + 2) × part size).
+ * Either way a failure or interruption leaves nothing partial.
  *
  * @since 0.1.0
  * @category encryption

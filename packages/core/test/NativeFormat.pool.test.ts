@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Stream } from "effect"
 import * as fc from "fast-check"
 import * as crypto from "node:crypto"
 import * as ClientSide from "../src/ClientSide.js"
@@ -167,6 +167,19 @@ describe("NativeFormat with a worker pool", () => {
         }
       })))
   }
+
+  it.effect("a part that is not whole segments without the final flag is a defect, and the pool keeps working", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const pool = yield* ClientSide.makeWorkerPool(1)
+      const keys = keysFor(64)
+      const exit = yield* Effect.exit(pool.seal(keys, 0, false, [crypto.randomBytes(100)]))
+      assert.isTrue(exit._tag === "Failure" && Cause.isDie(exit.cause))
+      const ok = yield* pool.seal(keys, 0, false, [crypto.randomBytes(128)])
+      assert.strictEqual(Buffer.concat(ok).length, 160)
+      const cpu = yield* pool.cpuUsage
+      assert.strictEqual(cpu.length, 1)
+      assert.isAbove(cpu[0]!, 0)
+    })))
 
   it.effect("a wrong key opens nothing on workers", () =>
     Effect.scoped(Effect.gen(function*() {

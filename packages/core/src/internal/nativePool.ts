@@ -246,10 +246,23 @@ export const makeWorkerPool = (size: number): Effect.Effect<WorkerPool, never, S
       (ws) => Effect.promise(() => Promise.all(ws.map((w) => w.terminate())))
     )
     const busy = workers.map(() => 0)
+    const alive = workers.map(() => true)
     const tasks = new Map<number, Task>()
     const slots: Array<SharedArrayBuffer> = []
     let nextId = 0
-    workers.forEach((w) => {
+    workers.forEach((w, index) => {
+      // A worker that dies (out of memory, killed) fails what it held instead of leaving it pending.
+      const failPending = (why: string) => {
+        alive[index] = false
+        for (const [id, task] of tasks) {
+          if (task.worker !== index) continue
+          tasks.delete(id)
+          busy[index]--
+          task.resume(Effect.die(new Error(`segment worker ${why}`)))
+        }
+      }
+      w.on("error", (e) => failPending(`failed: ${e.message}`))
+      w.on("exit", (code) => failPending(`exited with code ${code}`))
       w.on("message", (m: Reply) => {
         const task = tasks.get(m.id)
         if (task === undefined) return
@@ -303,9 +316,10 @@ export const makeWorkerPool = (size: number): Effect.Effect<WorkerPool, never, S
     }
     const dispatch = (message: Record<string, unknown>, pieces: ReadonlyArray<Uint8Array>, transfer: boolean) =>
       Effect.async<Reply>((resume) => {
+        let worker = -1
+        for (let i = 0; i < n; i++) if (alive[i]! && (worker < 0 || busy[i]! < busy[worker]!)) worker = i
+        if (worker < 0) return resume(Effect.die(new Error("no segment worker is running")))
         const w = wire(pieces, transfer)
-        let worker = 0
-        for (let i = 1; i < n; i++) if (busy[i]! < busy[worker]!) worker = i
         busy[worker]++
         const id = nextId++
         tasks.set(id, { resume, slot: w.slot, worker })
@@ -313,6 +327,7 @@ export const makeWorkerPool = (size: number): Effect.Effect<WorkerPool, never, S
       })
     const cpuOf = (worker: number) =>
       Effect.async<number>((resume) => {
+        if (!alive[worker]!) return resume(Effect.succeed(0))
         const id = nextId++
         busy[worker]++
         tasks.set(id, { resume: (r) => resume(Effect.map(r, (m) => m.cpu ?? 0)), slot: undefined, worker })

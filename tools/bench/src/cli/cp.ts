@@ -4,6 +4,8 @@
  * modes in one run so the ratio compares like with like on a shared machine. Reports wall time,
  * CPU time (user + system), throughput, the cse-c / none throughput ratio in wall time and in CPU
  * time (target ≥ 0.9) and each run's peak RSS (VmHWM, polled from /proc while the child runs).
+ * Also the fixed CPU cost of each mode (an empty-file copy: startup, and for cse-c the key store's
+ * scrypt unlock) and the CPU ratio with it subtracted, which is what the encryption path costs per byte.
  *
  *   npx nx build @objcrypt/cli
  *   node_modules/.bin/node tools/bench/src/cli/cp.ts --size-mib 2048 --rounds 2
@@ -99,6 +101,19 @@ const main = async () => {
     await objcrypt(["keys", "generate", "bench"], env)
     // Startup alone (Node, module loading, the key store's scrypt): reported, not subtracted.
     const startup = await objcrypt(["keys", "list"], env)
+    // Fixed cost of each mode: copying an empty file (cse-c also unlocks the key store: scrypt).
+    const empty = path.join(home, "empty.bin")
+    fs.writeFileSync(empty, Buffer.alloc(0))
+    const fixed: Record<"none" | "cse-c", number> = { none: 0, "cse-c": 0 }
+    for (const mode of ["none", "cse-c"] as const) {
+      const samples: Array<number> = []
+      for (let i = 0; i < 3; i++) {
+        const dest = `local://bench/empty-${mode}-${i}`
+        samples.push((await objcrypt(["cp", empty, dest, "--quiet", "--mode", mode, ...(mode === "cse-c" ? ["--key", "bench"] : [])], env)).cpuSeconds)
+        await objcrypt(["rm", dest], env)
+      }
+      fixed[mode] = samples.sort((a, b) => a - b)[1]!
+    }
 
     const results: Array<RunResult> = []
     for (let r = 0; r < rounds; r++) {
@@ -130,6 +145,13 @@ const main = async () => {
       ratio: Number((cse / none).toFixed(3)),
       /** none CPU seconds / cse-c CPU seconds: the same ratio, measured in CPU time. */
       cpuRatio: Number(cpuRatio.toFixed(3)),
+      /** CPU seconds of copying an empty file per mode (startup; cse-c adds the key store's scrypt unlock). */
+      fixedCpuSeconds: { none: Number(fixed.none.toFixed(2)), "cse-c": Number(fixed["cse-c"].toFixed(2)) },
+      /** As cpuRatio, each mode's fixed cost subtracted: the per-byte cost of encrypting. */
+      cpuRatioPerByte: Number((
+        (median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) - fixed.none) /
+        (median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds)) - fixed["cse-c"])
+      ).toFixed(3)),
       target: 0.9
     }
     process.stdout.write(JSON.stringify(report, null, 2) + "\n")
