@@ -14,12 +14,14 @@
  *
  * @since 0.1.0
  */
+import * as ClientSide from "@objcrypt/core/ClientSide"
 import { DecryptError } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
 import type * as Keyring from "@objcrypt/core/Keyring"
 import * as NativeFormat from "@objcrypt/core/NativeFormat"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Chunk, Effect, Either, Option, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Option, Schema, Stream } from "effect"
+import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
@@ -186,25 +188,12 @@ export const create = (options: {
   readonly initiator?: string | undefined
 }): Effect.Effect<string, StoreError | S3Error> =>
   Effect.gen(function*() {
-    const segmentSize = NativeFormat.DEFAULT_SEGMENT_SIZE
-    const dataKey = Redacted.make(Uint8Array.from(crypto.randomBytes(NativeFormat.KEY_LENGTH)))
-    const salt = Uint8Array.from(crypto.randomBytes(NativeFormat.SALT_LENGTH))
-    const context = NativeFormat.fullContext(options.bucket, options.key, options.context)
-    const keys = NativeFormat.deriveKeys(Redacted.value(dataKey), { segmentSize, salt }, context)
-    const wrapped = yield* options.keyring.wrap(dataKey, { binding: keys.binding, context, objectKey: options.key }).pipe(
-      Effect.ensuring(Effect.sync(() => Redacted.value(dataKey).fill(0))),
-      Effect.mapError((e) => errors.internalError(`cannot wrap the data key: ${e.reason}`))
-    )
-    const envelope = NativeFormat.encodeEnvelope({
-      version: NativeFormat.FORMAT_VERSION,
-      segmentSize,
-      salt,
-      commitment: keys.commitment,
-      contextDigest: keys.contextDigest,
-      plaintextLength: undefined,
-      context: options.context,
-      keys: [wrapped]
-    })
+    const envelope = yield* Effect.scoped(
+      Effect.map(
+        ClientSide.createEnvelope([options.keyring], { bucket: options.bucket, key: options.key }, { context: options.context }),
+        (opened) => NativeFormat.encodeEnvelope(opened.envelope)
+      )
+    ).pipe(Effect.mapError((e) => errors.internalError(`cannot wrap the data key: ${e.reason}`)))
     const manifestId = crypto.randomBytes(16).toString("hex")
     const metadata = { ...options.metadata, ...prefixed(envelope), [Meta.multipart]: manifestId }
     const backend = yield* options.store.createMultipart(options.key, { metadata, contentType: options.contentType }).pipe(
@@ -242,35 +231,23 @@ export const load = (system: Store, id: string, bucket: string, key: string): Ef
     return record
   })
 
+/**
+ * Opens the upload's envelope (context, key and commitment checked by core) for the scope's
+ * lifetime: the data key is zeroed when the scope closes.
+ */
 const openKeys = (
   metadata: Readonly<Record<string, string>>,
   unwrapper: Keyring.Unwrapper,
   bucket: string,
   key: string
-): Effect.Effect<{ readonly dataKey: Redacted.Redacted<Uint8Array>; readonly segmentSize: number; readonly context: Record<string, string> }, DecryptError> =>
+): Effect.Effect<ClientSide.EnvelopeKeys, DecryptError, Scope.Scope> =>
   Effect.gen(function*() {
     const loc = NativeFormat.decodeEnvelope(unprefixed(metadata))
     if (Either.isLeft(loc) || loc.right._tag !== "Inline") {
       return yield* new DecryptError({ key, reason: "MissingMetadata", detail: "the multipart envelope is missing" })
     }
-    const env = loc.right.envelope
-    const context = NativeFormat.fullContext(bucket, key, env.context)
-    if (!crypto.timingSafeEqual(NativeFormat.contextDigest(context), env.contextDigest)) {
-      return yield* new DecryptError({ key, reason: "ContextMismatch" })
-    }
-    const header = { segmentSize: env.segmentSize, salt: env.salt }
-    const dataKey = yield* unwrapper.unwrap({
-      entries: env.keys,
-      binding: NativeFormat.bindingDigest(header, context),
-      context,
-      objectKey: key,
-      verify: (dk) => NativeFormat.commitmentMatches(NativeFormat.deriveKeys(dk, header, context), env.commitment)
-    })
-    return { dataKey, segmentSize: env.segmentSize, context }
+    return yield* ClientSide.openEnvelope(loc.right.envelope, unwrapper, { bucket, key })
   })
-
-const partKeys = (opened: { readonly dataKey: Redacted.Redacted<Uint8Array>; readonly segmentSize: number; readonly context: Record<string, string> }, salt: Uint8Array) =>
-  NativeFormat.deriveKeys(Redacted.value(opened.dataKey), { segmentSize: opened.segmentSize, salt }, opened.context)
 
 /**
  * Encrypts and stores one part.
@@ -292,11 +269,14 @@ export const uploadPart = (options: {
 }): Effect.Effect<PartRecord, StoreError | S3Error | DecryptError> =>
   Effect.gen(function*() {
     const { record } = options
-    const opened = yield* openKeys(record.metadata, options.unwrapper, record.bucket, record.key)
     const salt = crypto.randomBytes(NativeFormat.SALT_LENGTH)
-    const keys = partKeys(opened, salt)
-    Redacted.value(opened.dataKey).fill(0)
-    const cipher = NativeFormat.ciphertextSize(options.length, opened.segmentSize)
+    const { keys, segmentSize } = yield* Effect.scoped(
+      Effect.map(openKeys(record.metadata, options.unwrapper, record.bucket, record.key), (opened) => ({
+        keys: opened.keysForSalt(salt),
+        segmentSize: opened.segmentSize
+      }))
+    )
+    const cipher = NativeFormat.ciphertextSize(options.length, segmentSize)
     const done = yield* options.store.uploadPart(
       { key: record.key, uploadId: record.backendUploadId },
       options.partNumber,
@@ -454,24 +434,25 @@ export const read = (options: {
   Effect.gen(function*() {
     const { info, manifest } = options
     const key = info.key
-    const opened = yield* openKeys(info.metadata, options.unwrapper, options.bucket, key)
     const start = options.range?.start ?? 0
     const end = options.range?.end ?? manifest.size
-    const pieces: Array<{ plan: NativeFormat.SegmentPlan; cipherOffset: number; keys: NativeFormat.ObjectKeys }> = []
-    let plainOffset = 0
-    let cipherOffset = 0
-    for (const p of manifest.parts) {
-      const pStart = Math.max(start, plainOffset)
-      const pEnd = Math.min(end, plainOffset + p.plain)
-      if (pStart < pEnd || (manifest.size === 0 && pieces.length === 0)) {
-        const whole = pStart === plainOffset && pEnd === plainOffset + p.plain
-        const plan = NativeFormat.planRange(p.plain, opened.segmentSize, whole ? undefined : { start: pStart - plainOffset, end: pEnd - plainOffset })
-        pieces.push({ plan, cipherOffset, keys: partKeys(opened, Buffer.from(p.salt, "base64url")) })
+    const pieces = yield* Effect.scoped(Effect.map(openKeys(info.metadata, options.unwrapper, options.bucket, key), (opened) => {
+      const out: Array<{ plan: NativeFormat.SegmentPlan; cipherOffset: number; keys: NativeFormat.ObjectKeys }> = []
+      let plainOffset = 0
+      let cipherOffset = 0
+      for (const p of manifest.parts) {
+        const pStart = Math.max(start, plainOffset)
+        const pEnd = Math.min(end, plainOffset + p.plain)
+        if (pStart < pEnd || (manifest.size === 0 && out.length === 0)) {
+          const whole = pStart === plainOffset && pEnd === plainOffset + p.plain
+          const plan = NativeFormat.planRange(p.plain, opened.segmentSize, whole ? undefined : { start: pStart - plainOffset, end: pEnd - plainOffset })
+          out.push({ plan, cipherOffset, keys: opened.keysForSalt(Buffer.from(p.salt, "base64url")) })
+        }
+        plainOffset += p.plain
+        cipherOffset += p.cipher
       }
-      plainOffset += p.plain
-      cipherOffset += p.cipher
-    }
-    Redacted.value(opened.dataKey).fill(0)
+      return out
+    }))
     return Stream.fromIterable(pieces).pipe(
       Stream.flatMap((piece) =>
         Stream.unwrapScoped(

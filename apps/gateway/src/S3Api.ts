@@ -729,7 +729,8 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
     const size = yield* plaintextSize(system, record.name, info)
     const extra: Record<string, string> = {}
-    if (manifest !== undefined) extra["x-amz-mp-parts-count"] = String(manifest.parts.length)
+    // As S3: the parts count only answers a partNumber read of a multipart object.
+    if (manifest !== undefined && partNumber !== undefined) extra["x-amz-mp-parts-count"] = String(manifest.parts.length)
     let range: ObjectStore.ByteRange | undefined
     if (partNumber !== undefined) {
       const parts = ObjectAttributes.partsOf(manifest, size)
