@@ -96,8 +96,13 @@ export const keyStore = (manager: KeyManager["Type"]): KmsBackend => {
     destroy: (keyId, refs) =>
       Effect.gen(function*() {
         for (const r of refs) cache.delete(r)
-        yield* manager.delete(keyId, { force: true }).pipe(Effect.mapError(internal("deleting the key")))
-        yield* manager.purge(keyId).pipe(Effect.mapError(internal("purging the key")))
+        // Idempotent: a retry after a partial failure finds the key already deleted or purged.
+        yield* manager.delete(keyId, { force: true }).pipe(
+          Effect.asVoid,
+          Effect.catchTag("KeyNotFound", () => Effect.void),
+          Effect.mapError(internal("deleting the key"))
+        )
+        yield* manager.purge(keyId).pipe(Effect.catchTag("KeyNotFound", () => Effect.void), Effect.mapError(internal("purging the key")))
       })
   }
 }

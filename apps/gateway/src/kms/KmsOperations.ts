@@ -764,7 +764,10 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
         outcome,
         ...(error === undefined ? {} : { error })
       })
+    // A failed sweep leaves keys as they were (a key past its deletion date stays pending, so
+    // unusable; a key due for rotation keeps its version): the call itself goes on.
     return sweep.pipe(
+      Effect.catchAll((e) => Effect.logWarning(`objcrypt KMS: key lifecycle update failed (${e.type})`)),
       Effect.zipRight(Effect.suspend(() => op(user, input, audit))),
       Effect.catchAllDefect(() => Effect.fail(errors.internal("internal error"))),
       Effect.tapBoth({

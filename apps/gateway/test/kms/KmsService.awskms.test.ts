@@ -5,10 +5,12 @@
 import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, ScheduleKeyDeletionCommand } from "@aws-sdk/client-kms"
 import { assert, layer } from "@effect/vitest"
 import { Kms } from "@objcrypt/core/Kms"
-import * as AwsKms from "@objcrypt/driver-s3/AwsKms"
 import { Context, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import { REGION, start, users } from "./harness.js"
+
+// driver-s3 is loaded lazily by the gateway, so tests import it the same way.
+const AwsKms = await import("@objcrypt/driver-s3/AwsKms")
 
 class Service extends Context.Tag("test/KmsService")<Service, { readonly endpoint: string }>() {}
 

@@ -10,9 +10,6 @@ import { CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, ScheduleKeyDelet
 import { assert, layer } from "@effect/vitest"
 import { Kms } from "@objcrypt/core/Kms"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
-import * as AwsKms from "@objcrypt/driver-s3/AwsKms"
-import * as S3Buckets from "@objcrypt/driver-s3/S3Buckets"
-import * as S3ObjectStore from "@objcrypt/driver-s3/S3ObjectStore"
 import * as MotoServer from "@objcrypt/test-kit/MotoServer"
 import { Context, Effect, Layer, Redacted, Stream } from "effect"
 import { execFile } from "node:child_process"
@@ -26,6 +23,11 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { REGION, start } from "./harness.js"
 import type { Service as KmsServiceHandle } from "./harness.js"
+
+// driver-s3 is loaded lazily by the gateway, so tests import it the same way.
+const AwsKms = await import("@objcrypt/driver-s3/AwsKms")
+const S3Buckets = await import("@objcrypt/driver-s3/S3Buckets")
+const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
 
 const run = promisify(execFile)
 const interop = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../tools/test-kit/interop/s3ec")

@@ -28,10 +28,11 @@ import {
 } from "@aws-sdk/client-kms"
 import type { KMSClient } from "@aws-sdk/client-kms"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { SignatureV4 } from "@smithy/signature-v4"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { client, DAY, start, users } from "./harness.js"
+import { client, DAY, REGION, start, users } from "./harness.js"
 import type { Service } from "./harness.js"
 
 const call = <A>(f: () => Promise<A>) => Effect.promise(f)
@@ -41,6 +42,47 @@ const refused = (f: () => Promise<unknown>) =>
     Effect.flip,
     Effect.map((e) => ({ name: e.name, status: e.$metadata?.httpStatusCode, message: e.message }))
   )
+
+/** A raw request signed by the SDK's own signer, for inputs the SDK would not send. */
+const raw = (target: string, body: string) =>
+  Effect.promise(async () => {
+    const url = new URL(svc.endpoint)
+    const signer = new SignatureV4({
+      service: "kms",
+      region: REGION,
+      credentials: { accessKeyId: users.alice.accessKeyId, secretAccessKey: users.alice.secret },
+      sha256: class {
+        private readonly h = crypto.createHash("sha256")
+        private readonly m: crypto.Hmac | undefined
+        constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+          this.m = secret === undefined ? undefined : crypto.createHmac("sha256", typeof secret === "string" ? secret : new Uint8Array(secret as ArrayBuffer))
+        }
+        update(d: string | ArrayBuffer | ArrayBufferView) {
+          const b = typeof d === "string" ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d)
+          if (this.m === undefined) this.h.update(b)
+          else this.m.update(b)
+        }
+        digest() {
+          return Promise.resolve(new Uint8Array((this.m ?? this.h).digest()))
+        }
+        reset() {
+          // one-shot
+        }
+      }
+    })
+    const signed = await signer.sign({
+      method: "POST",
+      protocol: "http:",
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: "/",
+      query: {},
+      headers: { host: url.host, "content-type": "application/x-amz-json-1.1", "x-amz-target": target },
+      body
+    })
+    const res = await fetch(svc.endpoint, { method: "POST", headers: signed.headers as Record<string, string>, body })
+    return { status: res.status, type: (await res.json() as { __type: string }).__type }
+  })
 
 let svc: Service
 let kms: KMSClient
@@ -391,7 +433,7 @@ describe("KMS service with @aws-sdk/client-kms", () => {
       }
     }))
 
-  it.effect("authentication: unknown access key, wrong secret and wrong service scope are refused", () =>
+  it.effect("authentication: unknown access key, wrong secret and no signature are refused, and audited", () =>
     Effect.gen(function*() {
       const stranger = client(svc, { accessKeyId: "AKIANOBODY0000000", secret: "x" })
       const liar = client(svc, { accessKeyId: users.alice.accessKeyId, secret: "not-alice-secret" })
@@ -410,6 +452,14 @@ describe("KMS service with @aws-sdk/client-kms", () => {
         }).then(async (r) => ({ status: r.status, body: await r.json() as { __type: string } }))
       )
       assert.deepStrictEqual([unsigned.status, unsigned.body.__type], [403, "MissingAuthenticationTokenException"])
+      const refusals = fs.readFileSync(svc.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((e) => e["operation"] === "kms.ListKeys" && e["outcome"] === "failure" && !["alice", "carol"].includes(String(e["principal"])))
+        .map((e) => [e["principal"], e["error"]])
+      assert.deepStrictEqual(refusals, [
+        ["unauthenticated:AKIANOBODY0000000", "UnrecognizedClientException"],
+        [`unauthenticated:${users.alice.accessKeyId}`, "InvalidSignatureException"],
+        [undefined, "MissingAuthenticationTokenException"]
+      ], "refused calls are audited too")
     }))
 
   it.effect("the audit log has one entry per call with user, key and outcome, and no key material or plaintext", () =>
@@ -435,5 +485,19 @@ describe("KMS service with @aws-sdk/client-kms", () => {
         assert.notInclude(text, secret)
       }
       assert.strictEqual(fs.statSync(svc.auditLog).mode & 0o777, 0o600)
+    }))
+  it.effect("protocol errors: unknown target, malformed JSON, wrong types and non-base64 blobs", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* raw("TrentService.CreateCustomKeyStoreX", "{}"), { status: 400, type: "UnknownOperationException" })
+      assert.deepStrictEqual(yield* raw("OtherService.ListKeys", "{}"), { status: 400, type: "UnknownOperationException" })
+      assert.deepStrictEqual(yield* raw("TrentService.ListKeys", "{not json"), { status: 400, type: "SerializationException" })
+      assert.deepStrictEqual(yield* raw("TrentService.ListKeys", "[]"), { status: 400, type: "SerializationException" })
+      assert.deepStrictEqual(yield* raw("TrentService.ListKeys", "{\"Limit\":\"ten\"}"), { status: 400, type: "SerializationException" })
+      assert.deepStrictEqual(yield* raw("TrentService.Decrypt", "{\"CiphertextBlob\":\"%%%\"}"), { status: 400, type: "SerializationException" })
+      assert.deepStrictEqual(yield* raw("TrentService.Encrypt", "{\"KeyId\":\"alias/x\",\"Plaintext\":\"eA==\",\"EncryptionContext\":{\"a\":1}}"), {
+        status: 400,
+        type: "SerializationException"
+      })
+      assert.deepStrictEqual(yield* raw("TrentService.Decrypt", "{}"), { status: 400, type: "ValidationException" })
     }))
 })

@@ -53,9 +53,11 @@ export const configFor = (dir: string, extra?: Partial<KmsService.KmsServiceConf
 
 export const start = async (
   extra?: Partial<KmsService.KmsServiceConfigEncoded>,
-  extraUsers: ReadonlyArray<SigV4.User> = []
+  extraUsers: ReadonlyArray<SigV4.User> = [],
+  /** Share another service's key store, registry and audit log (a second replica). */
+  shareDir?: string
 ): Promise<Service> => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-kms-"))
+  const dir = shareDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-kms-"))
   const config = configFor(dir, extra)
   let offset = 0
   const scope = Effect.runSync(Scope.make())
@@ -76,7 +78,7 @@ export const start = async (
     },
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
-      fs.rmSync(dir, { recursive: true, force: true })
+      if (shareDir === undefined) fs.rmSync(dir, { recursive: true, force: true })
     }
   }
 }
