@@ -15,91 +15,25 @@
 // The benchmark needs Azurite's launcher, which lives in test-kit; bench is dev-only like the tests.
 import * as Azurite from "@objcrypt/test-kit/Azurite"
 import { Effect, Exit, Scope } from "effect"
-import { spawn } from "node:child_process"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i < 0 ? fallback : Number(process.argv[i + 1])
-}
-
-const here = path.dirname(fileURLToPath(import.meta.url))
-const BIN = process.env.OBJCRYPT_BENCH_BIN ?? path.resolve(here, "../../../../apps/cli/dist/bin.js")
-
-const procStatus = (pid: number, field: string): number => {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m === null ? 0 : Number(m[1]) / 1024
-  } catch {
-    return 0
-  }
-}
-
-const cpuOf = (pid: number): number => {
-  try {
-    // utime and stime (fields 14 and 15) in clock ticks; the kernel's USER_HZ is 100 on Linux.
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-const objcrypt = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuSeconds: number; peakRssMib: number }> =>
-  new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
-    let stderr = ""
-    let peak = 0
-    let cpu = 0
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
-    const poll = setInterval(() => {
-      peak = Math.max(peak, procStatus(child.pid!, "VmHWM"))
-      cpu = Math.max(cpu, cpuOf(child.pid!))
-    }, 20)
-    child.on("error", reject)
-    child.on("exit", (code) => {
-      clearInterval(poll)
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (code !== 0) reject(new Error(`objcrypt ${args.join(" ")} exited ${code}: ${stderr.slice(-2000)}`))
-      else resolve({ seconds, cpuSeconds: cpu, peakRssMib: peak })
-    })
-  })
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
+import { arg, cliEnv, median, objcrypt, peakRss, requireBin, writeRandomFile } from "../internal/cliRun.js"
 
 const main = async () => {
   const sizeMib = arg("size-mib", 1024)
   const rounds = arg("rounds", 1)
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} not found: build the CLI first (npx nx build @objcrypt/cli)`)
+  requireBin()
   const scope = Effect.runSync(Scope.make())
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-azure-"))
   try {
     const azurite = await Effect.runPromise(Scope.extend(Azurite.make(), scope))
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, "config"),
-      XDG_DATA_HOME: path.join(home, "data"),
-      OBJCRYPT_PASSPHRASE: "bench passphrase",
+    const env = cliEnv(home, {
       AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString
-    }
+    })
     // Incompressible input, written once; both modes then read it from the page cache.
     const input = path.join(home, "input.bin")
-    const fd = fs.openSync(input, "w")
-    const block = crypto.randomBytes(16 * 1024 * 1024)
-    for (let written = 0; written < sizeMib * 1024 * 1024; written += block.length) {
-      crypto.randomFillSync(block)
-      fs.writeSync(fd, block, 0, Math.min(block.length, sizeMib * 1024 * 1024 - written))
-    }
-    fs.closeSync(fd)
+    writeRandomFile(input, sizeMib)
     await objcrypt(["keys", "generate", "bench"], env)
     await objcrypt(["bucket", "create", "az://bench"], env)
     // Startup alone (Node, module loading, the key store's scrypt): reported, not subtracted.
@@ -125,7 +59,7 @@ const main = async () => {
       rounds,
       node: process.version,
       startupSeconds: Number(startup.seconds.toFixed(2)),
-      azuritePeakRssMib: Math.round(procStatus(azurite.pid, "VmHWM")),
+      azuritePeakRssMib: Math.round(peakRss(azurite.pid)),
       runs: results.map((x) => ({
         ...x,
         seconds: Number(x.seconds.toFixed(2)),

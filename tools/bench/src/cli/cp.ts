@@ -8,16 +8,14 @@
  * scrypt unlock) and the CPU ratio with it subtracted, which is what the encryption path costs per byte.
  *
  *   npx nx build @objcrypt/cli
- *   node_modules/.bin/node tools/bench/src/cli/cp.ts --size-mib 2048 --rounds 2
+ *   node_modules/.bin/node --import ./tools/bench/src/format/hooks.ts tools/bench/src/cli/cp.ts --size-mib 2048 --rounds 2
  *
  * @since 0.1.0
  */
-import { spawn } from "node:child_process"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import { arg, cliEnv, median, objcrypt, requireBin, writeRandomFile } from "../internal/cliRun.js"
 
 interface RunResult {
   readonly mode: string
@@ -28,76 +26,16 @@ interface RunResult {
   readonly peakRssMib: number
 }
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i < 0 ? fallback : Number(process.argv[i + 1])
-}
-
-const here = path.dirname(fileURLToPath(import.meta.url))
-const BIN = process.env.OBJCRYPT_BENCH_BIN ?? path.resolve(here, "../../../../apps/cli/dist/bin.js")
-
-const peakRss = (pid: number): number => {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m === null ? 0 : Number(m[1]) / 1024
-  } catch {
-    return 0
-  }
-}
-
-const cpuOf = (pid: number): number => {
-  try {
-    // utime and stime (fields 14 and 15) in clock ticks; the kernel's USER_HZ is 100 on Linux.
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-const objcrypt = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuSeconds: number; peakRssMib: number }> =>
-  new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
-    let stderr = ""
-    let peak = 0
-    let cpu = 0
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
-    const poll = setInterval(() => {
-      peak = Math.max(peak, peakRss(child.pid!))
-      cpu = Math.max(cpu, cpuOf(child.pid!))
-    }, 20)
-    child.on("error", reject)
-    child.on("exit", (code) => {
-      clearInterval(poll)
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (code !== 0) reject(new Error(`objcrypt ${args.join(" ")} exited ${code}: ${stderr}`))
-      else resolve({ seconds, cpuSeconds: cpu, peakRssMib: peak })
-    })
-  })
-
 const main = async () => {
   const sizeMib = arg("size-mib", 2048)
   const rounds = arg("rounds", 2)
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} not found: build the CLI first (npx nx build @objcrypt/cli)`)
+  requireBin()
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-cli-"))
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: home,
-    XDG_CONFIG_HOME: path.join(home, "config"),
-    XDG_DATA_HOME: path.join(home, "data"),
-    OBJCRYPT_PASSPHRASE: "bench passphrase"
-  }
+  const env = cliEnv(home)
   try {
     // Incompressible input, written once; both modes then read it from the page cache.
     const input = path.join(home, "input.bin")
-    const fd = fs.openSync(input, "w")
-    const block = crypto.randomBytes(16 * 1024 * 1024)
-    for (let written = 0; written < sizeMib * 1024 * 1024; written += block.length) {
-      crypto.randomFillSync(block)
-      fs.writeSync(fd, block, 0, Math.min(block.length, sizeMib * 1024 * 1024 - written))
-    }
-    fs.closeSync(fd)
+    writeRandomFile(input, sizeMib)
     await objcrypt(["keys", "generate", "bench"], env)
     // Startup alone (Node, module loading, the key store's scrypt): reported, not subtracted.
     const startup = await objcrypt(["keys", "list"], env)
@@ -124,10 +62,6 @@ const main = async () => {
         results.push({ mode, seconds, cpuSeconds, mibPerSecond: sizeMib / seconds, peakRssMib })
         await objcrypt(["rm", dest], env)
       }
-    }
-    const median = (xs: ReadonlyArray<number>) => {
-      const s = [...xs].sort((a, b) => a - b)
-      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
     }
     const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
     const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
