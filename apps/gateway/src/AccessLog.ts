@@ -7,11 +7,12 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import type * as http from "node:http"
 import type * as GatewayConfig from "./GatewayConfig.js"
+import * as S3Api from "./S3Api.js"
 
 /**
  * One access-log line.
@@ -63,16 +64,9 @@ const credentialOf = (req: http.IncomingMessage, query: URLSearchParams): string
   return query.get("AWSAccessKeyId") ?? undefined
 }
 
-const decode = (s: string): string | null => {
-  try {
-    return decodeURIComponent(s)
-  } catch {
-    return null
-  }
-}
-
 /**
- * The S3 operation a request names (path-style addressing), as S3's server access logs and
+ * The S3 operation a request names, and its bucket and key (path style, or virtual-hosted style
+ * for the configured domains, as `S3Api.address` reads them), as S3's server access logs and
  * CloudTrail name them.
  *
  * @since 0.1.0
@@ -81,14 +75,16 @@ const decode = (s: string): string | null => {
 export const describe = (
   method: string,
   url: string,
-  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>,
+  virtualHostDomains: ReadonlyArray<string> = []
 ): { readonly operation: string; readonly bucket: string | null; readonly key: string | null } => {
   const qi = url.indexOf("?")
-  const path = (qi < 0 ? url : url.slice(0, qi)).replace(/^\//, "")
+  const rawPath = qi < 0 ? url : url.slice(0, qi)
   const query = new URLSearchParams(qi < 0 ? "" : url.slice(qi + 1))
-  const slash = path.indexOf("/")
-  const bucket = path === "" ? null : decode(slash < 0 ? path : path.slice(0, slash))
-  const key = slash < 0 || slash === path.length - 1 ? null : decode(path.slice(slash + 1))
+  const host = headers["host"]
+  const addressed = S3Api.address(rawPath, typeof host === "string" ? host : undefined, virtualHostDomains)
+  const bucket = Either.isRight(addressed) ? addressed.right.bucket ?? null : null
+  const key = Either.isRight(addressed) ? addressed.right.key ?? null : null
   const has = (q: string) => query.has(q)
   const op = (): string => {
     if (bucket === null) return method === "GET" ? "ListBuckets" : "Unknown"
@@ -167,6 +163,7 @@ export const attach = (
   options: {
     readonly sink: Sink
     readonly users: ReadonlyMap<string, string>
+    readonly virtualHostDomains?: ReadonlyArray<string> | undefined
     readonly classify?: ((req: http.IncomingMessage) => string | undefined) | undefined
   }
 ): void => {
@@ -177,7 +174,7 @@ export const attach = (
     const qi = url.indexOf("?")
     const query = new URLSearchParams(qi < 0 ? "" : url.slice(qi + 1))
     const special = options.classify?.(req)
-    const described = special === undefined ? describe(req.method ?? "GET", url, req.headers) : { operation: special, bucket: null, key: null }
+    const described = special === undefined ? describe(req.method ?? "GET", url, req.headers, options.virtualHostDomains) : { operation: special, bucket: null, key: null }
     const keyId = credentialOf(req, query)
     let bytesOut = 0
     let requestId: string | null = null

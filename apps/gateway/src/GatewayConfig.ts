@@ -156,6 +156,8 @@ export const GatewayConfig = Schema.Struct({
     { default: () => ({ host: "127.0.0.1", port: 9000 }) }
   ),
   region: Schema.optionalWith(Schema.NonEmptyString, { default: () => "us-east-1" }),
+  /** Base domains of virtual-hosted-style addressing (`<bucket>.<domain>`); path style always works. */
+  virtualHostDomains: Schema.optionalWith(Schema.Array(Schema.NonEmptyString), { default: () => [] }),
   backend: Backend,
   users: Schema.NonEmptyArray(UserConfig),
   keyStore: Schema.Struct({

@@ -5,8 +5,11 @@
  *
  * @since 0.1.0
  */
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+// Subpath imports: the package barrels load every platform module (~70 MB more resident memory).
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as LocalKms from "@objcrypt/keys/LocalKms"
 import { Duration, Effect, Layer } from "effect"
@@ -102,7 +105,8 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
         region: config.region,
         secure: config.tls !== undefined,
         allowPlainHttpSseC: config.allowPlainHttpSseC,
-        minPartSize: 5 * 1024 * 1024
+        minPartSize: 5 * 1024 * 1024,
+        virtualHostDomains: config.virtualHostDomains
       })
       return Layer.mergeAll(keys, settings, Backend.layer(config.backend))
     })
@@ -177,6 +181,7 @@ export const layer = (config: GatewayConfig.GatewayConfig, options?: { readonly 
         AccessLog.attach(node, {
           sink,
           users,
+          virtualHostDomains: config.virtualHostDomains,
           classify: (req) => Health.probeOf(req.method ?? "", req.url ?? "/", req.headers)
         })
       }

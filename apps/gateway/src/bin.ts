@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as GatewayConfig from "./GatewayConfig.js"
 import * as GatewayServer from "./GatewayServer.js"

@@ -5,8 +5,8 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  UploadPartCommand,
-  type S3Client
+  S3Client as S3ClientClass,
+  UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import { assert, describe, it } from "@effect/vitest"
@@ -131,7 +131,7 @@ describe("access log", () => {
     Effect.gen(function*() {
       const dir = tempDir("log")
       const logFile = path.join(dir, "access.log")
-      const gw = yield* call(() => start(decode(rawConfig(dir, { accessLog: { file: logFile }, allowPlainHttpSseC: true }))))
+      const gw = yield* call(() => start(decode(rawConfig(dir, { accessLog: { file: logFile }, allowPlainHttpSseC: true, virtualHostDomains: ["s3.test"] }))))
       const s3 = client(gw.endpoint)
       const bob = client(gw.endpoint, users.bob)
       const signatures: Array<string> = []
@@ -162,13 +162,31 @@ describe("access log", () => {
         )
         presigned = yield* call(() => getSignedUrl(s3, new GetObjectCommand({ Bucket: "logged", Key: "dir/a b.txt" }), { expiresIn: 60 }))
         assert.strictEqual(yield* call(() => fetch(presigned).then((r) => r.text())), "hello log")
+        // Virtual-hosted style: the bucket is in the Host header.
+        const vh = new S3ClientClass({
+          endpoint: `http://s3.test:${gw.port}`,
+          region: "us-east-1",
+          credentials: { accessKeyId: users.alice.id, secretAccessKey: users.alice.secret }
+        })
+        const vhUrl = new URL(yield* call(() => getSignedUrl(vh, new GetObjectCommand({ Bucket: "logged", Key: "dir/a b.txt" }), { expiresIn: 60 })))
+        assert.strictEqual(vhUrl.host, `logged.s3.test:${gw.port}`)
+        const vhBody = yield* call(() =>
+          new Promise<string>((resolve, reject) => {
+            http.get({ host: "127.0.0.1", port: gw.port, path: `${vhUrl.pathname}${vhUrl.search}`, headers: { host: vhUrl.host } }, (res) => {
+              const parts: Array<Buffer> = []
+              res.on("data", (b: Buffer) => parts.push(b))
+              res.on("end", () => resolve(Buffer.concat(parts).toString("utf8")))
+            }).on("error", reject)
+          })
+        )
+        assert.strictEqual(vhBody, "hello log")
         yield* call(() => fetch(`${gw.endpoint}/_health`).then((r) => r.text()))
       } finally {
         yield* call(() => gw.close())
       }
       const text = fs.readFileSync(logFile, "utf8")
       const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
-      assert.strictEqual(lines.length, 11)
+      assert.strictEqual(lines.length, 12)
       for (const l of lines) {
         assert.hasAllKeys(l, ["time", "requestId", "remote", "method", "user", "operation", "bucket", "key", "status", "bytesIn", "bytesOut", "durationMs", "aborted"])
       }
@@ -184,8 +202,11 @@ describe("access log", () => {
         ["UploadPart", 200, "alice"],
         ["CompleteMultipartUpload", 200, "alice"],
         ["GetObject", 200, "alice"],
+        ["GetObject", 200, "alice"],
         ["Health", 200, null]
       ])
+      assert.strictEqual(lines[10]!["bucket"], "logged")
+      assert.strictEqual(lines[10]!["key"], "dir/a b.txt")
       assert.strictEqual(lines[1]!["key"], "dir/a b.txt")
       assert.strictEqual(lines[1]!["bucket"], "logged")
       assert.strictEqual(lines[3]!["bytesOut"], "customer data".length)
@@ -268,4 +289,3 @@ describe("graceful shutdown", () => {
     }), { timeout: 60_000 })
 })
 
-export type { S3Client }
