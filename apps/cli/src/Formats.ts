@@ -102,7 +102,14 @@ const knowing = (store: Store, info: ObjectStore.ObjectInfo): Store => ({
  * @since 0.1.0
  * @category detection
  */
-export const detect = (store: Store, info: ObjectStore.ObjectInfo): Effect.Effect<Detection, StoreError> =>
+export const detect = (
+  store: Store,
+  info: ObjectStore.ObjectInfo,
+  options?: {
+    /** Also look for `<key>.instruction` (S3EC content metadata kept only in an instruction file): one more head. */
+    readonly instructionFiles?: boolean | undefined
+  }
+): Effect.Effect<Detection, StoreError> =>
   Effect.gen(function*() {
     const native = Encryption.classify(info)
     if (native.problem !== undefined) return { format: "native", mode: "unknown", plaintextSize: undefined, problem: native.problem }
@@ -120,7 +127,10 @@ export const detect = (store: Store, info: ObjectStore.ObjectInfo): Effect.Effec
       const size = AzureCse.plaintextLength(info.size, parsed.right.dataLength)
       return { format: "azure-cse", mode: "cse-c", plaintextSize: Option.getOrUndefined(size), azure: parsed.right }
     }
-    if (S3EC.isS3ec(info)) {
+    const instruction = !S3EC.isS3ec(info) && options?.instructionFiles === true && !info.key.endsWith(S3EC.INSTRUCTION_SUFFIX)
+      ? Option.isSome(yield* Effect.option(store.head(info.key + S3EC.INSTRUCTION_SUFFIX)))
+      : false
+    if (S3EC.isS3ec(info) || instruction) {
       const env = yield* Effect.either(S3EC.readEnvelope(knowing(store, info), info.key))
       if (env._tag === "Left") {
         if (env.left._tag !== "DecryptError") return yield* Effect.fail(env.left)

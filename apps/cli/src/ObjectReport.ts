@@ -106,7 +106,7 @@ export const make = (
     if (inspection.problem !== undefined) return { ...base, mode: "unknown" as const, envelopeError: inspection.problem.message }
     const e = inspection.clientSide
     if (e === undefined || (inspection.mode !== "CseC" && inspection.mode !== "CseKms")) {
-      const other = yield* Formats.detect(store, info)
+      const other = yield* Formats.detect(store, info, { instructionFiles: true })
       if (other.problem !== undefined) return { ...base, mode: "unknown" as const, envelopeError: other.problem.message }
       if (other.s3ec !== undefined && other.mode !== "unknown") return { ...base, mode: other.mode, clientSide: s3ecReport(other.s3ec, other.mode, info.size) }
       if (other.azure !== undefined) return { ...base, mode: "cse-c" as const, clientSide: azureReport(other.azure, other.plaintextSize, info.size) }

@@ -148,7 +148,7 @@ export const get = (
     if (options?.customerKey !== undefined) yield* session.keys
     else {
       const info = yield* store.head(key)
-      const found = yield* Formats.detect(store, info)
+      const found = yield* Formats.detect(store, info, { instructionFiles: true })
       if (found.problem !== undefined) return yield* Effect.fail(found.problem)
       if (found.format === "aws-s3ec") {
         const keys = yield* session.keys
@@ -156,6 +156,11 @@ export const get = (
           materials: { keyStore: keys.keyStore, kms: keys.kms },
           // V2 objects (no key commitment) are read as well: AWS's clients still write them.
           commitmentPolicy: "RequireEncryptAllowDecrypt",
+          // The recorded KMS context is authenticated by the KMS itself (a changed context fails
+          // to decrypt); the CLI has no other expectation of it, so it is passed back as recorded.
+          kmsContext: found.s3ec === undefined
+            ? undefined
+            : Object.fromEntries(Object.entries(found.s3ec.kmsContext).filter(([k]) => k !== "aws:x-amz-cek-alg")),
           range: options?.range,
           unauthenticatedRanges: options?.unauthenticatedRanges
         }).pipe(Effect.provide(S3EC.layerNodeSpool()))

@@ -27,7 +27,7 @@ const tree = {
 beforeAll(async () => {
   scope = Effect.runSync(Scope.make())
   ;[gcs, azurite] = await Effect.runPromise(
-    Scope.extend(Effect.all([GcsServer.make({ buckets: ["objcrypt-cli"] }), Azurite.make()], { concurrency: 2 }), scope)
+    Scope.extend(Effect.all([GcsServer.make({ buckets: ["objcrypt-cli"] }), Azurite.make({ startTimeout: "180 seconds" })], { concurrency: 2 }), scope)
   )
   home = makeHome()
   for (const [rel, bytes] of Object.entries(tree)) home.file(path.join("tree", rel), bytes)
@@ -54,7 +54,7 @@ beforeAll(async () => {
   })
   const keys = await Promise.all([home.run(["keys", "generate", "k"]), home.run(["keys", "generate", "ck", "--purpose", "sse-c"])])
   for (const r of keys) assert.strictEqual(r.code, 0, r.stderr)
-}, 60_000)
+}, 300_000)
 
 afterAll(async () => {
   home?.cleanup()

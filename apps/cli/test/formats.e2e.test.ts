@@ -8,7 +8,8 @@
 import { assert, afterAll, beforeAll, describe, it } from "@effect/vitest"
 import * as Azurite from "@objcrypt/test-kit/Azurite"
 import * as MotoServer from "@objcrypt/test-kit/MotoServer"
-import { Effect, Exit, Scope } from "effect"
+import * as S3EC from "@objcrypt/core/S3EncryptionClient"
+import { Effect, Exit, Redacted, Scope, Stream } from "effect"
 import * as cp from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -29,7 +30,7 @@ const AZ = "az://objcrypt-fmt"
 
 beforeAll(async () => {
   scope = Effect.runSync(Scope.make())
-  ;[moto, azurite] = await Effect.runPromise(Scope.extend(Effect.all([MotoServer.make(), Azurite.make()], { concurrency: 2 }), scope))
+  ;[moto, azurite] = await Effect.runPromise(Scope.extend(Effect.all([MotoServer.make({ startTimeout: "180 seconds" }), Azurite.make({ startTimeout: "180 seconds" })], { concurrency: 2 }), scope))
   home = makeHome()
   Object.assign(home.env, {
     AWS_ENDPOINT_URL_S3: moto.endpoint,
@@ -67,6 +68,12 @@ const listed = async (url: string): Promise<Array<Listed>> => {
   const r = await home.run(["ls", "-r", url, "--json"])
   assert.strictEqual(r.code, 0, r.stderr)
   return JSON.parse(r.stdout).objects
+}
+
+const exportKey = async (name: string, format: "base64" | "pem", extra: Array<string> = []) => {
+  const r = await home.run(["keys", "export", name, "--format", format, ...extra])
+  assert.strictEqual(r.code, 0, r.stderr)
+  return r.stdout.trim()
 }
 
 describe("s3:// in the AWS S3 Encryption Client formats (moto_server)", () => {
@@ -113,6 +120,42 @@ describe("s3:// in the AWS S3 Encryption Client formats (moto_server)", () => {
     }, 300_000)
   }
 
+  it("an object whose S3EC content metadata is only in KEY.instruction is found by cat, cp and inspect", async () => {
+    // Written by core's S3 Encryption Client in this process (the CLI writes metadata envelopes).
+    const keys = JSON.parse((await home.run(["keys", "list", "--json"])).stdout) as Array<{ id: string; name: string; primaryVersion: number }>
+    const k = keys.find((x) => x.name === "k")!
+    const material = Buffer.from(await exportKey("k", "base64"), "base64")
+    const body = data(70_000)
+    const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const store = yield* S3ObjectStore.make({
+        bucket: "objcrypt-fmt",
+        endpoint: moto.endpoint,
+        region: moto.region,
+        forcePathStyle: true,
+        accessKeyId: moto.accessKeyId,
+        secretAccessKey: Redacted.make(moto.secretAccessKey),
+        profile: "s3-compatible"
+      })
+      yield* S3EC.put(store, "instr/obj.bin", Stream.make(body), {
+        wrapping: S3EC.aesGcm({
+          material: Redacted.make(new Uint8Array(material)),
+          description: { [S3EC.KeyStoreDescription.id]: k.id, [S3EC.KeyStoreDescription.version]: String(k.primaryVersion) }
+        }),
+        commitmentPolicy: "ForbidEncryptAllowDecrypt",
+        instructionFile: true,
+        contentLength: body.length
+      })
+    })))
+    const [cat, ins] = await Promise.all([home.run(["cat", `${S3}/instr/obj.bin`]), home.run(["inspect", `${S3}/instr/obj.bin`, "--json"])])
+    assert.strictEqual(cat.code, 0, cat.stderr)
+    assert.isTrue(cat.stdoutBytes.equals(body))
+    const report = JSON.parse(ins.stdout)
+    assert.strictEqual(report.clientSide.format, "aws-s3ec")
+    assert.strictEqual(report.clientSide.envelope, "instruction")
+    assert.strictEqual(report.clientSide.formatVersion, 2)
+  }, 300_000)
+
   it("a ranged cat of an S3EC object needs --unauthenticated-range (exit 2)", async () => {
     home.file("rng.txt", "0123456789")
     assert.strictEqual((await home.run(["cp", "rng.txt", `${S3}/rng.txt`, "--mode", "cse-c", "--key", "k", "--format", "s3ec-v3"])).code, 0)
@@ -152,12 +195,6 @@ const python = (action: "write" | "read", request: Record<string, unknown>) => {
   const req = home.file(`py-${crypto.randomBytes(4).toString("hex")}.json`, JSON.stringify(request))
   const r = cp.spawnSync(PY, [PY_SCRIPT, action, req], { encoding: "utf8", timeout: 120_000 })
   assert.strictEqual(r.status, 0, `python ${action}: ${r.stderr}`)
-}
-
-const exportKey = async (name: string, format: "base64" | "pem", extra: Array<string> = []) => {
-  const r = await home.run(["keys", "export", name, "--format", format, ...extra])
-  assert.strictEqual(r.code, 0, r.stderr)
-  return r.stdout.trim()
 }
 
 describe("az:// in Azure client-side encryption v2 (Azurite)", () => {

@@ -22,7 +22,7 @@ const MiB = 1024 * 1024
 
 beforeAll(async () => {
   scope = Effect.runSync(Scope.make())
-  ;[moto, azurite] = await Effect.runPromise(Scope.extend(Effect.all([MotoServer.make(), Azurite.make()], { concurrency: 2 }), scope))
+  ;[moto, azurite] = await Effect.runPromise(Scope.extend(Effect.all([MotoServer.make({ startTimeout: "180 seconds" }), Azurite.make({ startTimeout: "180 seconds" })], { concurrency: 2 }), scope))
   s3Proxy = await countingProxy(moto.endpoint, (method, url) => method === "PUT" && /[?&]partNumber=/.test(url))
   azProxy = await countingProxy(new URL(azurite.blobEndpoint).origin, (method, url) => method === "PUT" && /[?&]comp=block(&|$)/.test(url))
   home = makeHome()
@@ -35,10 +35,32 @@ beforeAll(async () => {
     AZURE_STORAGE_CONNECTION_STRING:
       `DefaultEndpointsProtocol=http;AccountName=${azurite.accountName};AccountKey=${azurite.accountKey};BlobEndpoint=${blobEndpoint};`
   })
+  // s3://objcrypt-tune goes to a configured endpoint, so that a probe can record what moto does
+  // with SSE headers (an unprobed S3-compatible server is not trusted with sse-s3).
+  const config = {
+    version: 1,
+    endpoints: {
+      moto: {
+        type: "s3",
+        bucket: "objcrypt-tune",
+        endpoint: s3Proxy.endpoint,
+        region: moto.region,
+        pathStyle: true,
+        credentials: { accessKeyIdEnv: "AWS_ACCESS_KEY_ID", secretAccessKeyEnv: "AWS_SECRET_ACCESS_KEY" }
+      } as Record<string, unknown>
+    }
+  }
+  home.env.OBJCRYPT_CONFIG = home.file("tune.json", JSON.stringify(config))
   for (const args of [["bucket", "create", "s3://objcrypt-tune"], ["bucket", "create", "az://objcrypt-tune"], ["keys", "generate", "k"]]) {
     const r = await home.run(args)
     assert.strictEqual(r.code, 0, r.stderr)
   }
+  const probed = await home.run(["matrix", "--probe", "moto:", "--json"])
+  assert.strictEqual(probed.code, 0, probed.stderr)
+  const { probe } = JSON.parse(probed.stdout)
+  assert.strictEqual(probe.facts.modes.SseS3, "accepted", "moto echoes SSE-S3")
+  config.endpoints.moto.facts = probe.facts
+  home.file("tune.json", JSON.stringify(config))
 }, 300_000)
 
 afterAll(async () => {
@@ -87,7 +109,7 @@ describe("s3:// multipart (moto_server)", () => {
     home.file("small.bin", crypto.randomBytes(1024))
     s3Proxy.reset()
     const r = await home.run(["cp", "small.bin", "s3://objcrypt-tune/small.bin", "--part-size", "1MiB"])
-    assert.strictEqual(r.code, 2)
+    assert.strictEqual(r.code, 2, r.stderr)
     assert.match(oneLineError(r), /--part-size must be between 5\.0 MiB/)
     assert.strictEqual((await home.run(["ls", "s3://objcrypt-tune/small.bin"])).code, 3)
   }, 300_000)

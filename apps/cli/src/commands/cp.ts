@@ -138,6 +138,7 @@ const uploads = (
       })
     }
     const putOptions = { partSize, concurrency: o.parallel, format }
+    const formatOf = (r: { readonly clientSide?: unknown }) => (r.clientSide === undefined ? {} : { format: format ?? "native" })
     const target = (key: string) => StoreUrl.displayKey(dst, key)
     if (src._tag === "Store") {
       // Store to store: decrypt from the source, encrypt for the destination.
@@ -157,7 +158,7 @@ const uploads = (
             const opened = yield* Transfer.get(s, from, x.key)
             progress.retotal(opened.size - x.size)
             const r = yield* Transfer.put(s, store, destKey(x.key), counted(opened.body, progress), mode, { ...putOptions, contentLength: opened.size, contentType: opened.info.contentType })
-            return { bytes: opened.size, stored: r.size, mode: modeName(r.mode), etag: r.etag }
+            return { bytes: opened.size, stored: r.size, mode: modeName(r.mode), ...formatOf(r), etag: r.etag }
           }))
       }))
     }
@@ -182,7 +183,7 @@ const uploads = (
       size: f.size,
       run: (progress) =>
         Transfer.put(s, store, destKey(f), counted(LocalFiles.read(f.path), progress), mode, { ...putOptions, contentLength: f.size }).pipe(
-          Effect.map((r) => ({ bytes: f.size, stored: r.size, mode: modeName(r.mode), etag: r.etag }))
+          Effect.map((r) => ({ bytes: f.size, stored: r.size, mode: modeName(r.mode), ...formatOf(r), etag: r.etag }))
         )
     }))
   })
