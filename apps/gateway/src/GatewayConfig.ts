@@ -7,6 +7,7 @@
 import * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import { Effect, ParseResult, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
+import * as KmsService from "./kms/KmsService.js"
 
 /**
  * Where a secret comes from: `{ "env": "NAME" }` or `{ "file": "/path" }` (trailing newline dropped).
@@ -168,6 +169,20 @@ export const GatewayConfig = Schema.Struct({
     /** KMS key used for `aws:kms` without a key id (S3's `aws/s3` key); generated on first start. */
     defaultKmsKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-kms" })
   }),
+  /**
+   * SSE-KMS through an AWS-KMS-compatible endpoint — AWS KMS itself, or this gateway's own
+   * `kmsService` — instead of the local key store: key ids, aliases, disabled keys and keys
+   * pending deletion are then the KMS's. `defaultKeyId` is used for `aws:kms` without a key id.
+   */
+  sseKms: Schema.optional(Schema.Struct({
+    endpoint: Schema.optional(Schema.NonEmptyString),
+    region: Schema.optional(Schema.NonEmptyString),
+    accessKeyId: Schema.NonEmptyString,
+    secretAccessKey: SecretRef,
+    defaultKeyId: Schema.NonEmptyString
+  })),
+  /** A second listener speaking the AWS KMS JSON protocol (see docs/KMS.md), same users and SigV4. */
+  kmsService: Schema.optional(KmsService.KmsServiceConfig),
   /** Accept SSE-C over plain HTTP (S3 refuses it). Only for tests and loopback; not needed with `tls`. */
   allowPlainHttpSseC: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** Serve HTTPS from PEM files (SSE-C then works without `allowPlainHttpSseC`). */

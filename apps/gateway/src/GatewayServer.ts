@@ -96,8 +96,26 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
         passphrase,
         ...(options?.allowLowCostKeyStore === true ? { allowLowCost: true, scrypt: { log2N: 10, r: 8, p: 1 } } : {})
       })
-      const keys = Sse.layer({ sseS3Key: config.keyStore.sseS3Key, defaultKmsKey: config.keyStore.defaultKmsKey }).pipe(
-        Layer.provide(LocalKms.layer),
+      const sseKms = config.sseKms
+      const kms = sseKms === undefined
+        ? LocalKms.layer
+        : Layer.unwrapEffect(Effect.gen(function*() {
+          const secretAccessKey = yield* GatewayConfig.readSecret(sseKms.secretAccessKey, "sseKms.secretAccessKey")
+          // Loaded only when configured, as the cloud backends are.
+          const AwsKms = yield* Effect.promise(() => import("@objcrypt/driver-s3/AwsKms"))
+          return AwsKms.layer({
+            endpoint: sseKms.endpoint,
+            region: sseKms.region ?? config.region,
+            accessKeyId: sseKms.accessKeyId,
+            secretAccessKey
+          })
+        }))
+      const keys = Sse.layer({
+        sseS3Key: config.keyStore.sseS3Key,
+        defaultKmsKey: sseKms?.defaultKeyId ?? config.keyStore.defaultKmsKey,
+        externalKms: sseKms !== undefined
+      }).pipe(
+        Layer.provide(Layer.merge(kms, keyStore)),
         Layer.provide(keyStore)
       )
       const settings = Layer.succeed(S3Api.ApiSettings, {

@@ -9,7 +9,7 @@ import type { HttpServerResponse } from "@effect/platform"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import type { CustomerKey } from "@objcrypt/core/CustomerKey"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Context, Effect, Either, Option, Stream } from "effect"
+import { Context, Effect, Either, Exit, Option, Scope, Stream } from "effect"
 import * as crypto from "node:crypto"
 import type { BucketRecord } from "./Buckets.js"
 import { Buckets } from "./Buckets.js"
@@ -693,12 +693,17 @@ const openObject = (
       const body = yield* Multipart.read({ store, bucket, info, manifest, unwrapper, range: resolved })
       return { info, size, range: resolved, body } satisfies Opened
     }
-    const body = Stream.unwrapScoped(
-      Effect.map(
-        ClientSide.get(store, key, unwrapper, { range: resolved === undefined ? undefined : ObjectStore.range.bounded(resolved.start, resolved.end - 1) }),
-        (o) => o.body
-      )
+    // Open (unwrap the data key, check the envelope) before answering, so a disabled KMS key or a
+    // wrong envelope is an error status, not a 200 whose body breaks; the opened object lives in
+    // its own scope, closed when the body stream ends or fails.
+    const scope = yield* Scope.make()
+    const opened = yield* ClientSide.get(store, key, unwrapper, {
+      range: resolved === undefined ? undefined : ObjectStore.range.bounded(resolved.start, resolved.end - 1)
+    }).pipe(
+      Scope.extend(scope),
+      Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void)
     )
+    const body = opened.body.pipe(Stream.ensuring(Scope.close(scope, Exit.void)))
     return { info, size, range: resolved, body } satisfies Opened
   })
 

@@ -75,6 +75,28 @@ export class GatewayKeys extends Context.Tag("@objcrypt/gateway/GatewayKeys")<Ga
 
 const MAC_LABEL = "objcrypt-gateway/v1 sse-c key check"
 
+/** A remote KMS key is usable when it encrypts (one byte: KMS refuses empty plaintexts); its errors become S3's. */
+const checkRemoteKmsKey = (kms: Kms["Type"]) => (keyId: string): Effect.Effect<void, S3Error> =>
+  kms.encrypt(keyId, Redacted.make(new Uint8Array(1)), {}).pipe(
+    Effect.asVoid,
+    Effect.catchTag("KmsError", (e) => {
+      switch (e.reason) {
+        case "NotFound":
+          return Effect.fail(errors.kmsNotFound(`Invalid keyId ${keyId}`))
+        case "Disabled":
+          return Effect.fail(errors.kmsDisabled(`${keyId} is disabled`))
+        case "InvalidState":
+          return Effect.fail(errors.kmsInvalidState(`${keyId} is pending deletion or not usable`))
+        case "AccessDenied":
+          return Effect.fail(errors.accessDenied(`the gateway may not use KMS key ${keyId}`))
+        case "Unavailable":
+          return Effect.fail(errors.serviceUnavailable("the KMS is unavailable"))
+        default:
+          return Effect.fail(errors.kmsInvalidState(`${keyId}: ${e.reason}`))
+      }
+    })
+  )
+
 /**
  * Opens (creating when missing) the SSE-S3 master key and the default KMS key.
  *
@@ -85,6 +107,8 @@ export const make = (options: {
   readonly sseS3Key: string
   readonly defaultKmsKey: string
   readonly kms: Kms["Type"]
+  /** The KMS is a remote service (not the local key store): its keys are checked through it. */
+  readonly externalKms?: boolean | undefined
 }): Effect.Effect<GatewayKeys["Type"], S3Error, KeyStore | KeyManager> =>
   Effect.gen(function*() {
     const keyStore = yield* KeyStore
@@ -95,13 +119,13 @@ export const make = (options: {
         Effect.mapError((e) => errors.internalError(`key store: ${e._tag}`))
       )
     yield* ensure(options.sseS3Key)
-    yield* ensure(options.defaultKmsKey)
+    if (options.externalKms !== true) yield* ensure(options.defaultKmsKey)
     const master = yield* keyStore.resolve(options.sseS3Key).pipe(Effect.mapError((e) => errors.internalError(`key store: ${e._tag}`)))
     if (master._tag !== "Symmetric") return yield* errors.internalError("the SSE-S3 master key must be an AES-256 key")
     const macKey = crypto.createSecretKey(
       Buffer.from(crypto.hkdfSync("sha256", Redacted.value(master.material), Buffer.alloc(0), MAC_LABEL, 32))
     )
-    const checkKmsKey = (keyId: string) =>
+    const checkKmsKey = options.externalKms === true ? checkRemoteKmsKey(options.kms) : (keyId: string) =>
       manager.resolveRef(keyId).pipe(
         Effect.flatMap((k) => k._tag === "Symmetric" ? Effect.void : Effect.fail(errors.kmsInvalidState(`key ${keyId} is not a symmetric key`))),
         Effect.catchTags({
@@ -124,7 +148,9 @@ export const make = (options: {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: { readonly sseS3Key: string; readonly defaultKmsKey: string }): Layer.Layer<GatewayKeys, S3Error, KeyStore | KeyManager | Kms> =>
+export const layer = (
+  options: { readonly sseS3Key: string; readonly defaultKmsKey: string; readonly externalKms?: boolean | undefined }
+): Layer.Layer<GatewayKeys, S3Error, KeyStore | KeyManager | Kms> =>
   Layer.effect(
     GatewayKeys,
     Effect.flatMap(Kms, (kms) => make({ ...options, kms }))

@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as GatewayConfig from "./GatewayConfig.js"
 import * as GatewayServer from "./GatewayServer.js"
+import * as KmsService from "./kms/KmsService.js"
 
 const args = process.argv.slice(2)
 const i = args.indexOf("--config")
@@ -18,7 +19,10 @@ const main = Effect.gen(function*() {
     return yield* Effect.fail(new GatewayConfig.ConfigFileError({ path: "<none>", detail: "usage: objcrypt-gateway --config <file> (or OBJCRYPT_GATEWAY_CONFIG)" }))
   }
   const config = yield* GatewayConfig.load(path)
-  return yield* Layer.launch(GatewayServer.layer(config))
+  const kms = config.kmsService === undefined
+    ? Layer.empty
+    : KmsService.layer(config.kmsService, yield* KmsService.readUsers(config.users), { defaultRegion: config.region })
+  return yield* Layer.launch(Layer.merge(GatewayServer.layer(config), kms))
 })
 
 NodeRuntime.runMain(main)
