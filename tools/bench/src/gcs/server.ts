@@ -5,7 +5,6 @@
  * @since 0.1.0
  */
 // The benchmark needs the GCS test server, which lives in test-kit; bench is dev-only like the tests.
-// eslint-disable-next-line no-restricted-imports
 import * as GcsServer from "@objcrypt/test-kit/GcsServer"
 import { Effect } from "effect"
 
