@@ -4,105 +4,37 @@
  * encryption, and a probe that notices SSE-C is not enforced.
  */
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
-import { assert, layer } from "@effect/vitest"
+import { assert } from "@effect/vitest"
 import * as CustomerKey from "@objcrypt/core/CustomerKey"
-import { Kms } from "@objcrypt/core/Kms"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as KmsSuite from "@objcrypt/test-kit/KmsSuite"
 import * as MotoServer from "@objcrypt/test-kit/MotoServer"
-import { Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as AwsKms from "../src/AwsKms.js"
 import * as S3Buckets from "../src/S3Buckets.js"
 import * as S3ObjectStore from "../src/S3ObjectStore.js"
 
-const kmsLayer = Layer.unwrapEffect(
-  Effect.map(MotoServer.MotoServer, (m) =>
-    AwsKms.layer({ endpoint: m.endpoint, region: m.region, accessKeyId: m.accessKeyId, secretAccessKey: Redacted.make(m.secretAccessKey) }))
-)
+const kmsLayer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => AwsKms.layer(MotoServer.clientSettings(m))))
 
 const bucket = `objcrypt-moto-${crypto.randomBytes(4).toString("hex")}`
-const s3Layer = Layer.unwrapEffect(
-  Effect.map(MotoServer.MotoServer, (m) =>
-    S3ObjectStore.layer({
-      bucket,
-      endpoint: m.endpoint,
-      region: m.region,
-      forcePathStyle: true,
-      accessKeyId: m.accessKeyId,
-      secretAccessKey: Redacted.make(m.secretAccessKey),
-      profile: "aws-s3"
-    }))
-)
+const s3Layer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => S3ObjectStore.layer({ bucket, ...MotoServer.s3Settings(m) })))
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
 
-layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "60 seconds", excludeTestServices: true })(
-  "moto_server",
-  (it) => {
-    const newKey = Effect.gen(function*() {
-      const kms = yield* AwsKms.AwsKms
-      const r = yield* Effect.promise(() => kms.client.send(new CreateKeyCommand({ Description: "objcrypt test" })))
-      return r.KeyMetadata!
-    })
+const newKey = Effect.gen(function*() {
+  const kms = yield* AwsKms.AwsKms
+  const r = yield* Effect.promise(() => kms.client.send(new CreateKeyCommand({ Description: "objcrypt test" })))
+  return r.KeyMetadata!
+})
 
-    it.effect("AwsKms: a data key round-trips through Decrypt with its context; the key id is the ARN", () =>
-      Effect.gen(function*() {
-        const kms = yield* Kms
-        const key = yield* newKey
-        const context = { bucket: "b", object: "k/é" }
-        const dk = yield* kms.generateDataKey(key.KeyId!, context)
-        assert.strictEqual(Redacted.value(dk.plaintext).length, 32)
-        assert.strictEqual(dk.keyId, key.Arn)
-        assert.notInclude(String(dk.plaintext), Buffer.from(Redacted.value(dk.plaintext)).toString("hex"))
-        const back = yield* kms.decrypt(dk.ciphertext, context)
-        assert.isTrue(same(Redacted.value(back.plaintext), Redacted.value(dk.plaintext)))
-        assert.strictEqual(back.keyId, key.Arn)
-        const again = yield* kms.decrypt(dk.ciphertext, context, key.Arn)
-        assert.isTrue(same(Redacted.value(again.plaintext), Redacted.value(dk.plaintext)))
-      }))
-
-    it.effect("AwsKms: a wrong or missing context, or a tampered blob, is refused with InvalidCiphertext", () =>
-      Effect.gen(function*() {
-        const kms = yield* Kms
-        const key = yield* newKey
-        const dk = yield* kms.generateDataKey(key.KeyId!, { purpose: "a" })
-        const wrong = yield* Effect.flip(kms.decrypt(dk.ciphertext, { purpose: "b" }))
-        assert.deepStrictEqual([wrong._tag, wrong.reason], ["KmsError", "InvalidCiphertext"])
-        const missing = yield* Effect.flip(kms.decrypt(dk.ciphertext, {}))
-        assert.strictEqual(missing.reason, "InvalidCiphertext")
-        const tampered = Uint8Array.from(dk.ciphertext)
-        tampered[tampered.length - 1]! ^= 1
-        const t = yield* Effect.flip(kms.decrypt(tampered, { purpose: "a" }))
-        assert.strictEqual(t.reason, "InvalidCiphertext")
-        assert.notInclude(t.message, Buffer.from(Redacted.value(dk.plaintext)).toString("base64"))
-      }))
-
-    it.effect("AwsKms: keys named by alias and alias ARN; Encrypt/Decrypt of a given data key", () =>
-      Effect.gen(function*() {
-        const kms = yield* AwsKms.AwsKms
-        const key = yield* newKey
-        const alias = `alias/objcrypt-${crypto.randomBytes(4).toString("hex")}`
-        yield* Effect.promise(() => kms.client.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: key.KeyId! })))
-        const dk = yield* kms.generateDataKey(alias, { a: "1" })
-        assert.strictEqual(dk.keyId, key.Arn, "the alias resolves to the key's ARN")
-        const plaintext = Redacted.make(Uint8Array.from(crypto.randomBytes(32)))
-        const aliasArn = `${key.Arn!.split(":key/")[0]}:${alias}`
-        const wrapped = yield* kms.encrypt(aliasArn, plaintext, { a: "1" })
-        assert.strictEqual(wrapped.keyId, key.Arn)
-        const back = yield* kms.decrypt(wrapped.ciphertext, { a: "1" })
-        assert.isTrue(same(Redacted.value(back.plaintext), Redacted.value(plaintext)))
-      }))
-
-    it.effect("AwsKms: unknown keys and aliases fail with NotFound, naming the key", () =>
-      Effect.gen(function*() {
-        const kms = yield* AwsKms.AwsKms
-        const nf = yield* Effect.flip(kms.generateDataKey("alias/does-not-exist", {}))
-        assert.deepStrictEqual([nf.reason, nf.keyId], ["NotFound", "alias/does-not-exist"])
-        const id = crypto.randomUUID()
-        const nf2 = yield* Effect.flip(kms.encrypt(id, Redacted.make(new Uint8Array(32)), {}))
-        assert.deepStrictEqual([nf2.reason, nf2.keyId], ["NotFound", id])
-      }))
-
+KmsSuite.kmsSuite({
+  name: "moto_server: AwsKms and S3",
+  layer: Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer())),
+  createKey: Effect.map(newKey, (k) => ({ keyId: k.KeyId!, arn: k.Arn! })),
+  createAlias: (alias, keyId) =>
+    Effect.flatMap(AwsKms.AwsKms, (kms) => Effect.promise(() => kms.client.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId })))),
+  tests: (it) => {
     it.effect("S3: bucket created with default SSE-KMS; get/put/delete of the default encryption", () =>
       Effect.gen(function*() {
         const store = yield* S3ObjectStore.S3ObjectStore
@@ -158,4 +90,4 @@ layer(Layer.mergeAll(kmsLayer, s3Layer).pipe(Layer.provideMerge(MotoServer.layer
         assert.deepStrictEqual(listed.objects, [], "probe objects are removed")
       }))
   }
-)
+})

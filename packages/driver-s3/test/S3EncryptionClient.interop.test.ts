@@ -12,69 +12,34 @@ import { assert, layer } from "@effect/vitest"
 import { Kms } from "@objcrypt/core/Kms"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
 import * as MotoServer from "@objcrypt/test-kit/MotoServer"
+import * as S3ecPeers from "@objcrypt/test-kit/S3ecPeers"
 import { Effect, Layer, Redacted, Stream } from "effect"
-import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-import { promisify } from "node:util"
 import * as AwsKms from "../src/AwsKms.js"
 import * as S3Buckets from "../src/S3Buckets.js"
 import * as S3ObjectStore from "../src/S3ObjectStore.js"
 
-const run = promisify(execFile)
-const interop = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../tools/test-kit/interop/s3ec")
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-s3ec-interop-"))
-const goBinary = path.join(work, "s3ec-go")
-
 const bucket = `objcrypt-s3ec-${crypto.randomBytes(4).toString("hex")}`
-const kmsLayer = Layer.unwrapEffect(
-  Effect.map(MotoServer.MotoServer, (m) =>
-    AwsKms.layer({ endpoint: m.endpoint, region: m.region, accessKeyId: m.accessKeyId, secretAccessKey: Redacted.make(m.secretAccessKey) }))
-)
-const s3Layer = Layer.unwrapEffect(
-  Effect.map(MotoServer.MotoServer, (m) =>
-    S3ObjectStore.layer({
-      bucket,
-      endpoint: m.endpoint,
-      region: m.region,
-      forcePathStyle: true,
-      accessKeyId: m.accessKeyId,
-      secretAccessKey: Redacted.make(m.secretAccessKey),
-      profile: "aws-s3"
-    }))
-)
+const kmsLayer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => AwsKms.layer(MotoServer.clientSettings(m))))
+const s3Layer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => S3ObjectStore.layer({ bucket, ...MotoServer.s3Settings(m) })))
 
 const aesKey = crypto.randomBytes(32)
 const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey
-const rsaPem = path.join(work, "rsa.pem")
-fs.writeFileSync(rsaPem, rsa.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 })
 const ALLOW: S3EC.CommitmentPolicy = "RequireEncryptAllowDecrypt"
 /** Each test starts AWS's clients several times (Ruby loads the whole SDK each time): minutes on a loaded machine. */
 const TIMEOUT = 600_000
 const V2: S3EC.CommitmentPolicy = "ForbidEncryptAllowDecrypt"
 
+const peersLayer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => S3ecPeers.layer({ endpoint: m.endpoint, region: m.region })))
+
 /** Runs one of AWS's clients; its failure fails the test with its stderr. */
-const client = (command: string, args: ReadonlyArray<string>) =>
-  Effect.flatMap(MotoServer.MotoServer, (m) =>
-    Effect.tryPromise({
-      try: () => run(command, [...args], { env: { ...process.env, S3EC_ENDPOINT: m.endpoint, AWS_REGION: m.region }, timeout: 120_000 }),
-      catch: (e) => new Error(`${command} ${args.join(" ")} failed: ${(e as { stderr?: string }).stderr ?? String(e)}`)
-    }))
-
 const ruby = (mode: string, key: string, wrap: string, keyArg: string, file: string) =>
-  client("ruby", [path.join(interop, "ruby/s3ec.rb"), mode, bucket, key, wrap, keyArg, file])
-const go = (mode: string, key: string, cmk: string, file: string) => client(goBinary, [mode, bucket, key, cmk, file])
+  Effect.flatMap(S3ecPeers.S3ecPeers, (p) => p.ruby([mode, bucket, key, wrap, keyArg, file]))
+const go = (mode: string, key: string, cmk: string, file: string) => Effect.flatMap(S3ecPeers.S3ecPeers, (p) => p.go([mode, bucket, key, cmk, file]))
 
-const newFile = (bytes: Uint8Array) => {
-  const f = path.join(work, crypto.randomBytes(6).toString("hex"))
-  fs.writeFileSync(f, bytes)
-  return f
-}
-
-layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "240 seconds", excludeTestServices: true })(
+layer(Layer.mergeAll(kmsLayer, s3Layer, peersLayer, S3EC.layerNodeSpool()).pipe(Layer.provideMerge(MotoServer.layer())), { timeout: "240 seconds", excludeTestServices: true })(
   "S3 Encryption Client interop (moto_server)",
   (it) => {
     const setup = Effect.gen(function*() {
@@ -82,29 +47,30 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
       const aws = yield* AwsKms.AwsKms
       yield* Effect.ignore(S3Buckets.createBucket(store.client, bucket))
       const key = yield* Effect.promise(() => aws.client.send(new CreateKeyCommand({ Description: "objcrypt s3ec interop" })))
-      if (!fs.existsSync(goBinary)) {
-        yield* Effect.tryPromise({
-          try: () =>
-            run("go", ["build", "-o", goBinary, "."], {
-              cwd: path.join(interop, "go"),
-              env: { ...process.env, GO111MODULE: "off", GOPATH: "/usr/share/gocode", GOFLAGS: "" },
-              timeout: 300_000
-            }),
-          catch: (e) => new Error(`building the Go client failed: ${(e as { stderr?: string }).stderr ?? String(e)}`)
-        })
-      }
       const kms = yield* Kms
-      return { store, cmk: key.KeyMetadata!.KeyId!, kms }
+      const peers = yield* S3ecPeers.S3ecPeers
+      const rsaPem = peers.file(rsa.export({ format: "pem", type: "pkcs1" }))
+      const cmk = key.KeyMetadata!.KeyId!
+      /** The KMS key, the AES key and the RSA key. */
+      const materials: S3EC.Materials = {
+        kms,
+        kmsKeyId: cmk,
+        keys: [
+          { _tag: "Aes", keyId: "aes", material: Redacted.make(aesKey) },
+          { _tag: "Private", keyId: "rsa", privateKey: Redacted.make(rsa) }
+        ]
+      }
+      return { store, cmk, kms, peers, rsaPem, materials }
     })
 
     it.effect("Go s3crypto V2 (kms+context) ↔ objcrypt, metadata and instruction file", () =>
       Effect.gen(function*() {
-        const { store, cmk, kms } = yield* setup
+        const { store, cmk, kms, peers } = yield* setup
         const materials: S3EC.Materials = { kms, kmsKeyId: cmk }
         for (const mode of ["put", "put-instruction"]) {
           const pt = crypto.randomBytes(300_000)
           const key = `go/${mode}.bin`
-          yield* go(mode, key, cmk, newFile(pt))
+          yield* go(mode, key, cmk, peers.file(pt))
           const summary = yield* S3EC.readEnvelope(store, key)
           assert.strictEqual(summary.version, "V2")
           assert.strictEqual(summary.wrapAlgorithm, "kms+context")
@@ -121,7 +87,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
             instructionFile,
             contentLength: pt.length
           })
-          const out = path.join(work, `go-out-${instructionFile}`)
+          const out = path.join(peers.directory, `go-out-${instructionFile}`)
           yield* go("get", key, cmk, out)
           assert.isTrue(fs.readFileSync(out).equals(pt), `Go reads objcrypt's (instruction file: ${instructionFile})`)
         }
@@ -129,15 +95,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
 
     it.effect("Ruby EncryptionV2 (kms+context, AES/GCM, RSA-OAEP-SHA1) ↔ objcrypt, metadata and instruction file", () =>
       Effect.gen(function*() {
-        const { store, cmk, kms } = yield* setup
-        const materials: S3EC.Materials = {
-          kms,
-          kmsKeyId: cmk,
-          keys: [
-            { _tag: "Aes", keyId: "aes", material: Redacted.make(aesKey) },
-            { _tag: "Private", keyId: "rsa", privateKey: Redacted.make(rsa) }
-          ]
-        }
+        const { store, cmk, kms, peers, rsaPem, materials } = yield* setup
         const wraps = [
           ["kms", cmk, S3EC.kmsContext(kms, cmk)],
           ["aes", aesKey.toString("hex"), S3EC.aesGcm({ material: Redacted.make(aesKey) })],
@@ -147,7 +105,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
           for (const mode of ["put", "put-instruction"]) {
             const pt = crypto.randomBytes(70_001)
             const key = `ruby/${wrap}/${mode}.bin`
-            yield* ruby(mode, key, wrap, keyArg, newFile(pt))
+            yield* ruby(mode, key, wrap, keyArg, peers.file(pt))
             const summary = yield* S3EC.readEnvelope(store, key)
             assert.strictEqual(summary.version, "V2")
             assert.strictEqual(summary.location, mode === "put" ? "metadata" : "instruction")
@@ -158,7 +116,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
             const pt = crypto.randomBytes(65_536 + 7)
             const key = `objcrypt-for-ruby/${wrap}/${instructionFile}.bin`
             yield* S3EC.put(store, key, Stream.succeed(pt), { wrapping, commitmentPolicy: V2, instructionFile, contentLength: pt.length })
-            const out = path.join(work, `ruby-out-${wrap}-${instructionFile}`)
+            const out = path.join(peers.directory, `ruby-out-${wrap}-${instructionFile}`)
             yield* ruby("get", key, wrap, keyArg, out)
             assert.isTrue(fs.readFileSync(out).equals(pt), `Ruby reads objcrypt's ${wrap} (instruction file: ${instructionFile})`)
           }
@@ -167,24 +125,24 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
 
     it.effect("Ruby reads an instruction file objcrypt re-encrypted from AES/GCM to RSA-OAEP-SHA1", () =>
       Effect.gen(function*() {
-        const { store } = yield* setup
+        const { store, peers, rsaPem } = yield* setup
         const pt = crypto.randomBytes(10_000)
         const key = "rotation/object.bin"
         const aes = { keys: [{ _tag: "Aes" as const, keyId: "aes", material: Redacted.make(aesKey) }] }
-        yield* ruby("put-instruction", key, "aes", aesKey.toString("hex"), newFile(pt))
+        yield* ruby("put-instruction", key, "aes", aesKey.toString("hex"), peers.file(pt))
         yield* S3EC.reEncryptInstructionFile(store, key, {
           materials: aes,
           commitmentPolicy: ALLOW,
           wrapping: S3EC.rsaOaepSha1({ publicKey: crypto.createPublicKey(rsa) })
         })
-        const out = path.join(work, "rotated-out")
+        const out = path.join(peers.directory, "rotated-out")
         yield* ruby("get", key, "rsa", rsaPem, out)
         assert.isTrue(fs.readFileSync(out).equals(pt))
       }), TIMEOUT)
 
     it.effect("Go s3crypto V2 and Ruby EncryptionV2 read V2 objects objcrypt uploaded in parts (metadata and instruction file)", () =>
       Effect.gen(function*() {
-        const { store, cmk, kms } = yield* setup
+        const { store, cmk, kms, peers, rsaPem } = yield* setup
         const MiB = 1024 * 1024
         const readers = [
           ["go", "kms", false, S3EC.kmsContext(kms, cmk)],
@@ -203,7 +161,7 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
           const info = yield* store.head(key)
           assert.match(info.etag, /-3"?$/, "stored by a multipart upload")
           assert.strictEqual(info.size, pt.length + 16)
-          const out = path.join(work, `mp-out-${reader}-${wrap}-${instructionFile}`)
+          const out = path.join(peers.directory, `mp-out-${reader}-${wrap}-${instructionFile}`)
           if (reader === "go") yield* go("get", key, cmk, out)
           else yield* ruby("get", key, wrap, wrap === "kms" ? cmk : wrap === "aes" ? aesKey.toString("hex") : rsaPem, out)
           assert.isTrue(fs.readFileSync(out).equals(pt), `${reader} reads objcrypt's multipart ${wrap} object (instruction file: ${instructionFile})`)
@@ -212,22 +170,14 @@ layer(Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provid
 
     it.effect("objcrypt reads what Ruby's legacy V1 Encryption::Client writes (RSA PKCS#1 v1.5, AES/ECB, kms; AES-CBC content) only with the legacy opt-ins", () =>
       Effect.gen(function*() {
-        const { store, cmk, kms } = yield* setup
-        const materials: S3EC.Materials = {
-          kms,
-          kmsKeyId: cmk,
-          keys: [
-            { _tag: "Aes", keyId: "aes", material: Redacted.make(aesKey) },
-            { _tag: "Private", keyId: "rsa", privateKey: Redacted.make(rsa) }
-          ]
-        }
+        const { store, cmk, peers, rsaPem, materials } = yield* setup
         const legacy = { materials, commitmentPolicy: ALLOW, enableLegacyUnauthenticatedModes: true, enableLegacyWrappingAlgorithms: true } as const
         const cells = [["rsa", rsaPem, "RSA", "V1"], ["aes", aesKey.toString("hex"), "AES", "V1"], ["kms", cmk, "kms", "V2"]] as const
         for (const [wrap, keyArg, wrapAlgorithm, version] of cells) {
           for (const mode of ["put-v1", "put-v1-instruction"]) {
             const pt = crypto.randomBytes(100_003)
             const key = `ruby-v1/${wrap}/${mode}.bin`
-            yield* ruby(mode, key, wrap, keyArg, newFile(pt))
+            yield* ruby(mode, key, wrap, keyArg, peers.file(pt))
             const summary = yield* S3EC.readEnvelope(store, key)
             assert.strictEqual(summary.wrapAlgorithm, wrapAlgorithm)
             assert.strictEqual(summary.version, version)

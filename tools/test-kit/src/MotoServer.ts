@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
 import type * as Scope from "effect/Scope"
 import { daemon, freePort, ServerError, waitUntil } from "./internal/process.js"
 
@@ -88,3 +88,25 @@ export const make = (options?: MotoServerOptions): Effect.Effect<MotoServerInfo,
  * @category layers
  */
 export const layer = (options?: MotoServerOptions): Layer.Layer<MotoServer, ServerError> => Layer.scoped(MotoServer, make(options))
+
+/**
+ * Settings for an AWS SDK client of moto (driver-s3's `AwsKms.layer(MotoServer.clientSettings(m))`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const clientSettings = (info: MotoServerInfo) => ({
+  endpoint: info.endpoint,
+  region: info.region,
+  accessKeyId: info.accessKeyId,
+  secretAccessKey: Redacted.make(info.secretAccessKey)
+})
+
+/**
+ * Settings for driver-s3's `S3ObjectStore` on moto's S3: path-style addressing, the `aws-s3`
+ * profile (`S3ObjectStore.layer({ bucket, ...MotoServer.s3Settings(m) })`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const s3Settings = (info: MotoServerInfo) => ({ ...clientSettings(info), forcePathStyle: true, profile: "aws-s3" as const })

@@ -11,16 +11,13 @@ import { assert, layer } from "@effect/vitest"
 import { Kms } from "@objcrypt/core/Kms"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
 import * as MotoServer from "@objcrypt/test-kit/MotoServer"
+import * as S3ecPeers from "@objcrypt/test-kit/S3ecPeers"
 import { Context, Effect, Layer, Redacted, Stream } from "effect"
-import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-import { promisify } from "node:util"
 import { REGION, start } from "./harness.js"
 import type { Service as KmsServiceHandle } from "./harness.js"
 
@@ -29,10 +26,6 @@ const AwsKms = await import("@objcrypt/driver-s3/AwsKms")
 const S3Buckets = await import("@objcrypt/driver-s3/S3Buckets")
 const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
 
-const run = promisify(execFile)
-const interop = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../tools/test-kit/interop/s3ec")
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-kms-s3ec-"))
-const goBinary = path.join(work, "s3ec-go")
 const bucket = `objcrypt-kms-s3ec-${crypto.randomBytes(4).toString("hex")}`
 
 // The peers sign with the static credentials testing/testing: give the service that user.
@@ -83,36 +76,16 @@ const kmsLayer = Layer.unwrapEffect(
   Effect.map(Endpoints, (e) =>
     AwsKms.layer({ endpoint: e.kms.endpoint, region: REGION, accessKeyId: "testing", secretAccessKey: Redacted.make("testing"), maxAttempts: 1 }))
 )
-const s3Layer = Layer.unwrapEffect(
-  Effect.map(MotoServer.MotoServer, (m) =>
-    S3ObjectStore.layer({
-      bucket,
-      endpoint: m.endpoint,
-      region: m.region,
-      forcePathStyle: true,
-      accessKeyId: m.accessKeyId,
-      secretAccessKey: Redacted.make(m.secretAccessKey),
-      profile: "aws-s3"
-    }))
-)
+const s3Layer = Layer.unwrapEffect(Effect.map(MotoServer.MotoServer, (m) => S3ObjectStore.layer({ bucket, ...MotoServer.s3Settings(m) })))
 
 const ALLOW: S3EC.CommitmentPolicy = "RequireEncryptAllowDecrypt"
 const V2: S3EC.CommitmentPolicy = "ForbidEncryptAllowDecrypt"
 
-const client = (command: string, args: ReadonlyArray<string>) =>
-  Effect.flatMap(Endpoints, (e) =>
-    Effect.tryPromise({
-      try: () => run(command, [...args], { env: { ...process.env, S3EC_ENDPOINT: e.router, AWS_REGION: REGION }, timeout: 120_000 }),
-      catch: (err) => new Error(`${command} ${args.join(" ")} failed: ${(err as { stderr?: string }).stderr ?? String(err)}`)
-    }))
-const ruby = (mode: string, key: string, cmk: string, file: string) => client("ruby", [path.join(interop, "ruby/s3ec.rb"), mode, bucket, key, "kms", cmk, file])
-const go = (mode: string, key: string, cmk: string, file: string) => client(goBinary, [mode, bucket, key, cmk, file])
-
-const newFile = (bytes: Uint8Array) => {
-  const f = path.join(work, crypto.randomBytes(6).toString("hex"))
-  fs.writeFileSync(f, bytes)
-  return f
-}
+/** The peers sign with testing/testing and send S3 and KMS requests to the router. */
+const peersLayer = Layer.unwrapEffect(Effect.map(Endpoints, (e) => S3ecPeers.layer({ endpoint: e.router, region: REGION })))
+const ruby = (mode: string, key: string, cmk: string, file: string) =>
+  Effect.flatMap(S3ecPeers.S3ecPeers, (p) => p.ruby([mode, bucket, key, "kms", cmk, file]))
+const go = (mode: string, key: string, cmk: string, file: string) => Effect.flatMap(S3ecPeers.S3ecPeers, (p) => p.go([mode, bucket, key, cmk, file]))
 
 /** Audit entries of the service for one key. */
 const auditOf = (keyId: string) =>
@@ -120,7 +93,7 @@ const auditOf = (keyId: string) =>
     fs.readFileSync(e.kms.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((x) => x["keyId"] === keyId))
 
 layer(
-  Layer.mergeAll(kmsLayer, s3Layer, S3EC.layerNodeSpool()).pipe(Layer.provideMerge(endpointsLayer), Layer.provideMerge(MotoServer.layer())),
+  Layer.mergeAll(kmsLayer, s3Layer, peersLayer, S3EC.layerNodeSpool()).pipe(Layer.provideMerge(endpointsLayer), Layer.provideMerge(MotoServer.layer())),
   { timeout: "240 seconds", excludeTestServices: true }
 )("S3 Encryption Clients (Go, Ruby) with kms+context through the KMS service", (it) => {
   const setup = Effect.gen(function*() {
@@ -128,33 +101,22 @@ layer(
     const aws = yield* AwsKms.AwsKms
     yield* Effect.ignore(S3Buckets.createBucket(store.client, bucket))
     const key = yield* Effect.promise(() => aws.client.send(new CreateKeyCommand({ Description: "objcrypt s3ec interop" })))
-    if (!fs.existsSync(goBinary)) {
-      yield* Effect.tryPromise({
-        try: () =>
-          run("go", ["build", "-o", goBinary, "."], {
-            cwd: path.join(interop, "go"),
-            env: { ...process.env, GO111MODULE: "off", GOPATH: "/usr/share/gocode", GOFLAGS: "" },
-            timeout: 300_000
-          }),
-        catch: (e) => new Error(`building the Go client failed: ${(e as { stderr?: string }).stderr ?? String(e)}`)
-      })
-    }
-    return { store, cmk: key.KeyMetadata!.KeyId!, kms: yield* Kms }
+    return { store, cmk: key.KeyMetadata!.KeyId!, kms: yield* Kms, peers: yield* S3ecPeers.S3ecPeers }
   })
 
   it.effect("Go s3crypto V2 ↔ objcrypt: metadata and instruction file; the data keys come from the service", () =>
     Effect.gen(function*() {
-      const { cmk, kms, store } = yield* setup
+      const { cmk, kms, peers, store } = yield* setup
       const materials: S3EC.Materials = { kms, kmsKeyId: cmk }
       for (const mode of ["put", "put-instruction"]) {
         const pt = crypto.randomBytes(200_000)
         const key = `go/${mode}.bin`
-        yield* go(mode, key, cmk, newFile(pt))
+        yield* go(mode, key, cmk, peers.file(pt))
         const summary = yield* S3EC.readEnvelope(store, key)
         assert.deepStrictEqual([summary.version, summary.wrapAlgorithm], ["V2", "kms+context"])
         const got = yield* S3EC.getBytes(store, key, { materials, commitmentPolicy: ALLOW })
         assert.isTrue(Buffer.from(got).equals(pt), `objcrypt reads Go's ${mode}`)
-        const out = path.join(work, `go-self-${mode}`)
+        const out = path.join(peers.directory, `go-self-${mode}`)
         yield* go("get", key, cmk, out)
         assert.isTrue(fs.readFileSync(out).equals(pt), `Go reads its own ${mode}`)
       }
@@ -162,7 +124,7 @@ layer(
         const pt = crypto.randomBytes(100_001)
         const key = `objcrypt-for-go/${instructionFile}.bin`
         yield* S3EC.put(store, key, Stream.succeed(pt), { wrapping: S3EC.kmsContext(kms, cmk), commitmentPolicy: V2, instructionFile, contentLength: pt.length })
-        const out = path.join(work, `go-out-${instructionFile}`)
+        const out = path.join(peers.directory, `go-out-${instructionFile}`)
         yield* go("get", key, cmk, out)
         assert.isTrue(fs.readFileSync(out).equals(pt), `Go reads objcrypt's (instruction file: ${instructionFile})`)
       }
@@ -175,12 +137,12 @@ layer(
 
   it.effect("Ruby EncryptionV2 ↔ objcrypt: metadata and instruction file", () =>
     Effect.gen(function*() {
-      const { cmk, kms, store } = yield* setup
+      const { cmk, kms, peers, store } = yield* setup
       const materials: S3EC.Materials = { kms, kmsKeyId: cmk }
       for (const mode of ["put", "put-instruction"]) {
         const pt = crypto.randomBytes(70_001)
         const key = `ruby/${mode}.bin`
-        yield* ruby(mode, key, cmk, newFile(pt))
+        yield* ruby(mode, key, cmk, peers.file(pt))
         const got = yield* S3EC.getBytes(store, key, { materials, commitmentPolicy: ALLOW })
         assert.isTrue(Buffer.from(got).equals(pt), `objcrypt reads Ruby's ${mode}`)
       }
@@ -188,7 +150,7 @@ layer(
         const pt = crypto.randomBytes(65_543)
         const key = `objcrypt-for-ruby/${instructionFile}.bin`
         yield* S3EC.put(store, key, Stream.succeed(pt), { wrapping: S3EC.kmsContext(kms, cmk), commitmentPolicy: V2, instructionFile, contentLength: pt.length })
-        const out = path.join(work, `ruby-out-${instructionFile}`)
+        const out = path.join(peers.directory, `ruby-out-${instructionFile}`)
         yield* ruby("get", key, cmk, out)
         assert.isTrue(fs.readFileSync(out).equals(pt), `Ruby reads objcrypt's (instruction file: ${instructionFile})`)
       }
@@ -199,21 +161,21 @@ layer(
 
   it.effect("the peers are refused when the key is disabled or pending deletion", () =>
     Effect.gen(function*() {
-      const { cmk } = yield* setup
+      const { cmk, peers } = yield* setup
       const aws = yield* AwsKms.AwsKms
       const pt = crypto.randomBytes(1000)
-      yield* go("put", "refused/go.bin", cmk, newFile(pt))
-      yield* ruby("put", "refused/ruby.bin", cmk, newFile(pt))
+      yield* go("put", "refused/go.bin", cmk, peers.file(pt))
+      yield* ruby("put", "refused/ruby.bin", cmk, peers.file(pt))
       yield* Effect.promise(() => aws.client.send(new DisableKeyCommand({ KeyId: cmk })))
-      const g = yield* Effect.flip(go("get", "refused/go.bin", cmk, path.join(work, "x1")))
+      const g = yield* Effect.flip(go("get", "refused/go.bin", cmk, path.join(peers.directory, "x1")))
       assert.match(g.message, /DisabledException/)
-      const r = yield* Effect.flip(ruby("get", "refused/ruby.bin", cmk, path.join(work, "x2")))
+      const r = yield* Effect.flip(ruby("get", "refused/ruby.bin", cmk, path.join(peers.directory, "x2")))
       assert.match(r.message, /DisabledException|disabled/i)
       yield* Effect.promise(() => aws.client.send(new EnableKeyCommand({ KeyId: cmk })))
       yield* Effect.promise(() => aws.client.send(new ScheduleKeyDeletionCommand({ KeyId: cmk, PendingWindowInDays: 7 })))
-      const g2 = yield* Effect.flip(go("get", "refused/go.bin", cmk, path.join(work, "x3")))
+      const g2 = yield* Effect.flip(go("get", "refused/go.bin", cmk, path.join(peers.directory, "x3")))
       assert.match(g2.message, /KMSInvalidStateException/)
-      const r2 = yield* Effect.flip(ruby("put", "refused/ruby2.bin", cmk, newFile(pt)))
+      const r2 = yield* Effect.flip(ruby("put", "refused/ruby2.bin", cmk, peers.file(pt)))
       assert.match(r2.message, /KMSInvalidStateException|pending deletion/i)
     }), { timeout: 300_000 })
 })
