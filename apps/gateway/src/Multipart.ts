@@ -96,7 +96,9 @@ export const PartRecord = Schema.Struct({
   etag: Schema.String,
   uploaded: Schema.String,
   /** The part's verified `x-amz-checksum-*` (plaintext), when the request carried one. */
-  checksum: Schema.optional(PartChecksum)
+  checksum: Schema.optional(PartChecksum),
+  /** The hex MD5 of the part's plaintext (SSE-S3 uploads): the part's ETag, as S3 returns it. */
+  md5: Schema.optional(Schema.String)
 })
 
 /**
@@ -104,6 +106,15 @@ export const PartRecord = Schema.Struct({
  * @category models
  */
 export type PartRecord = typeof PartRecord.Type
+
+/**
+ * The ETag a client sees for a part: the MD5 of its plaintext when recorded (SSE-S3), otherwise
+ * the backend's ETag of its ciphertext (opaque, as S3's SSE-KMS and SSE-C part ETags are).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const partEtag = (part: PartRecord): string => part.md5 ?? part.etag
 
 /**
  * The layout of a completed multipart object.
@@ -266,6 +277,8 @@ export const uploadPart = (options: {
   readonly unwrapper: Keyring.Unwrapper
   /** The part's verified checksum, read once the body has been consumed. */
   readonly checksum?: (() => PartChecksum | undefined) | undefined
+  /** Hash the part's plaintext as it streams (its ETag in SSE-S3). */
+  readonly md5?: boolean | undefined
 }): Effect.Effect<PartRecord, StoreError | S3Error | DecryptError> =>
   Effect.gen(function*() {
     const { record } = options
@@ -277,10 +290,15 @@ export const uploadPart = (options: {
       }))
     )
     const cipher = NativeFormat.ciphertextSize(options.length, segmentSize)
+    const md5 = options.md5 === true ? crypto.createHash("md5") : undefined
+    const plain = md5 === undefined ? options.body : Stream.map(options.body, (b) => {
+      md5.update(b)
+      return b
+    })
     const done = yield* options.store.uploadPart(
       { key: record.key, uploadId: record.backendUploadId },
       options.partNumber,
-      options.body.pipe(NativeFormat.encrypt(keys)),
+      plain.pipe(NativeFormat.encrypt(keys)),
       { contentLength: cipher }
     )
     const checksum = options.checksum?.()
@@ -291,7 +309,8 @@ export const uploadPart = (options: {
       cipher: done.size,
       etag: done.etag,
       uploaded: new Date().toISOString(),
-      ...(checksum === undefined ? {} : { checksum })
+      ...(checksum === undefined ? {} : { checksum }),
+      ...(md5 === undefined ? {} : { md5: md5.digest("hex") })
     }
     yield* writeJson(options.system, partKey(options.id, options.partNumber), part)
     return part
@@ -333,7 +352,7 @@ export const complete = (options: {
   readonly minPartSize: number
   /** A whole-object checksum the client sent with CompleteMultipartUpload, to verify. */
   readonly expected?: PartChecksum | undefined
-}): Effect.Effect<ObjectStore.PutResult & { readonly manifest: Manifest }, StoreError | S3Error> =>
+}): Effect.Effect<ObjectStore.PutResult & { readonly manifest: Manifest; readonly clientEtag: string }, StoreError | S3Error> =>
   Effect.gen(function*() {
     if (options.parts.length === 0) return yield* errors.malformedXml("you must specify at least one part")
     const uploaded = new Map((yield* listParts(options.system, options.id)).map((p) => [p.partNumber, p]))
@@ -344,7 +363,7 @@ export const complete = (options: {
         return yield* errors.invalidPartOrder("the list of parts was not in ascending order; parts must be ordered by part number")
       }
       const got = uploaded.get(want.partNumber)
-      if (got === undefined || got.etag !== want.etag.replace(/^"(.*)"$/, "$1")) {
+      if (got === undefined || partEtag(got) !== want.etag.replace(/^"(.*)"$/, "$1")) {
         return yield* errors.invalidPart("one or more of the specified parts could not be found or its entity tag did not match")
       }
       if (want.checksum !== undefined && (got.checksum === undefined || got.checksum.algorithm !== want.checksum.algorithm || !Checksums.equal(got.checksum.value, want.checksum.value))) {
@@ -385,8 +404,23 @@ export const complete = (options: {
       chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher }))
     ).pipe(Effect.tapError(() => options.system.remove(mkey).pipe(Effect.ignore)))
     yield* removeRecords(options.system, options.id)
-    return { ...result, manifest }
+    // S3's multipart ETag: MD5 of the concatenated binary part MD5s, dash, part count.
+    const md5s = chosen.flatMap((p) => (p.md5 === undefined ? [] : [p.md5]))
+    const clientEtag = md5s.length === chosen.length ? multipartEtag(md5s) : result.etag
+    return { ...result, manifest, clientEtag }
   })
+
+/**
+ * S3's ETag of a multipart object: the MD5 of the concatenated binary part MD5s, `-`, the count.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const multipartEtag = (partMd5s: ReadonlyArray<string>): string => {
+  const h = crypto.createHash("md5")
+  for (const p of partMd5s) h.update(Buffer.from(p, "hex"))
+  return `${h.digest("hex")}-${partMd5s.length}`
+}
 
 /**
  * Aborts an upload: the backend upload, then the records.

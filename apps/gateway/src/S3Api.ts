@@ -4,8 +4,9 @@
  *
  * @since 0.1.0
  */
-import { HttpServerRequest, Multipart as HttpMultipart } from "@effect/platform"
-import type { HttpServerResponse } from "@effect/platform"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpMultipart from "@effect/platform/Multipart"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import type { CustomerKey } from "@objcrypt/core/CustomerKey"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
@@ -16,6 +17,7 @@ import { Buckets } from "./Buckets.js"
 import { decodeBody } from "./internal/body.js"
 import type { DecodedBody } from "./internal/body.js"
 import { toS3 } from "./internal/errors.js"
+import * as Etag from "./internal/etag.js"
 import * as Http from "./internal/http.js"
 import * as Checksums from "./Checksums.js"
 import * as Multipart from "./Multipart.js"
@@ -87,9 +89,9 @@ const readSmallBody = (r: Request, options?: { readonly objectChecksumHeaders?: 
     return Buffer.concat(chunks).toString("utf8")
   })
 
-const objectHeaders = (info: ObjectStore.ObjectInfo, customerKey: CustomerKey | undefined): Record<string, string> => {
+const objectHeaders = (info: ObjectStore.ObjectInfo, etag: string, customerKey: CustomerKey | undefined): Record<string, string> => {
   const h: Record<string, string> = {
-    "etag": `"${info.etag}"`,
+    "etag": `"${etag}"`,
     "last-modified": Http.httpDate(info.lastModified),
     "accept-ranges": "bytes",
     "content-type": info.contentType ?? "binary/octet-stream",
@@ -353,11 +355,12 @@ const listObjects = (r: Request, record: BucketRecord) =>
       : yield* store.list({ prefix, delimiter, maxKeys, continuationToken: continuation, startAfter: continuation === undefined ? startAfter : undefined })
     const system = (yield* Buckets).system
     const sizes = yield* Effect.forEach(page.objects, (o) => plaintextSizeOf(store, system, record.name, o), { concurrency: 16 })
+    const etags = yield* Effect.forEach(page.objects, (o) => Etag.clientEtag(system, record.name, o.etag).pipe(Effect.orElseSucceed(() => o.etag)), { concurrency: 16 })
     const contents = page.objects.map((o, i) =>
       Xml.el("Contents", [
         Xml.el("Key", enc(o.key)),
         Xml.el("LastModified", Http.isoDate(o.lastModified)),
-        Xml.el("ETag", `"${o.etag}"`),
+        Xml.el("ETag", `"${etags[i]!}"`),
         Xml.el("Size", sizes[i]!),
         Xml.el("StorageClass", "STANDARD")
       ])
@@ -444,7 +447,7 @@ const dropManifest = (system: Store, bucket: string, before: Option.Option<Objec
     onSome: (info) => {
       const id = info.metadata[Sse.Meta.multipart]
       const manifest = id === undefined || !/^[0-9a-f]{32}$/.test(id) ? Effect.void : system.remove(Multipart.manifestKey(bucket, id)).pipe(Effect.ignore)
-      return Effect.zipRight(manifest, ObjectAttributes.dropChecksum(system, bucket, info.etag))
+      return Effect.zipRight(manifest, Effect.zipRight(ObjectAttributes.dropChecksum(system, bucket, info.etag), Etag.drop(system, bucket, info.etag)))
     }
   })
 
@@ -588,11 +591,13 @@ const postFile = (
       ))
     )
     const before = yield* store.head(key).pipe(Effect.option)
-    const result = yield* ClientSide.put(store, key, body, [Sse.keyringFor(keys, mode)], {
+    const md5 = Etag.md5Tap(mode)
+    const put = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentType: asHeaders["content-type"] ?? (file.contentType === "" ? undefined : file.contentType),
       metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
       context: mode._tag === "SseKms" ? mode.context : undefined
     })
+    const result = { etag: yield* recordEtag(buckets.system, record.name, put.etag, md5) }
     yield* dropManifest(buckets.system, record.name, before)
     const h = { etag: `"${result.etag}"`, location: `/${bucketName}/${SigV4.uriEncode(key).replace(/%2F/g, "/")}`, ...Sse.writeHeaders(keys, mode) }
     const outcome = PostPolicy.outcome(fields, { bucket: bucketName, key, etag: result.etag })
@@ -617,21 +622,27 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
-    const result = yield* ClientSide.put(store, key, body, [Sse.keyringFor(keys, mode)], {
+    const md5 = Etag.md5Tap(mode)
+    const result = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentLength: length,
       contentType: r.headers["content-type"],
       metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
       context: mode._tag === "SseKms" ? mode.context : undefined
     })
+    const etag = yield* recordEtag(system, record.name, result.etag, md5)
     const checksum = verifiedChecksum(decoded)
     if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, result.etag, checksum)
     yield* dropManifest(system, record.name, before)
     return Http.empty(200, {
-      etag: `"${result.etag}"`,
+      etag: `"${etag}"`,
       ...Sse.writeHeaders(keys, mode),
       ...ObjectAttributes.checksumHeaders(checksum === undefined ? undefined : { ...checksum, type: "FULL_OBJECT" })
     })
   })
+
+/** Records the client-visible ETag of a write (the plaintext MD5 in SSE-S3) and returns it. */
+const recordEtag = (system: Store, bucket: string, backendEtag: string, md5: Etag.Md5Tap | undefined) =>
+  md5 === undefined ? Effect.succeed(backendEtag) : Etag.record(system, bucket, backendEtag, md5.hex()).pipe(Effect.as(md5.hex()))
 
 /** The single checksum a request body was verified against (S3 accepts one per request). */
 const verifiedChecksum = (decoded: DecodedBody): Multipart.PartChecksum | undefined => {
@@ -640,10 +651,10 @@ const verifiedChecksum = (decoded: DecodedBody): Multipart.PartChecksum | undefi
   return algorithm === undefined || value === undefined ? undefined : { algorithm, value }
 }
 
-const conditional = (r: Request, info: ObjectStore.ObjectInfo): Effect.Effect<HttpServerResponse.HttpServerResponse | undefined, S3Error> =>
+const conditional = (r: Request, info: ObjectStore.ObjectInfo, clientEtag: string): Effect.Effect<HttpServerResponse.HttpServerResponse | undefined, S3Error> =>
   Effect.gen(function*() {
-    const etag = `"${info.etag}"`
-    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === info.etag)
+    const etag = `"${clientEtag}"`
+    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
     const ifMatch = r.headers["if-match"]
     const ifNoneMatch = r.headers["if-none-match"]
     const since = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
@@ -729,7 +740,8 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     )
     const check = Sse.checkReadKey(keys, info.metadata, customerKey)
     if (Either.isLeft(check)) return yield* check.left
-    const cond = yield* conditional(r, info)
+    const etag = yield* Etag.clientEtag(system, record.name, info.etag)
+    const cond = yield* conditional(r, info, etag)
     if (cond !== undefined) return cond
     const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
     const size = yield* plaintextSize(system, record.name, info)
@@ -749,7 +761,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
       Object.assign(extra, ObjectAttributes.checksumHeaders(yield* ObjectAttributes.checksumOf(system, record.name, info, manifest)))
     }
     if (headOnly) {
-      const h = { ...objectHeaders(info, customerKey), ...extra }
+      const h = { ...objectHeaders(info, etag, customerKey), ...extra }
       if (range !== undefined) {
         const rr = ObjectStore.resolveRange(range, size)
         if (Option.isNone(rr)) return yield* errors.invalidRange("the requested range is not satisfiable")
@@ -759,7 +771,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     }
     return yield* openObject(store, system, record.name, key, info, customerKey, range).pipe(
       Effect.map((o) => {
-        const h = { ...objectHeaders(o.info, customerKey), ...extra }
+        const h = { ...objectHeaders(o.info, etag, customerKey), ...extra }
         if (o.range !== undefined) {
           return Http.stream(o.body, 206, { ...h, "content-range": `bytes ${o.range.start}-${o.range.end - 1}/${o.size}` }, o.range.end - o.range.start)
         }
@@ -788,7 +800,7 @@ const getObjectAttributes = (r: Request, record: BucketRecord, store: Store, key
     return Http.xml(
       ObjectAttributes.render({
         attributes,
-        etag: info.etag,
+        etag: yield* Etag.clientEtag(system, record.name, info.etag),
         size,
         checksum,
         parts: manifest === undefined ? undefined : ObjectAttributes.partsOf(manifest, size),
@@ -846,10 +858,12 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     // whole-object checksum carried over (the plaintext is the same).
     const sourceChecksum = Multipart.isMultipart(info.metadata) ? undefined : yield* ObjectAttributes.checksumOf(buckets.system, src.bucket, info, undefined)
     const computing = algText === undefined ? undefined : Checksums.make(algText)
+    const md5 = Etag.md5Tap(mode)
     const result = yield* Effect.gen(function*() {
       const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
       const before = yield* store.head(key).pipe(Effect.option)
-      const copied = computing === undefined ? opened.body : opened.body.pipe(Stream.tap((b) => Effect.sync(() => computing.update(b))))
+      const hashed = computing === undefined ? opened.body : opened.body.pipe(Stream.tap((b) => Effect.sync(() => computing.update(b))))
+      const copied = md5 === undefined ? hashed : md5.pipe(hashed)
       const put = yield* ClientSide.put(store, key, copied, [Sse.keyringFor(keys, mode)], {
         contentLength: opened.size,
         contentType,
@@ -866,11 +880,12 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
       ? undefined
       : { algorithm: sourceChecksum.algorithm, value: sourceChecksum.value }
     if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(buckets.system, record.name, result.etag, checksum)
+    const etag = yield* recordEtag(buckets.system, record.name, result.etag, md5)
     const after = yield* store.head(key)
     return Http.xml(
       Xml.el("CopyObjectResult", [
         Xml.el("LastModified", Http.isoDate(after.lastModified)),
-        Xml.el("ETag", `"${result.etag}"`),
+        Xml.el("ETag", `"${etag}"`),
         checksum === undefined ? "" : Xml.el("ChecksumType", "FULL_OBJECT"),
         checksum === undefined ? "" : Xml.el(Checksums.xmlName(checksum.algorithm), checksum.value)
       ], Xml.S3_NS),
@@ -958,20 +973,22 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
       body,
       length,
       unwrapper: Sse.unwrapperFor(keys, customerKey),
-      checksum: () => verifiedChecksum(decoded)
+      checksum: () => verifiedChecksum(decoded),
+      md5: upload.metadata[Sse.Meta.sse] === "AES256"
     })
     return Http.empty(200, {
-      etag: `"${part.etag}"`,
+      etag: `"${Multipart.partEtag(part)}"`,
       ...Sse.responseHeaders(upload.metadata, customerKey),
       ...(part.checksum === undefined ? {} : { [`x-amz-checksum-${part.checksum.algorithm}`]: part.checksum.value })
     })
   })
 
 /** `x-amz-copy-source-if-*`: any failed condition is 412 PreconditionFailed, as S3 answers copies. */
-const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo) =>
+const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo, bucket: string) =>
   Effect.gen(function*() {
-    const etag = `"${info.etag}"`
-    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === info.etag)
+    const clientEtag = yield* Etag.clientEtag((yield* Buckets).system, bucket, info.etag)
+    const etag = `"${clientEtag}"`
+    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
     const date = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
     const modified = Math.floor(info.lastModified.getTime() / 1000) * 1000
     const ifMatch = r.headers["x-amz-copy-source-if-match"]
@@ -1002,7 +1019,7 @@ const uploadPartCopy = (r: Request, record: BucketRecord, store: Store, key: str
     const info = yield* srcStore.head(src.key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${src.bucket}/${src.key}`)))
     )
-    yield* copySourceConditions(r, info)
+    yield* copySourceConditions(r, info, src.bucket)
     const size = yield* plaintextSize(buckets.system, src.bucket, info)
     const rangeText = r.headers["x-amz-copy-source-range"]
     let range: ObjectStore.ByteRange | undefined
@@ -1025,10 +1042,11 @@ const uploadPartCopy = (r: Request, record: BucketRecord, store: Store, key: str
       partNumber: n,
       body: opened.body.pipe(Stream.mapError((e) => toS3(e, src.key))),
       length,
-      unwrapper: Sse.unwrapperFor(keys, customerKey)
+      unwrapper: Sse.unwrapperFor(keys, customerKey),
+      md5: upload.metadata[Sse.Meta.sse] === "AES256"
     })
     return Http.xml(
-      Xml.el("CopyPartResult", [Xml.el("ETag", `"${part.etag}"`), Xml.el("LastModified", part.uploaded)], Xml.S3_NS),
+      Xml.el("CopyPartResult", [Xml.el("ETag", `"${Multipart.partEtag(part)}"`), Xml.el("LastModified", part.uploaded)], Xml.S3_NS),
       { headers: Sse.responseHeaders(upload.metadata, customerKey) }
     )
   })
@@ -1060,7 +1078,7 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
         Xml.el("Part", [
           Xml.el("PartNumber", p.partNumber),
           Xml.el("LastModified", p.uploaded),
-          Xml.el("ETag", `"${p.etag}"`),
+          Xml.el("ETag", `"${Multipart.partEtag(p)}"`),
           Xml.el("Size", p.plain),
           p.checksum === undefined ? "" : Xml.el(Checksums.xmlName(p.checksum.algorithm), p.checksum.value)
         ])
@@ -1095,13 +1113,14 @@ const completeUpload = (r: Request, record: BucketRecord, store: Store, key: str
     const before = yield* store.head(key).pipe(Effect.option)
     const settings = yield* ApiSettings
     const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize, expected: wholeHeaders[0] })
+    if (result.clientEtag !== result.etag) yield* Etag.record(system, record.name, result.etag, result.clientEtag)
     yield* dropManifest(system, record.name, before)
     const checksum = result.manifest.checksum
     return Http.xml(Xml.el("CompleteMultipartUploadResult", [
       Xml.el("Location", `/${record.name}/${key}`),
       Xml.el("Bucket", record.name),
       Xml.el("Key", key),
-      Xml.el("ETag", `"${result.etag}"`),
+      Xml.el("ETag", `"${result.clientEtag}"`),
       checksum === undefined ? "" : Xml.el(Checksums.xmlName(checksum.algorithm), checksum.value),
       checksum === undefined ? "" : Xml.el("ChecksumType", result.manifest.checksumType ?? "COMPOSITE")
     ], Xml.S3_NS), { headers: Sse.responseHeaders(upload.metadata, undefined) })

@@ -1,4 +1,4 @@
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Stream } from "effect"
 import * as S3Error from "../S3Error.js"
 import * as Xml from "../Xml.js"

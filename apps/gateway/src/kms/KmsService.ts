@@ -6,8 +6,13 @@
  *
  * @since 0.1.0
  */
-import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+// Subpath imports: the package barrels load every platform module (tens of MiB of idle RSS).
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as AuditLog from "@objcrypt/keys/AuditLog"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as Pkcs11Kms from "@objcrypt/keys/Pkcs11Kms"

@@ -4,8 +4,8 @@
  * (`--s3-server-side-encryption AES256|aws:kms`, `--s3-sse-kms-key-id`, `--s3-sse-customer-*`).
  *
  * rclone checks that a single-part object's ETag is the MD5 of its bytes (S3 does that for plain and
- * SSE-S3 objects); the gateway's ETag is the backend's ETag of the ciphertext, so the runs use
- * `--ignore-checksum` and the test compares the bytes itself.
+ * SSE-S3 objects, and so does the gateway), and a multipart object's MD5 against the
+ * `md5chksum` metadata it writes: checksum verification stays on.
  */
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
@@ -40,7 +40,7 @@ describe("rclone", () => {
         const md5 = crypto.createHash("md5").update(env.customerKey).digest("base64")
         const ssec = ["--s3-sse-customer-algorithm", "AES256", "--s3-sse-customer-key-base64", b64, "--s3-sse-customer-key-md5", md5]
         const rclone = async (...args: Array<string>) => {
-          const r = await run("rclone", ["--ca-cert", env.ca, "--ignore-checksum", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--retries", "1", "--low-level-retries", "1", ...args], {
+          const r = await run("rclone", ["--ca-cert", env.ca, "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--retries", "1", "--low-level-retries", "1", ...args], {
             env: rcloneEnv,
             timeoutMs: 120_000
           })
@@ -78,6 +78,9 @@ describe("rclone", () => {
         assert.deepStrictEqual(lsf.trim().split("\n").sort(), ["big-aes", "big-kms", "big-ssec", "dir/", "small", "small-ssec"])
         const lsl = yield* call(() => rclone("ls", "gw:rclone-bucket"))
         assert.match(lsl, new RegExp(`${bigBytes.length} dir/copied`))
+        // rclone's MD5 of the plain single-part object is its ETag: the plaintext's MD5.
+        const sums = yield* call(() => rclone("md5sum", "gw:rclone-bucket", "--include", "small"))
+        assert.strictEqual(sums.trim(), `${crypto.createHash("md5").update(fs.readFileSync(env.small)).digest("hex")}  small`)
         yield* call(() => rclone("deletefile", "gw:rclone-bucket/small"))
         assert.notInclude(yield* call(() => rclone("lsf", "gw:rclone-bucket")), "small\n")
         assert.isAbove(backendHoldsNoPlaintext(env), 5)
