@@ -380,6 +380,15 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
       return { s, key: yield* resolve(s, ref) }
     })
 
+  /** The request's key (`KeyId`), recorded in the audit entry, once the user's grant allows `action` on it. */
+  const authorizedKey = (user: SigV4.User, action: string, input: Json, audit: { keyId?: string | undefined }) =>
+    Effect.gen(function*() {
+      const found = yield* withKey(input)
+      audit.keyId = found.key.keyId
+      yield* authorize(user, action, found.key, found.s)
+      return found
+    })
+
   /** A mutation of one key, re-resolved inside the registry lock. */
   const mutateKey = <A>(
     keyId: string,
@@ -430,9 +439,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     DescribeKey: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "DescribeKey", key, s)
+        const { key } = yield* authorizedKey(user, "DescribeKey", input, audit)
         return { KeyMetadata: metadata(key) }
       }),
 
@@ -547,9 +554,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
         const ctx = (yield* context(input, "EncryptionContext")) ?? {}
         audit.context = ctx
         yield* algorithm(input, "EncryptionAlgorithm")
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "Encrypt", key, s)
+        const { key } = yield* authorizedKey(user, "Encrypt", input, audit)
         yield* usable(key)
         yield* dryRun(input)
         const ciphertext = yield* sealUnder(key, plaintext, ctx, audit)
@@ -602,9 +607,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
     EnableKeyRotation: (user, input, audit) =>
       Effect.gen(function*() {
         const period = (yield* optional(integer(90, 2560))(input, "RotationPeriodInDays")) ?? 365
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "EnableKeyRotation", key, s)
+        const { key } = yield* authorizedKey(user, "EnableKeyRotation", input, audit)
         yield* usable(key)
         yield* mutateKey(key.keyId, (k) =>
           Effect.succeed([{ ...k, rotationEnabled: true, rotationPeriodInDays: period, nextRotationDate: settings.now() + period * DAY }, undefined] as const))
@@ -613,9 +616,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     DisableKeyRotation: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "DisableKeyRotation", key, s)
+        const { key } = yield* authorizedKey(user, "DisableKeyRotation", input, audit)
         yield* usable(key)
         yield* mutateKey(key.keyId, (k) => {
           const { nextRotationDate: _, ...rest } = k
@@ -626,9 +627,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     GetKeyRotationStatus: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "GetKeyRotationStatus", key, s)
+        const { key } = yield* authorizedKey(user, "GetKeyRotationStatus", input, audit)
         yield* notPendingDeletion(key)
         return {
           KeyId: keyArn(key.keyId),
@@ -640,9 +639,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     ListKeyRotations: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "ListKeyRotations", key, s)
+        const { key } = yield* authorizedKey(user, "ListKeyRotations", input, audit)
         const rotations = key.versions.filter((v) => v.version > 1).map((v) => ({
           KeyId: key.keyId,
           RotationDate: seconds(v.createdAt),
@@ -654,9 +651,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     RotateKeyOnDemand: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "RotateKeyOnDemand", key, s)
+        const { key } = yield* authorizedKey(user, "RotateKeyOnDemand", input, audit)
         yield* usable(key)
         const version = yield* mutateKey(key.keyId, (k) =>
           Effect.gen(function*() {
@@ -675,9 +670,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
     ScheduleKeyDeletion: (user, input, audit) =>
       Effect.gen(function*() {
         const days = (yield* optional(integer(7, 30))(input, "PendingWindowInDays")) ?? 30
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "ScheduleKeyDeletion", key, s)
+        const { key } = yield* authorizedKey(user, "ScheduleKeyDeletion", input, audit)
         const updated = yield* mutateKey(key.keyId, (k) => {
           if (k.state === "PendingDeletion") return Effect.fail(errors.invalidState(`${keyArn(k.keyId)} is pending deletion.`))
           const next: KeyRecord = { ...k, state: "PendingDeletion", deletionDate: settings.now() + days * DAY, pendingWindowInDays: days }
@@ -693,9 +686,7 @@ export const make = (backend: KmsBackend, registry: KmsRegistry, settings: Setti
 
     CancelKeyDeletion: (user, input, audit) =>
       Effect.gen(function*() {
-        const { key, s } = yield* withKey(input)
-        audit.keyId = key.keyId
-        yield* authorize(user, "CancelKeyDeletion", key, s)
+        const { key } = yield* authorizedKey(user, "CancelKeyDeletion", input, audit)
         yield* mutateKey(key.keyId, (k) => {
           if (k.state !== "PendingDeletion") return Effect.fail(errors.invalidState(`${keyArn(k.keyId)} is not pending deletion.`))
           const { deletionDate: _d, pendingWindowInDays: _p, ...rest } = k
