@@ -509,6 +509,32 @@ export interface Opener {
 export const REORDER_WINDOW = 16
 
 /**
+ * Drops the plan's `skip` bytes from the front of the verified plaintext and stops after `take`:
+ * a stateful trimmer fed the segments' plaintext in order, pushing what the range keeps to `out`.
+ */
+const rangeTrimmer = (plan: Pick<SegmentPlan, "skip" | "take">) => {
+  let skip = plan.skip
+  let remaining = plan.take
+  return (plaintext: ReadonlyArray<Uint8Array>, out: Array<Uint8Array>): Array<Uint8Array> => {
+    for (let p of plaintext) {
+      if (skip > 0) {
+        if (p.length <= skip) {
+          skip -= p.length
+          continue
+        }
+        p = p.subarray(skip)
+        skip = 0
+      }
+      if (remaining <= 0) break
+      if (p.length > remaining) p = p.subarray(0, remaining)
+      remaining -= p.length
+      if (p.length > 0) out.push(p)
+    }
+    return out
+  }
+}
+
+/**
  * @since 0.1.0
  * @category streaming
  */
@@ -518,8 +544,6 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
   const totalSegments = segmentCount(plan.plaintextSize, size)
   const lastIndex = plan.firstSegment + plan.segments - 1
   let index = plan.firstSegment
-  let skip = plan.skip
-  let remainingTake = plan.take
   let failed: SegmentFailure | undefined
   // Current segment state.
   let bodyLength = 0
@@ -542,22 +566,8 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
     tagFilled = 0
   }
 
-  const release = (out: Array<Uint8Array>) => {
-    for (let p of plain) {
-      if (skip > 0) {
-        if (p.length <= skip) {
-          skip -= p.length
-          continue
-        }
-        p = p.subarray(skip)
-        skip = 0
-      }
-      if (remainingTake <= 0) break
-      if (p.length > remainingTake) p = p.subarray(0, remainingTake)
-      remainingTake -= p.length
-      if (p.length > 0) out.push(p)
-    }
-  }
+  const trim = rangeTrimmer(plan)
+  const release = (out: Array<Uint8Array>) => trim(plain, out)
 
   const finish = (out: Array<Uint8Array>): SegmentFailure | undefined => {
     const d = decipher!
@@ -894,26 +904,8 @@ export const decryptParallel = (
       }
       return next <= lastIndex ? [{ first: next, bodyLengths: [], pieces: [], failure: "Truncated" }] : []
     }
-    let skip = plan.skip
-    let remaining = plan.take
-    const release = (plaintext: ReadonlyArray<Uint8Array>): Array<Uint8Array> => {
-      const out: Array<Uint8Array> = []
-      for (let p of plaintext) {
-        if (skip > 0) {
-          if (p.length <= skip) {
-            skip -= p.length
-            continue
-          }
-          p = p.subarray(skip)
-          skip = 0
-        }
-        if (remaining <= 0) break
-        if (p.length > remaining) p = p.subarray(0, remaining)
-        remaining -= p.length
-        if (p.length > 0) out.push(p)
-      }
-      return out
-    }
+    const trim = rangeTrimmer(plan)
+    const release = (plaintext: ReadonlyArray<Uint8Array>): Array<Uint8Array> => trim(plaintext, [])
     return self.pipe(
       Stream.mapConcat(cut),
       Stream.concat(Stream.suspend(() => Stream.fromIterable(end()))),
