@@ -39,6 +39,64 @@ export const Credentials = Schema.Struct({
  */
 export type Credentials = typeof Credentials.Type
 
+const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "must be an http(s) URL" }))
+
+/**
+ * The KMS that cse-kms wraps data keys with: the local KMS over the key store (the default),
+ * AWS KMS (driver-s3 `AwsKms`; key ids are key ids, ARNs or aliases), Google Cloud KMS (driver-gcs
+ * `CloudKms`; key ids are `projects/P/locations/L/keyRings/R/cryptoKeys/K`) or Azure Key Vault
+ * (driver-azure `KeyVaultKms`; key ids are `https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const KmsSpec = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("local") }),
+  Schema.Struct({
+    type: Schema.Literal("aws"),
+    /** @default $AWS_REGION, else us-east-1 */
+    region: Schema.optional(Schema.NonEmptyTrimmedString),
+    /** A custom KMS endpoint (a VPC endpoint, a test server). */
+    endpoint: Schema.optional(HttpUrl),
+    /** Environment-variable references; without them the AWS SDK's default chain applies. */
+    credentials: Schema.optional(Credentials)
+  }),
+  Schema.Struct({
+    type: Schema.Literal("gcp"),
+    /** @default https://cloudkms.googleapis.com */
+    endpoint: Schema.optional(HttpUrl),
+    /** A service-account key file (a path, not the key itself). */
+    keyFilename: Schema.optional(Schema.NonEmptyTrimmedString),
+    /** An environment variable holding an OAuth 2 access token. */
+    accessTokenEnv: Schema.optional(EnvName)
+  }),
+  Schema.Struct({
+    type: Schema.Literal("azure"),
+    /** @default from the key type (RSA-OAEP-256 for RSA keys, A256KW for oct-HSM) */
+    algorithm: Schema.optional(Schema.Literal("RSA-OAEP-256", "RSA-OAEP", "A256KW"))
+  })
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type KmsSpec = typeof KmsSpec.Type
+
+/**
+ * The KMS kinds of `KmsSpec` (`--kms`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const KmsType = Schema.Literal("local", "aws", "gcp", "azure")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type KmsType = typeof KmsType.Type
+
 const EndpointName = Schema.String.pipe(
   Schema.pattern(/^[a-z][a-z0-9_-]*$/, { message: () => "endpoint names are lower-case letters, digits, - and _" })
 )
@@ -64,6 +122,8 @@ export const S3Endpoint = Schema.Struct({
   /** What a probe of the bucket observed (`objcrypt matrix --probe URL --json` prints it): overrides the profile's cells. */
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
   /** Default encryption for writes through this endpoint; flags override it. */
+  /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
+  kms: Schema.optional(KmsSpec),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -83,6 +143,8 @@ export const FsEndpoint = Schema.Struct({
   type: Schema.Literal("fs"),
   root: Schema.NonEmptyTrimmedString,
   prefix: Schema.optional(Schema.String),
+  /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
+  kms: Schema.optional(KmsSpec),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -91,8 +153,6 @@ export const FsEndpoint = Schema.Struct({
  * @category models
  */
 export type FsEndpoint = typeof FsEndpoint.Type
-
-const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "must be an http(s) URL" }))
 
 /**
  * A Google Cloud Storage bucket (driver-gcs). Without `keyFilename`, Application Default
@@ -113,6 +173,8 @@ export const GcsEndpoint = Schema.Struct({
   /** Compatibility-matrix profile. @default "gcs" */
   profile: Schema.optional(CompatibilityMatrix.ProfileName),
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
+  /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
+  kms: Schema.optional(KmsSpec),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -165,6 +227,8 @@ export const AzureEndpoint = Schema.Struct({
   /** Compatibility-matrix profile. @default "azure-blob" */
   profile: Schema.optional(CompatibilityMatrix.ProfileName),
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
+  /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
+  kms: Schema.optional(KmsSpec),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -225,6 +289,8 @@ export const EndpointsConfig = Schema.Struct({
   localStore: Schema.optional(Schema.NonEmptyTrimmedString),
   /** Default encryption of the `local://` store. */
   localEncryption: Schema.optional(EncryptionMode.ModeSpec),
+  /** The KMS of cse-kms for every store without its own `kms` (the local store included). @default { "type": "local" } */
+  kms: Schema.optional(KmsSpec),
   /** Key store directory. @default $XDG_DATA_HOME/objcrypt/keystore */
   keystore: Schema.optional(Schema.NonEmptyTrimmedString),
   /** Allow inline secrets (S3 `accessKeyId`/`secretAccessKey`, Azure `accountKey`/`sasToken`/`connectionString`). @default false */
@@ -294,12 +360,16 @@ export const parse = (file: string, text: string): Effect.Effect<EndpointsConfig
         const problem = azureCredentialsProblem(ep.credentials, ep.accountUrl, config.allowInlineSecrets === true)
         if (problem !== undefined) return yield* new ConfigError({ file, detail: `endpoint ${name}: ${problem}` })
       }
+      const kmsProblem = ep.kms === undefined ? undefined : kmsSpecProblem(ep.kms, config.allowInlineSecrets === true)
+      if (kmsProblem !== undefined) return yield* new ConfigError({ file, detail: `endpoint ${name}: kms: ${kmsProblem}` })
       if (ep.encryption !== undefined) {
         yield* EncryptionMode.fromSpec(ep.encryption).pipe(
           Effect.mapError((e) => new ConfigError({ file, detail: `endpoint ${name}: ${e.detail}` }))
         )
       }
     }
+    const kmsProblem = config.kms === undefined ? undefined : kmsSpecProblem(config.kms, config.allowInlineSecrets === true)
+    if (kmsProblem !== undefined) return yield* new ConfigError({ file, detail: `kms: ${kmsProblem}` })
     if (config.localEncryption !== undefined) {
       yield* EncryptionMode.fromSpec(config.localEncryption).pipe(
         Effect.mapError((e) => new ConfigError({ file, detail: `localEncryption: ${e.detail}` }))
@@ -307,6 +377,45 @@ export const parse = (file: string, text: string): Effect.Effect<EndpointsConfig
     }
     return config
   })
+
+/**
+ * What is wrong with a `KmsSpec` beyond its schema; `undefined` when nothing is.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const kmsSpecProblem = (spec: KmsSpec, allowInline: boolean): string | undefined => {
+  if (spec.type !== "aws" || spec.credentials === undefined) return undefined
+  const c = spec.credentials
+  if ((c.accessKeyId !== undefined || c.secretAccessKey !== undefined) && !allowInline) {
+    return "inline credentials are refused; name environment variables with accessKeyIdEnv/secretAccessKeyEnv (or set allowInlineSecrets: true)"
+  }
+  const hasId = c.accessKeyId !== undefined || c.accessKeyIdEnv !== undefined
+  const hasSecret = c.secretAccessKey !== undefined || c.secretAccessKeyEnv !== undefined
+  return hasId === hasSecret ? undefined : "credentials need both an access key id and a secret access key"
+}
+
+/**
+ * The shape a KMS key id must have for a KMS kind; `undefined` when it fits.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const kmsKeyIdProblem = (type: KmsType, keyId: string): string | undefined => {
+  switch (type) {
+    case "local":
+    case "aws":
+      return undefined
+    case "gcp":
+      return /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/.test(keyId)
+        ? undefined
+        : "a Cloud KMS key id is projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY"
+    case "azure":
+      return /^https:\/\/[^/\s]+\/keys\/[^/\s]+(\/[^/\s]+)?\/?$/.test(keyId)
+        ? undefined
+        : "a Key Vault key id is https://VAULT.vault.azure.net/keys/NAME[/VERSION]"
+  }
+}
 
 const formatIssue = (e: ParseResult.ParseError): string =>
   ParseResult.ArrayFormatter.formatErrorSync(e)

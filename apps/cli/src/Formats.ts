@@ -7,13 +7,13 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Option } from "effect"
 import * as Encryption from "@objcrypt/core/Encryption"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import { nameOf, type ModeName } from "@objcrypt/core/EncryptionMode"
 import { DecryptError, KeyUnusable } from "@objcrypt/core/Errors"
 import type { KeyNotFound, KeyStoreError, StoreError } from "@objcrypt/core/Errors"
-import type { KeyStore, ResolvedKey } from "@objcrypt/core/KeyStore"
+import { KeyStore, type ResolvedKey } from "@objcrypt/core/KeyStore"
 import type { Kms } from "@objcrypt/core/Kms"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
@@ -205,34 +205,9 @@ export const s3ecWrapping = (
 }
 
 /**
- * The Azure key id of a key-store key version: `ID@VERSION` (a reader with the same key store
- * finds it; other SDKs treat it as an opaque `kid`).
- *
- * @since 0.1.0
- * @category writing
- */
-export const azureKeyId = (k: ResolvedKey): string => `${k.info.id}@${k.info.version}`
-
-const kekOf = (kid: string, k: ResolvedKey, ref: string): Effect.Effect<AzureCse.KeyEncryptionKey, KeyUnusable> =>
-  Effect.flatMap(azureCse, (Cse) => kekWith(Cse, kid, k, ref))
-
-const kekWith = (Cse: typeof AzureCse, kid: string, k: ResolvedKey, ref: string): Effect.Effect<AzureCse.KeyEncryptionKey, KeyUnusable> => {
-  switch (k._tag) {
-    case "Symmetric":
-      return Effect.succeed(Cse.aesKeyWrap(kid, k.material))
-    case "PublicKey":
-      return k.info.algorithm === "x25519"
-        ? Effect.fail(new KeyUnusable({ name: ref, reason: "Azure client-side encryption wraps with AES or RSA keys, not x25519" }))
-        : Effect.succeed(Cse.rsaOaep(kid, { publicKey: k.publicKey }))
-    case "KeyPair":
-      return k.info.algorithm === "x25519"
-        ? Effect.fail(new KeyUnusable({ name: ref, reason: "Azure client-side encryption wraps with AES or RSA keys, not x25519" }))
-        : Effect.succeed(Cse.rsaOaep(kid, { publicKey: k.publicKey, privateKey: Redacted.value(k.privateKey) }))
-  }
-}
-
-/**
- * The Azure key-encryption key of a cse-c key: `A256KW` for AES keys, `RSA-OAEP` for RSA keys.
+ * The Azure key-encryption key of a cse-c key, from driver-azure's key-store keys
+ * (`AzureClientSideEncryption.fromKeyStore`): `A256KW` for AES keys, `RSA-OAEP` for RSA keys (the
+ * wrap every Azure SDK reads). The key id recorded is `ID@VERSION`.
  *
  * @since 0.1.0
  * @category writing
@@ -242,15 +217,15 @@ export const azureKek = (
   keyStore: KeyStore["Type"]
 ): Effect.Effect<AzureCse.KeyEncryptionKey, KeyNotFound | KeyStoreError | KeyUnusable> => {
   const ref = mode.keys[0]
-  return keyStore.resolve(ref.name, ref.version).pipe(
-    Effect.flatMap((k) => usable(ref, k)),
-    Effect.flatMap((k) => kekOf(azureKeyId(k), k, ref.name))
+  return Effect.flatMap(azureCse, (Cse) => Cse.fromKeyStore(ref.name, ref.version, { rsaAlgorithm: "RSA-OAEP" })).pipe(
+    Effect.provideService(KeyStore, keyStore)
   )
 }
 
 /**
- * Finds the key-store key an Azure blob names: `ID@VERSION` as objcrypt writes it, else a key-store
- * key *name* (`NAME` or `NAME@VERSION`), as another SDK's `kid` may be.
+ * Finds the key-store key an Azure blob names: `ID@VERSION` as objcrypt writes it (driver-azure's
+ * `keyStoreResolver`), else a key-store key *name* (`NAME` or `NAME@VERSION`), as another SDK's
+ * `kid` may be.
  *
  * @since 0.1.0
  * @category reading
@@ -261,18 +236,17 @@ export const azureResolver = (
   keyStore: KeyStore["Type"]
 ): Effect.Effect<AzureCse.KeyResolver, DecryptError | KeyStoreError> =>
   Effect.gen(function*() {
+    const Cse = yield* azureCse
+    const byId = yield* Cse.keyStoreResolver.pipe(Effect.provideService(KeyStore, keyStore))
+    const found = yield* byId(data.keyId)
+    if (Option.isSome(found)) return Cse.resolverOf(found.value)
     const m = /^(.+)@(\d+)$/.exec(data.keyId)
-    const attempts: Array<Effect.Effect<ResolvedKey, KeyNotFound | KeyStoreError>> = m === null
-      ? [keyStore.resolve(data.keyId)]
-      : [keyStore.resolveId(m[1]!, Number(m[2])), keyStore.resolve(m[1]!, Number(m[2]))]
-    for (const attempt of attempts) {
-      const r = yield* Effect.either(attempt)
-      if (r._tag === "Left") {
-        if (r.left._tag === "KeyStoreError") return yield* Effect.fail(r.left)
-        continue
-      }
-      const kek = yield* Effect.either(kekOf(data.keyId, r.right, data.keyId))
-      if (kek._tag === "Right") return (yield* azureCse).resolverOf(kek.right)
-    }
+    const byName = yield* Effect.either(
+      Cse.fromKeyStore(m === null ? data.keyId : m[1]!, m === null ? undefined : Number(m[2])).pipe(
+        Effect.provideService(KeyStore, keyStore)
+      )
+    )
+    if (byName._tag === "Right") return Cse.resolverOf({ ...byName.right, keyId: data.keyId })
+    if (byName.left._tag === "KeyStoreError") return yield* Effect.fail(byName.left)
     return yield* new DecryptError({ reason: "NoUsableKey", key, detail: `no key in the key store for the key id ${JSON.stringify(data.keyId)}` })
   })

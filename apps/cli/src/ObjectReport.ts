@@ -15,6 +15,7 @@ import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
 import type * as AzureCse from "@objcrypt/driver-azure/AzureClientSideEncryption"
 import * as Formats from "./Formats.js"
+import * as Stores from "./Stores.js"
 
 /**
  * @since 0.1.0
@@ -24,6 +25,8 @@ export interface WrappedKeyReport {
   readonly type: string
   readonly keyId: string
   readonly version: number
+  /** KMS-wrapped keys: the KMS the key id belongs to (`local`, `aws-kms`, `gcp-kms`, `azure-key-vault`). */
+  readonly kms?: string | undefined
   /** The key-store name, when the key store was opened and knows the id. */
   readonly name?: string | undefined
   /** Whether `version` is the key's primary version (key store opened only). */
@@ -113,7 +116,7 @@ export const make = (
       return { ...base, mode: inspection.mode === "Unknown" ? "unknown" as const : nameOf(inspection.mode) }
     }
     const mode = nameOf(inspection.mode) as "cse-c" | "cse-kms"
-    const keys = (e.keys ?? []).map((k) => ({ type: k.type, keyId: k.keyId, version: k.version }))
+    const keys = (e.keys ?? []).map((k) => ({ type: k.type, keyId: k.keyId, version: k.version, ...(k.type === "kms" ? { kms: Stores.kmsKindOf(k.keyId) } : {}) }))
     return {
       ...base,
       mode,
@@ -147,7 +150,12 @@ const s3ecReport = (e: S3EC.EnvelopeSummary, mode: ModeName, stored: number): Cl
     plaintextSize: e.plaintextSize,
     ciphertextSize: stored,
     context: Object.keys(e.kmsContext).length === 0 ? undefined : e.kmsContext,
-    keys: id === undefined ? [] : [{ type: e.wrapAlgorithm, keyId: id, version: Number.isSafeInteger(version) ? version : 0 }]
+    keys: id === undefined ? [] : [{
+      type: e.wrapAlgorithm,
+      keyId: id,
+      version: Number.isSafeInteger(version) ? version : 0,
+      ...(mode === "cse-kms" ? { kms: Stores.kmsKindOf(id) } : {})
+    }]
   }
 }
 
@@ -214,7 +222,7 @@ export const render = (r: ObjectReport): string => {
         ? []
         : [`  context         ${Object.entries(c.context).map(([k, v]) => `${k}=${v}`).join(",")}`]),
       ...c.keys.map((k) =>
-        `  wrapped key     ${k.type} ${k.name === undefined ? k.keyId : `${k.name} (${k.keyId})`} version ${k.version}${k.primary === undefined ? "" : k.primary ? " (primary)" : " (not primary)"}`
+        `  wrapped key     ${k.type}${k.kms === undefined ? "" : ` (${k.kms})`} ${k.name === undefined ? k.keyId : `${k.name} (${k.keyId})`} version ${k.version}${k.primary === undefined ? "" : k.primary ? " (primary)" : " (not primary)"}`
       )
     )
   }

@@ -12,13 +12,14 @@ import * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import type { KeyStore } from "@objcrypt/core/KeyStore"
 import type { Kms } from "@objcrypt/core/Kms"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { UnsupportedMode } from "@objcrypt/core/Errors"
-import type { KeyStoreError, StoreError, InvalidEncryptionParameters } from "@objcrypt/core/Errors"
+import { InvalidEncryptionParameters, UnsupportedMode } from "@objcrypt/core/Errors"
+import type { KeyStoreError, StoreError } from "@objcrypt/core/Errors"
 import * as AuditLog from "@objcrypt/keys/AuditLog"
 import type { KeyManager } from "@objcrypt/keys/KeyManager"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { UsageError as UsageErrorClass } from "./CliError.js"
 import type { ConfigError, LocalFileError, PassphraseUnavailable, UsageError } from "./CliError.js"
 import * as EndpointsConfig from "./EndpointsConfig.js"
 import * as Passphrase from "./Passphrase.js"
@@ -36,6 +37,12 @@ export interface CommonFlags {
   readonly keystore: Option.Option<string>
   readonly passphraseFile: Option.Option<string>
   readonly verbose: boolean
+  /** `--kms`: the KMS of cse-kms, over the endpoint's and the file's. */
+  readonly kms?: Option.Option<EndpointsConfig.KmsType> | undefined
+  /** `--kms-endpoint`: the AWS or Cloud KMS endpoint URL. */
+  readonly kmsEndpoint?: Option.Option<string> | undefined
+  /** `--kms-region`: the AWS KMS region. */
+  readonly kmsRegion?: Option.Option<string> | undefined
 }
 
 /**
@@ -75,11 +82,17 @@ export interface Session {
   readonly profileOf: (spec: StoreUrl.StoreSpec) => CompatibilityMatrix.ProfileName
   /** Opens (or creates) the key store, asking for the passphrase once. */
   readonly keys: Effect.Effect<Keys, KeyStoreError | PassphraseUnavailable | LocalFileError>
+  /** The KMS a store's cse-kms uses: `--kms` flags, else the endpoint's `kms`, else the file's, else local. */
+  readonly kmsSpecFor: (spec: StoreUrl.StoreSpec) => Effect.Effect<EndpointsConfig.KmsSpec, UsageError>
+  /** Opens that KMS (once per KMS and run); the local one opens the key store. */
+  readonly kmsFor: (spec: StoreUrl.StoreSpec) => Effect.Effect<Kms["Type"], UsageError | ConfigError | KeyStoreError | PassphraseUnavailable | LocalFileError>
+  /** The spec a store opened by `open` came from. */
+  readonly specOf: (store: ObjectStore.ObjectStore["Type"]) => StoreUrl.StoreSpec | undefined
   /** Combines mode flags with the endpoint's default and checks the result against the matrix. */
   readonly modeFor: (
     spec: StoreUrl.StoreSpec,
     flags: ModeFlags
-  ) => Effect.Effect<EncryptionMode.EncryptionMode, InvalidEncryptionParameters | UnsupportedMode>
+  ) => Effect.Effect<EncryptionMode.EncryptionMode, InvalidEncryptionParameters | UnsupportedMode | UsageError>
 }
 
 /**
@@ -117,13 +130,17 @@ export const make = (flags: CommonFlags): Effect.Effect<Session, ConfigError, Sc
     const scope = yield* Effect.scope
 
     const opened = new Map<string, ObjectStore.ObjectStore["Type"]>()
+    const specs = new WeakMap<ObjectStore.ObjectStore["Type"], StoreUrl.StoreSpec>()
     const open = (spec: StoreUrl.StoreSpec, tuning?: Stores.Tuning) =>
       Effect.suspend(() => {
         const id = `${StoreUrl.storeId(spec)}|${tuning?.partSize ?? ""}|${tuning?.concurrency ?? ""}`
         const hit = opened.get(id)
         if (hit !== undefined) return Effect.succeed(hit)
         return Stores.open(spec, env, tuning).pipe(
-          Effect.tap((s) => Effect.sync(() => opened.set(id, s))),
+          Effect.tap((s) => Effect.sync(() => {
+            opened.set(id, s)
+            specs.set(s, spec)
+          })),
           Scope.extend(scope)
         )
       })
@@ -143,6 +160,44 @@ export const make = (flags: CommonFlags): Effect.Effect<Session, ConfigError, Sc
       })
     )
 
+    const kmsSpecFor = (spec: StoreUrl.StoreSpec): Effect.Effect<EndpointsConfig.KmsSpec, UsageError> =>
+      Effect.suspend((): Effect.Effect<EndpointsConfig.KmsSpec, UsageError> => {
+        const flagType = Option.getOrUndefined(flags.kms ?? Option.none())
+        const endpoint = Option.getOrUndefined(flags.kmsEndpoint ?? Option.none())
+        const region = Option.getOrUndefined(flags.kmsRegion ?? Option.none())
+        const configured = spec.kms ?? config.kms ?? { type: "local" as const }
+        const base: EndpointsConfig.KmsSpec = flagType === undefined || flagType === configured.type
+          ? configured
+          : { type: flagType }
+        if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
+          return Effect.fail(new UsageErrorClass({ detail: "--kms-endpoint must be an http(s) URL" }))
+        }
+        if (endpoint !== undefined && base.type !== "aws" && base.type !== "gcp") {
+          return Effect.fail(new UsageErrorClass({ detail: `--kms-endpoint applies to the aws and gcp KMSs, not ${base.type}` }))
+        }
+        if (region !== undefined && base.type !== "aws") {
+          return Effect.fail(new UsageErrorClass({ detail: `--kms-region applies to the aws KMS, not ${base.type}` }))
+        }
+        if (base.type === "aws") {
+          return Effect.succeed({ ...base, ...(endpoint === undefined ? {} : { endpoint }), ...(region === undefined ? {} : { region }) })
+        }
+        if (base.type === "gcp") return Effect.succeed(endpoint === undefined ? base : { ...base, endpoint })
+        return Effect.succeed(base)
+      })
+
+    const kmsOpened = new Map<string, Kms["Type"]>()
+    const kmsFor = (spec: StoreUrl.StoreSpec): Effect.Effect<Kms["Type"], UsageError | ConfigError | KeyStoreError | PassphraseUnavailable | LocalFileError> =>
+      Effect.flatMap(kmsSpecFor(spec), (k): Effect.Effect<Kms["Type"], UsageError | ConfigError | KeyStoreError | PassphraseUnavailable | LocalFileError> => {
+        if (k.type === "local") return Effect.map(keys, (opened) => opened.kms)
+        const id = JSON.stringify(k)
+        const hit = kmsOpened.get(id)
+        if (hit !== undefined) return Effect.succeed(hit)
+        return Stores.openKms(k, env).pipe(
+          Effect.tap((kms) => Effect.sync(() => kmsOpened.set(id, kms))),
+          Scope.extend(scope)
+        )
+      })
+
     const profileOf = (spec: StoreUrl.StoreSpec): CompatibilityMatrix.ProfileName => Stores.profileOf(spec)
 
     const modeFor = (spec: StoreUrl.StoreSpec, f: ModeFlags) =>
@@ -152,6 +207,13 @@ export const make = (flags: CommonFlags): Effect.Effect<Session, ConfigError, Sc
           spec.encryption
         )
         const mode = yield* EncryptionMode.fromSpec(merged)
+        if (mode._tag === "CseKms") {
+          const kms = yield* kmsSpecFor(spec)
+          const problem = EndpointsConfig.kmsKeyIdProblem(kms.type, mode.keyId)
+          if (problem !== undefined) {
+            return yield* new InvalidEncryptionParameters({ detail: `--kms-key-id ${JSON.stringify(mode.keyId)} for the ${kms.type} KMS: ${problem}` })
+          }
+        }
         const profile = profileOf(spec)
         const plan = yield* CompatibilityMatrix.resolve(profile, mode, Stores.factsOf(spec))
         if (plan._tag === "ViaGateway") {
@@ -178,6 +240,9 @@ export const make = (flags: CommonFlags): Effect.Effect<Session, ConfigError, Sc
       open,
       profileOf,
       keys,
+      kmsSpecFor,
+      kmsFor,
+      specOf: (store) => specs.get(store),
       modeFor
     } satisfies Session
   })

@@ -20,7 +20,7 @@ import type * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import * as path from "node:path"
 import { UsageError } from "./CliError.js"
-import type { AzureCredentials, AzureEndpoint, Credentials, EndpointsConfig, GcsEndpoint } from "./EndpointsConfig.js"
+import type { AzureCredentials, AzureEndpoint, Credentials, EndpointsConfig, GcsEndpoint, KmsSpec } from "./EndpointsConfig.js"
 
 /**
  * A store to open.
@@ -33,6 +33,8 @@ export type StoreSpec =
     readonly _tag: "Fs"
     readonly root: string
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
+    readonly kms?: KmsSpec | undefined
   }
   | {
     readonly _tag: "S3"
@@ -44,6 +46,8 @@ export type StoreSpec =
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly credentials?: Credentials | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
+    readonly kms?: KmsSpec | undefined
   }
   | {
     readonly _tag: "Gcs"
@@ -54,6 +58,8 @@ export type StoreSpec =
     readonly profile?: CompatibilityMatrix.ProfileName | undefined
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
+    readonly kms?: KmsSpec | undefined
   }
   | {
     readonly _tag: "Azure"
@@ -66,6 +72,8 @@ export type StoreSpec =
     readonly profile?: CompatibilityMatrix.ProfileName | undefined
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
+    readonly kms?: KmsSpec | undefined
   }
 
 /**
@@ -192,7 +200,7 @@ export const parse = (input: string, ctx: Context): Effect.Effect<Location, Usag
       const base = ep.prefix ?? ""
       const key = base + trimKey(named[2]!)
       const spec: StoreSpec = ep.type === "fs"
-        ? { _tag: "Fs", root: path.resolve(ep.root), encryption: ep.encryption }
+        ? { _tag: "Fs", root: path.resolve(ep.root), encryption: ep.encryption, kms: ep.kms }
         : ep.type === "gcs"
         ? gcsSpec(ep)
         : ep.type === "azure"
@@ -233,7 +241,8 @@ const gcsSpec = (ep: GcsEndpoint): StoreSpec => ({
   keyFilename: ep.keyFilename,
   profile: ep.profile,
   facts: ep.facts,
-  encryption: ep.encryption
+  encryption: ep.encryption,
+  kms: ep.kms
 })
 
 const gcsFromEnv = (bucket: string, env: Context["env"]): StoreSpec => {
@@ -283,7 +292,8 @@ const azureSpec = (ep: AzureEndpoint, env: Context["env"]): StoreSpec => ({
   defaultEncryptionScope: ep.defaultEncryptionScope,
   profile: ep.profile,
   facts: ep.facts,
-  encryption: ep.encryption
+  encryption: ep.encryption,
+  kms: ep.kms
 })
 
 const azureFromEnv = (container: string, env: Context["env"]): StoreSpec => {

@@ -18,6 +18,7 @@ import { KeyManager } from "@objcrypt/keys/KeyManager"
 import type * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as LocalKms from "@objcrypt/keys/LocalKms"
 import { ConfigError } from "./CliError.js"
+import type * as EndpointsConfig from "./EndpointsConfig.js"
 import type * as StoreUrl from "./StoreUrl.js"
 
 /**
@@ -241,3 +242,71 @@ export const openAzure = (
  */
 export const localKms = (keys: LocalKeyStore.LocalKeyStore): Effect.Effect<Kms["Type"]> =>
   Effect.provideService(LocalKms.make, KeyManager, keys.manager)
+
+/**
+ * The kind of KMS a wrapped key's id belongs to, from its shape: an AWS ARN, a Cloud KMS key
+ * name, a Key Vault key URL, else the local KMS. `inspect` shows it; reads route by it.
+ *
+ * @since 0.1.0
+ * @category kms
+ */
+export const kmsKindOf = (keyId: string): "aws-kms" | "gcp-kms" | "azure-key-vault" | "local" =>
+  /^arn:aws[a-z-]*:kms:/.test(keyId)
+    ? "aws-kms"
+    : /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\//.test(keyId)
+    ? "gcp-kms"
+    : /^https:\/\/[^/]+\/keys\//.test(keyId)
+    ? "azure-key-vault"
+    : "local"
+
+/**
+ * The `Kms["kind"]` a `KmsSpec` opens.
+ *
+ * @since 0.1.0
+ * @category kms
+ */
+export const kindOfSpec = (spec: EndpointsConfig.KmsSpec): string =>
+  spec.type === "aws" ? "aws-kms" : spec.type === "gcp" ? "gcp-kms" : spec.type === "azure" ? "azure-key-vault" : "local"
+
+/**
+ * Opens a provider KMS (the local one comes from the key store instead). Its SDK is loaded only
+ * then; `*Env` references are resolved from `env`.
+ *
+ * @since 0.1.0
+ * @category kms
+ */
+export const openKms = (
+  spec: Exclude<EndpointsConfig.KmsSpec, { type: "local" }>,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<Kms["Type"], ConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    switch (spec.type) {
+      case "aws": {
+        const c = spec.credentials
+        const accessKeyId = c?.accessKeyId ?? (yield* envRef(env, c?.accessKeyIdEnv, "access key id"))
+        const secret = c?.secretAccessKey ?? (yield* envRef(env, c?.secretAccessKeyEnv, "secret access key"))
+        const sessionToken = yield* envRef(env, c?.sessionTokenEnv, "session token")
+        const AwsKms = yield* Effect.promise(() => import("@objcrypt/driver-s3/AwsKms"))
+        return yield* AwsKms.make({
+          region: spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1",
+          endpoint: spec.endpoint,
+          accessKeyId,
+          secretAccessKey: secret === undefined ? undefined : Redacted.make(secret),
+          sessionToken: sessionToken === undefined ? undefined : Redacted.make(sessionToken)
+        })
+      }
+      case "gcp": {
+        const token = yield* envRef(env, spec.accessTokenEnv, "Cloud KMS access token")
+        const CloudKms = yield* Effect.promise(() => import("@objcrypt/driver-gcs/CloudKms"))
+        return yield* CloudKms.make({
+          endpoint: spec.endpoint,
+          keyFilename: spec.keyFilename,
+          accessToken: token === undefined ? undefined : Redacted.make(token)
+        })
+      }
+      case "azure": {
+        const KeyVaultKms = yield* Effect.promise(() => import("@objcrypt/driver-azure/KeyVaultKms"))
+        return yield* KeyVaultKms.make({ algorithm: spec.algorithm })
+      }
+    }
+  })

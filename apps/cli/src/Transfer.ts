@@ -17,8 +17,9 @@ import { KmsError } from "@objcrypt/core/Errors"
 import type * as ModeService from "@objcrypt/core/ModeService"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
-import type { LocalFileError, PassphraseUnavailable } from "./CliError.js"
+import type { ConfigError, LocalFileError, PassphraseUnavailable, UsageError } from "./CliError.js"
 import * as Formats from "./Formats.js"
+import * as Stores from "./Stores.js"
 import type * as Session from "./Session.js"
 
 type Store = ObjectStore.ObjectStore["Type"]
@@ -27,36 +28,61 @@ type Store = ObjectStore.ObjectStore["Type"]
  * @since 0.1.0
  * @category models
  */
-export type KeyAccessError = KeyStoreError | PassphraseUnavailable | LocalFileError
+export type KeyAccessError = KeyStoreError | PassphraseUnavailable | LocalFileError | ConfigError | UsageError
 
-const locked = (e: KeyAccessError): KeyStoreError =>
+const locked = (e: KeyStoreError | PassphraseUnavailable | LocalFileError): KeyStoreError =>
   e._tag === "KeyStoreError" ? e : new KeyStoreError({ reason: "Locked", detail: e.message })
 
 /**
- * The key store and KMS as services that open the key store on first use.
+ * The KMS a store's cse-kms uses (`Session.kmsFor`), the local one when the store is not known.
  *
  * @since 0.1.0
  * @category layers
  */
-export const lazyKeys = (session: Session.Session): Layer.Layer<KeyStore | Kms> =>
-  Layer.merge(
+export const kmsOf = (session: Session.Session, store?: Store | undefined) => {
+  const spec = store === undefined ? undefined : session.specOf(store)
+  return spec === undefined ? Effect.map(session.keys, (k) => k.kms) : session.kmsFor(spec)
+}
+
+/**
+ * The key store and KMS as services that open the key store (and the store's KMS) on first use.
+ * Data keys are made by the store's KMS; a wrapped key is opened by the KMS its key id belongs to
+ * (a local key id by the local KMS, any other by the store's).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const lazyKeys = (session: Session.Session, store?: Store | undefined): Layer.Layer<KeyStore | Kms> => {
+  const spec = store === undefined ? undefined : session.specOf(store)
+  const chosen = Effect.mapError(kmsOf(session, store), kmsUnavailable)
+  const local = Effect.mapError(Effect.map(session.keys, (k) => k.kms), kmsUnavailable)
+  return Layer.merge(
     Layer.succeed(KeyStore, {
       resolve: (name, version) => Effect.flatMap(Effect.mapError(session.keys, locked), (k) => k.keyStore.resolve(name, version)),
       resolveId: (id, version) => Effect.flatMap(Effect.mapError(session.keys, locked), (k) => k.keyStore.resolveId(id, version)),
       list: Effect.flatMap(Effect.mapError(session.keys, locked), (k) => k.keyStore.list)
     }),
-    Layer.succeed(Kms, {
-      kind: "local",
-      generateDataKey: (keyId, context): Effect.Effect<DataKey, KmsError> =>
-        Effect.flatMap(Effect.mapError(session.keys, kmsLocked), (k) => k.kms.generateDataKey(keyId, context)),
-      encrypt: (keyId, plaintext, context) =>
-        Effect.flatMap(Effect.mapError(session.keys, kmsLocked), (k) => k.kms.encrypt(keyId, plaintext, context)),
-      decrypt: (ciphertext, context, keyId) =>
-        Effect.flatMap(Effect.mapError(session.keys, kmsLocked), (k) => k.kms.decrypt(ciphertext, context, keyId))
-    })
+    Layer.effect(
+      Kms,
+      Effect.map(
+        Effect.either(spec === undefined ? Effect.succeed({ type: "local" as const }) : session.kmsSpecFor(spec)),
+        (k) => ({
+          kind: k._tag === "Right" ? Stores.kindOfSpec(k.right) : "local",
+          generateDataKey: (keyId, context): Effect.Effect<DataKey, KmsError> => Effect.flatMap(chosen, (kms) => kms.generateDataKey(keyId, context)),
+          encrypt: (keyId, plaintext, context) => Effect.flatMap(chosen, (kms) => kms.encrypt(keyId, plaintext, context)),
+          decrypt: (ciphertext, context, keyId) =>
+            Effect.flatMap(
+              keyId !== undefined && Stores.kmsKindOf(keyId) === "local" ? local : chosen,
+              (kms) => kms.decrypt(ciphertext, context, keyId)
+            )
+        }) satisfies Kms["Type"]
+      )
+    )
   )
+}
 
-const kmsLocked = (e: KeyAccessError) => new KmsError({ reason: "Unavailable", detail: `the local key store cannot be opened: ${e.message}` })
+const kmsUnavailable = (e: { readonly message: string }) => new KmsError({ reason: "Unavailable", detail: e.message })
+
 
 /**
  * @since 0.1.0
@@ -90,6 +116,8 @@ export const put = <E>(
   Effect.gen(function*() {
     // Modes with keys open the key store first, so its own errors (wrong passphrase…) surface.
     if (mode._tag === "SseC" || mode._tag === "CseC" || mode._tag === "CseKms") yield* session.keys
+    // The store's KMS opens first too, so a configuration error is reported as one.
+    const kms = mode._tag === "CseKms" ? yield* kmsOf(session, store) : undefined
     const format = options?.format ?? "native"
     if (format !== "native" && (mode._tag === "CseC" || mode._tag === "CseKms")) {
       const keys = yield* session.keys
@@ -105,7 +133,7 @@ export const put = <E>(
           }
         } satisfies Encryption.PutResult
       }
-      const wrapping = yield* Formats.s3ecWrapping(mode, keys.keyStore, keys.kms)
+      const wrapping = yield* Formats.s3ecWrapping(mode, keys.keyStore, kms ?? keys.kms)
       const r = yield* S3EC.put(store, key, body, {
         wrapping,
         commitmentPolicy: format === "s3ec-v2" ? "ForbidEncryptAllowDecrypt" : "RequireEncryptRequireDecrypt",
@@ -123,7 +151,7 @@ export const put = <E>(
       } satisfies Encryption.PutResult
     }
     return yield* Encryption.put(store, key, body, mode, options).pipe(
-      Effect.provide(Encryption.layerAll.pipe(Layer.provide(lazyKeys(session))))
+      Effect.provide(Encryption.layerAll.pipe(Layer.provide(lazyKeys(session, store))))
     )
   })
 
@@ -153,7 +181,7 @@ export const get = (
       if (found.format === "aws-s3ec") {
         const keys = yield* session.keys
         const obj = yield* S3EC.get(store, key, {
-          materials: { keyStore: keys.keyStore, kms: keys.kms },
+          materials: { keyStore: keys.keyStore, kms: found.mode === "cse-kms" ? yield* kmsOf(session, store) : keys.kms },
           // V2 objects (no key commitment) are read as well: AWS's clients still write them.
           commitmentPolicy: "RequireEncryptAllowDecrypt",
           // The recorded KMS context is authenticated by the KMS itself (a changed context fails
@@ -174,7 +202,7 @@ export const get = (
       }
       if (found.format === "native") yield* session.keys
     }
-    return yield* Encryption.get(store, key, options).pipe(Effect.provide(decryptor(session)))
+    return yield* Encryption.get(store, key, options).pipe(Effect.provide(decryptor(session, store)))
   })
 
 /**
@@ -192,8 +220,8 @@ export interface ReadOptions extends Encryption.ReadOptions {
  * @since 0.1.0
  * @category layers
  */
-export const decryptor = (session: Session.Session): Layer.Layer<Encryption.Decryptor> =>
-  Encryption.layerDecryptor().pipe(Layer.provide(lazyKeys(session)))
+export const decryptor = (session: Session.Session, store?: Store | undefined): Layer.Layer<Encryption.Decryptor> =>
+  Encryption.layerDecryptor().pipe(Layer.provide(lazyKeys(session, store)))
 
 /**
  * Heads an object, with its SSE-C key when one is named.
@@ -207,4 +235,4 @@ export const head = (
   key: string,
   customerKey?: EncryptionMode.KeyRef | undefined
 ): Effect.Effect<ObjectStore.ObjectInfo, StoreError | DecryptError | ModeService.ResolveError> =>
-  Effect.map(Encryption.inspect(store, key, { customerKey }).pipe(Effect.provide(decryptor(session))), (i) => i.info)
+  Effect.map(Encryption.inspect(store, key, { customerKey }).pipe(Effect.provide(decryptor(session, store))), (i) => i.info)

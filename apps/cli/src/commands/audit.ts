@@ -125,7 +125,7 @@ export const command = Command.make(
         const loc = yield* s.locateStore(o.url)
         const store = yield* s.open(loc.store)
         const keys = policy.currentKeyVersionOnly === true ? yield* s.keys : undefined
-        const decryptor = Transfer.decryptor(s)
+        const decryptor = Transfer.decryptor(s, store)
         const byMode: Record<string, number> = {}
         const byKey: Record<string, number> = {}
         const violations: Array<{ readonly url: string; readonly mode: string; readonly reasons: ReadonlyArray<string> }> = []

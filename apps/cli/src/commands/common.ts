@@ -9,10 +9,11 @@ import type * as Scope from "effect/Scope"
 import * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import type { InvalidEncryptionParameters } from "@objcrypt/core/Errors"
 import type { ConfigError } from "../CliError.js"
+import * as EndpointsConfig from "../EndpointsConfig.js"
 import * as Session from "../Session.js"
 
 /**
- * `--config`, `--keystore`, `--passphrase-file`, `--verbose`.
+ * `--config`, `--keystore`, `--passphrase-file`, `--kms`, `--kms-endpoint`, `--kms-region`, `--verbose`.
  *
  * @since 0.1.0
  * @category options
@@ -30,6 +31,15 @@ export const common = {
     Options.withDescription("read the key-store passphrase from this file (else $OBJCRYPT_PASSPHRASE, else a prompt)"),
     Options.optional
   ),
+  kms: Options.choice("kms", EndpointsConfig.KmsType.literals).pipe(
+    Options.withDescription("KMS of cse-kms: local (the key store), aws, gcp (Cloud KMS) or azure (Key Vault); default: the endpoint's, else the config file's, else local"),
+    Options.optional
+  ),
+  kmsEndpoint: Options.text("kms-endpoint").pipe(
+    Options.withDescription("AWS KMS or Cloud KMS endpoint URL (a private endpoint, a test server)"),
+    Options.optional
+  ),
+  kmsRegion: Options.text("kms-region").pipe(Options.withDescription("AWS KMS region (default $AWS_REGION, else us-east-1)"), Options.optional),
   verbose: Options.boolean("verbose").pipe(Options.withDescription("print error causes and stack traces"))
 }
 

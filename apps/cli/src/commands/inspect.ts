@@ -39,7 +39,7 @@ export const command = Command.make(
           if (customerKey !== undefined) yield* s.keys
           let report = yield* ObjectReport.make(store, loc.key, StoreUrl.displayKey(loc, loc.key), customerKey).pipe(
             notFoundAs(StoreUrl.displayKey(loc, loc.key)),
-            Effect.provide(Transfer.decryptor(s))
+            Effect.provide(Transfer.decryptor(s, store))
           )
           if (names && report.clientSide !== undefined) {
             const keys = yield* s.keys

@@ -49,7 +49,6 @@ export const command = Command.make(
         const resolved = yield* Effect.forEach(targets, (t) => keys.keyStore.resolve(t.name, t.version))
         const keyrings = resolved.map((k) => Keyring.fromResolvedKey(k))
         const wanted = resolved.map((k) => `${k.info.id}@${k.info.version}`).sort().join(",")
-        const decryptor = Transfer.decryptor(s)
         const results: Array<{ readonly url: string; readonly status: "rekeyed" | "would-rekey" | "up-to-date" | "skipped"; readonly from?: ReadonlyArray<string>; readonly reason?: string }> = []
         for (const url of o.urls) {
           const loc = yield* s.locateStore(url)
@@ -59,7 +58,7 @@ export const command = Command.make(
             : [loc.key]
           for (const key of objectKeys) {
             const display = StoreUrl.displayKey(loc, key)
-            const report = yield* ObjectReport.make(store, key, display).pipe(Effect.provide(decryptor))
+            const report = yield* ObjectReport.make(store, key, display).pipe(Effect.provide(Transfer.decryptor(s, store)))
             if (report.clientSide === undefined) {
               results.push({ url: display, status: "skipped", reason: report.envelopeError ?? `not client-side (${report.mode})` })
               continue
@@ -73,7 +72,7 @@ export const command = Command.make(
               results.push({ url: display, status: "would-rekey", from })
               continue
             }
-            yield* Encryption.rekey(store, key, { _tag: "Replace", keyrings }).pipe(Effect.provide(decryptor))
+            yield* Encryption.rekey(store, key, { _tag: "Replace", keyrings }).pipe(Effect.provide(Transfer.decryptor(s, store)))
             results.push({ url: display, status: "rekeyed", from })
           }
         }
