@@ -18,7 +18,7 @@ import { Effect, Exit, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { arg, cliEnv, median, objcrypt, peakRss, requireBin, writeRandomFile } from "../internal/cliRun.js"
+import { arg, cliEnv, compareModes, objcrypt, peakRss, requireBin, writeRandomFile } from "../internal/cliRun.js"
 
 const main = async () => {
   const sizeMib = arg("size-mib", 1024)
@@ -50,10 +50,6 @@ const main = async () => {
         await objcrypt(["rm", dest], env)
       }
     }
-    const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
-    const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
-    const cpuRatio = median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) /
-      median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds))
     const report = {
       sizeMib,
       rounds,
@@ -67,11 +63,7 @@ const main = async () => {
         mibPerSecond: Math.round(x.mibPerSecond),
         peakRssMib: Math.round(x.peakRssMib)
       })),
-      medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
-      ratioPerRound: Array.from({ length: rounds }, (_, r) => Number((results[2 * r]!.seconds / results[2 * r + 1]!.seconds).toFixed(3))),
-      ratio: Number((cse / none).toFixed(3)),
-      /** none CPU seconds / cse-c CPU seconds of the CLI process: the same ratio, in CPU time. */
-      cpuRatio: Number(cpuRatio.toFixed(3))
+      ...compareModes(results, rounds)
     }
     process.stdout.write(JSON.stringify(report, null, 2) + "\n")
   } finally {

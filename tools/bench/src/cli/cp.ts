@@ -15,7 +15,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { arg, cliEnv, median, objcrypt, requireBin, writeRandomFile } from "../internal/cliRun.js"
+import { arg, cliEnv, compareModes, median, objcrypt, requireBin, writeRandomFile } from "../internal/cliRun.js"
 
 interface RunResult {
   readonly mode: string
@@ -63,22 +63,14 @@ const main = async () => {
         await objcrypt(["rm", dest], env)
       }
     }
-    const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
-    const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
-    const ratios = Array.from({ length: rounds }, (_, r) => results[2 * r]!.seconds / results[2 * r + 1]!.seconds)
-    const cpuRatio = median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) /
-      median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds))
+    const comparison = compareModes(results, rounds)
     const report = {
       sizeMib,
       rounds,
       node: process.version,
       startupSeconds: Number(startup.seconds.toFixed(2)),
       runs: results.map((x) => ({ ...x, seconds: Number(x.seconds.toFixed(2)), cpuSeconds: Number(x.cpuSeconds.toFixed(2)), mibPerSecond: Math.round(x.mibPerSecond), peakRssMib: Math.round(x.peakRssMib) })),
-      medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
-      ratioPerRound: ratios.map((x) => Number(x.toFixed(3))),
-      ratio: Number((cse / none).toFixed(3)),
-      /** none CPU seconds / cse-c CPU seconds: the same ratio, measured in CPU time. */
-      cpuRatio: Number(cpuRatio.toFixed(3)),
+      ...comparison,
       /** CPU seconds of copying an empty file per mode (startup; cse-c adds the key store's scrypt unlock). */
       fixedCpuSeconds: { none: Number(fixed.none.toFixed(2)), "cse-c": Number(fixed["cse-c"].toFixed(2)) },
       /** As cpuRatio, each mode's fixed cost subtracted: the per-byte cost of encrypting. */

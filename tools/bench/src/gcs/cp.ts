@@ -18,7 +18,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { arg, cliEnv, cpuOf, median, objcrypt, peakRss, requireBin, writeRandomFile } from "../internal/cliRun.js"
+import { arg, cliEnv, compareModes, cpuOf, objcrypt, peakRss, requireBin, writeRandomFile } from "../internal/cliRun.js"
 import type { Run } from "../internal/cliRun.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -63,10 +63,6 @@ const main = async () => {
         await objcrypt(["rm", dest], env)
       }
     }
-    const none = median(results.filter((x) => x.mode === "none").map((x) => x.mibPerSecond))
-    const cse = median(results.filter((x) => x.mode === "cse-c").map((x) => x.mibPerSecond))
-    const cpuRatio = median(results.filter((x) => x.mode === "none").map((x) => x.cpuSeconds)) /
-      median(results.filter((x) => x.mode === "cse-c").map((x) => x.cpuSeconds))
     const report = {
       sizeMib,
       rounds,
@@ -81,12 +77,7 @@ const main = async () => {
         mibPerSecond: Math.round(x.mibPerSecond),
         peakRssMib: Math.round(x.peakRssMib)
       })),
-      medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
-      ratioPerRound: Array.from({ length: rounds }, (_, r) => Number((results[2 * r]!.seconds / results[2 * r + 1]!.seconds).toFixed(3))),
-      /** cse-c throughput / none throughput, wall time. */
-      ratio: Number((cse / none).toFixed(3)),
-      /** none CLI CPU seconds / cse-c CLI CPU seconds: the same ratio in CPU time. */
-      cpuRatio: Number(cpuRatio.toFixed(3))
+      ...compareModes(results, rounds)
     }
     process.stdout.write(JSON.stringify(report, null, 2) + "\n")
   } finally {

@@ -144,3 +144,29 @@ export const cliEnv = (home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
   OBJCRYPT_PASSPHRASE: "bench passphrase",
   ...extra
 })
+
+/**
+ * The cse-c versus none comparison every cp benchmark reports, from runs alternating
+ * none, cse-c per round: median throughputs, each round's wall ratio, the median wall ratio and
+ * the CPU-time ratio (none CPU seconds / cse-c CPU seconds).
+ *
+ * @since 0.1.0
+ */
+export const compareModes = (
+  results: ReadonlyArray<{ readonly mode: string; readonly seconds: number; readonly cpuSeconds: number; readonly mibPerSecond: number }>,
+  rounds: number
+) => {
+  const of = (mode: string, f: (x: (typeof results)[number]) => number) => median(results.filter((x) => x.mode === mode).map(f))
+  const none = of("none", (x) => x.mibPerSecond)
+  const cse = of("cse-c", (x) => x.mibPerSecond)
+  const cpu = { none: of("none", (x) => x.cpuSeconds), "cse-c": of("cse-c", (x) => x.cpuSeconds) }
+  return {
+    medianMibPerSecond: { none: Math.round(none), "cse-c": Math.round(cse) },
+    medianCpuSeconds: { none: Number(cpu.none.toFixed(2)), "cse-c": Number(cpu["cse-c"].toFixed(2)) },
+    ratioPerRound: Array.from({ length: rounds }, (_, r) => Number((results[2 * r]!.seconds / results[2 * r + 1]!.seconds).toFixed(3))),
+    /** cse-c throughput / none throughput, wall time. */
+    ratio: Number((cse / none).toFixed(3)),
+    /** none CPU seconds / cse-c CPU seconds of the CLI process: the same ratio in CPU time. */
+    cpuRatio: Number((cpu.none / cpu["cse-c"]).toFixed(3))
+  }
+}
