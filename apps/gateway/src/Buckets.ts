@@ -194,7 +194,7 @@ export const makeFs = (options: { readonly root: string; readonly fsync?: boolea
     const system = yield* FsObjectStore.make({ root: path.join(root, SYSTEM_DIR), bucket: SYSTEM_DIR, fsync: options.fsync })
     return make({
       system,
-      open: (name) => FsObjectStore.make({ root: path.join(root, name), bucket: name, fsync: options.fsync }),
+      open: (name) => FsObjectStore.make({ root: path.join(root, name), bucket: name, fsync: options.fsync, etags: "random" }),
       destroy: (name) => Effect.promise(() => fs.rm(path.join(root, name), { recursive: true, force: true }))
     })
   })

@@ -27,6 +27,14 @@ export interface FsConfig {
    * durable: only for scratch stores and benchmarks. @default true
    */
   readonly fsync?: boolean | undefined
+  /**
+   * What an object's ETag is. `"md5"`: the hex MD5 of its bytes, as S3 gives a single-part upload
+   * (computed on a worker thread while the object is written). `"random"`: 128 random bits per
+   * stored version — unique, but not a content hash; for callers that keep their own checksums
+   * (the objcrypt gateway records the plaintext MD5 itself) and would otherwise pay for a hash of
+   * ciphertext nobody reads. Multipart objects are `md5-of-part-etags-N` either way. @default "md5"
+   */
+  readonly etags?: "md5" | "random" | undefined
 }
 
 /**
@@ -40,5 +48,6 @@ export const defaults = {
   maxMetadataBytes: 16 * 1024,
   fileMode: 0o600,
   dirMode: 0o700,
-  fsync: true
+  fsync: true,
+  etags: "md5"
 } as const

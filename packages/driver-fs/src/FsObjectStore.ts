@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { InvalidRange, ObjectNotFound, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
@@ -112,6 +113,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
     const fileMode = config.fileMode ?? defaults.fileMode
     const dirMode = config.dirMode ?? defaults.dirMode
     const durable = config.fsync ?? defaults.fsync
+    const contentEtags = (config.etags ?? defaults.etags) === "md5"
     const staging = path.join(root, STAGING_DIR)
     const tmpDir = path.join(staging, "tmp")
     const uploadsDir = path.join(staging, "uploads")
@@ -241,11 +243,13 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
     const exists = (key: string) =>
       io("put", key, () => fs.access(objectPath(key).target).then(() => true, (e) => (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR" ? false : Promise.reject(e))))
 
-    /** Streams a body into a file through the reused buffer, hashing it with MD5. */
+    /** Streams a body into a file through the reused buffer, hashing it with MD5 (`etags: "md5"`). */
     const writeBody = <E>(operation: string, key: string, body: Stream.Stream<Uint8Array, E>, contentLength: number | undefined) =>
       (handle: fs.FileHandle, offset: number) =>
         Effect.scoped(Effect.gen(function*() {
-          const hash = crypto.createHash("md5")
+          const hash = contentEtags
+            ? yield* Effect.acquireRelease(Effect.sync(() => BackgroundHash.make("md5")), (h) => Effect.sync(() => h.dispose()))
+            : undefined
           const w = yield* Effect.acquireRelease(
             Effect.sync(() => new BufferedWriter(handle, offset, hash, contentLength)),
             (w) => Effect.sync(() => w.release())
@@ -263,7 +267,10 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           if (contentLength !== undefined && w.written !== contentLength) {
             return yield* Effect.fail(badRequest(operation, key, "IncompleteBody", `expected ${contentLength} bytes, got ${w.written}`))
           }
-          return { size: w.written, etag: hash.digest("hex") }
+          const etag = hash === undefined
+            ? crypto.randomBytes(16).toString("hex")
+            : (yield* io(operation, key, () => hash.digest())).toString("hex")
+          return { size: w.written, etag }
         }))
 
     // ---- reading -----------------------------------------------------------------------------

@@ -242,6 +242,44 @@ await Effect.runPromise(store.put("crash/obj", endless.pipe(Stream.tap(() => Eff
     }))
 })
 
+ObjectStoreSuite.objectStoreSuite({
+  name: "FsObjectStore conformance (random etags)",
+  layer: FsObjectStore.layer({ root: path.join(scratch, "conformance-random"), etags: "random", fsync: false }),
+  capabilities: { md5Etags: false, conditionalWrites: true }
+})
+
+describe("FsObjectStore etags", () => {
+  const body = crypto.randomBytes(5 * 1024 * 1024 + 77)
+  const chunks = (b: Buffer, n: number) => Stream.fromIterable(Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n)))
+
+  it.effect("md5: a body of several MiB (hashed on the worker thread) gets the MD5 of its bytes, single put and parts", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const md5 = crypto.createHash("md5").update(body).digest("hex")
+        assert.strictEqual((yield* store.put("big", chunks(body, 65536))).etag, md5)
+        assert.strictEqual((yield* store.put("big-one-chunk", Stream.make(body))).etag, md5)
+        assert.strictEqual((yield* store.head("big")).etag, md5)
+        const upload = yield* store.createMultipart("mp")
+        const part = yield* store.uploadPart(upload, 1, chunks(body, 300_000))
+        assert.strictEqual(part.etag, md5)
+        yield* store.abortMultipart(upload)
+      })
+    ))
+
+  it.effect("random: 128 random bits per stored version, equal bodies or not; the bytes are stored as given", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const a = yield* store.put("k", chunks(body, 65536))
+        const b = yield* store.put("k", chunks(body, 65536))
+        assert.match(a.etag, /^[0-9a-f]{32}$/)
+        assert.notStrictEqual(a.etag, b.etag)
+        assert.notStrictEqual(a.etag, crypto.createHash("md5").update(body).digest("hex"))
+        assert.strictEqual((yield* store.head("k")).etag, b.etag)
+        const back = yield* Effect.scoped(Effect.flatMap(store.get("k"), (o) => Stream.runCollect(o.body)))
+        assert.isTrue(Buffer.concat([...back]).equals(body))
+      }), { etags: "random" }))
+})
+
 describe("FsObjectStore files and errors", () => {
   it.effect("object files are 0600 and directories 0700", () =>
     withStore((store, root) =>
@@ -380,4 +418,61 @@ describe("FsObjectStore files and errors", () => {
       assert.strictEqual(core.bucket, "named")
       assert.strictEqual(core.provider, "fs")
     }))
+})
+
+describe("FsObjectStore conditional copy", () => {
+  const big = 8 * 1024 * 1024
+
+  it.effect("a same-key copy with ifSourceMatch never replaces a version written while it ran (another store of the process)", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const other = yield* FsObjectStore.make({ root })
+        let refused = 0
+        for (let round = 0; round < 4; round++) {
+          yield* store.put("k", Stream.make(crypto.randomBytes(big)), { metadata: { v: "old" } })
+          const { etag } = yield* store.head("k")
+          const copying = yield* Effect.fork(Effect.either(store.copy("k", "k", { metadata: { v: "rekeyed" }, ifSourceMatch: etag })))
+          yield* Effect.sleep("1 millis")
+          const fresh = crypto.randomBytes(100)
+          yield* other.put("k", Stream.make(fresh), { metadata: { v: "new" } })
+          const r = yield* Fiber.join(copying)
+          if (r._tag === "Left") {
+            assert.strictEqual(r.left._tag, "PreconditionFailed")
+            refused++
+          }
+          // Whichever came first, the last write is the new version, whole.
+          const now = yield* ObjectStore.readAll(store, "k")
+          assert.isTrue(Buffer.from(now.bytes).equals(fresh), `round ${round}: the new body`)
+          assert.deepStrictEqual({ ...now.info.metadata }, { v: "new" }, `round ${round}: the new metadata`)
+        }
+        assert.isAbove(refused, 0, "the put landed while a copy ran")
+      })
+    ))
+
+  it.effect("a same-key copy with ifSourceMatch does not bring back an object removed while it ran", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        for (let round = 0; round < 4; round++) {
+          yield* store.put("k", Stream.make(crypto.randomBytes(big)))
+          const { etag } = yield* store.head("k")
+          const copying = yield* Effect.fork(Effect.either(store.copy("k", "k", { metadata: { v: "rekeyed" }, ifSourceMatch: etag })))
+          yield* Effect.sleep("1 millis")
+          yield* store.remove("k")
+          const r = yield* Fiber.join(copying)
+          if (r._tag === "Left") assert.include(["ObjectNotFound", "PreconditionFailed"], r.left._tag)
+          const e = yield* Effect.flip(store.head("k"))
+          assert.strictEqual(e._tag, "ObjectNotFound", `round ${round}: still removed`)
+        }
+      })
+    ))
+
+  it.effect("ifSourceMatch accepts the etag quoted, as HTTP writes it", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        yield* store.put("q", Stream.make(Buffer.from("quoted")))
+        const { etag } = yield* store.head("q")
+        const r = yield* store.copy("q", "q2", { ifSourceMatch: `"${etag}"` })
+        assert.strictEqual(r.etag, etag)
+      })
+    ))
 })

@@ -103,8 +103,8 @@ export interface WorkerPool {
 }
 
 const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
-const crypto = require("node:crypto");
+const { parentPort } = process.getBuiltinModule("node:worker_threads");
+const crypto = process.getBuiltinModule("node:crypto");
 const REORDER_WINDOW = 16;
 // Outputs below glibc's mmap threshold come from memory the worker's arena already touched; whole
 // 1 MiB outputs are fresh mappings whose page faults cost as much as the encryption (measured).

@@ -1,7 +1,6 @@
 import type { StoreError } from "@objcrypt/core/Errors"
 import { ProviderError } from "@objcrypt/core/Errors"
 import { Effect } from "effect"
-import type * as crypto from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as util from "node:util"
 
@@ -74,20 +73,29 @@ const giveBuffer = (b: Buffer) => {
 }
 
 /**
+ * What the writer feeds the bytes it writes: a `BackgroundHash` (the chunk is copied before
+ * `update` returns, except for the part behind a returned promise).
+ */
+export interface WriteHash {
+  readonly update: (chunk: Uint8Array) => Promise<void> | undefined
+}
+
+/**
  * Writes a stream of chunks to a file at increasing offsets through one reused buffer, hashing
- * them on the way. A chunk of the buffer's size or more is written directly. `release` returns
- * the buffer to the pool; the writer must not be used after it.
+ * each buffer-full as it is written (the hash runs on its worker while the write is in flight).
+ * A chunk of the buffer's size or more is written directly. `release` returns the buffer to the
+ * pool; the writer must not be used after it.
  */
 export class BufferedWriter {
   private readonly handle: fs.FileHandle
-  private readonly hash: crypto.Hash
+  private readonly hash: WriteHash | undefined
   private buf: Buffer
   private fill = 0
   position: number
   written = 0
 
   /** `expected`: the body length when known, so a small body does not take a large buffer. */
-  constructor(handle: fs.FileHandle, start: number, hash: crypto.Hash, expected?: number) {
+  constructor(handle: fs.FileHandle, start: number, hash: WriteHash | undefined, expected?: number) {
     this.handle = handle
     this.hash = hash
     this.buf = takeBuffer(expected === undefined ? WRITE_BUFFER : Math.max(1, Math.min(expected, WRITE_BUFFER)))
@@ -101,7 +109,6 @@ export class BufferedWriter {
 
   /** Copies a chunk into the buffer; only when `fits(chunk)`. */
   push(chunk: Uint8Array): void {
-    this.hash.update(chunk)
     this.buf.set(chunk, this.fill)
     this.fill += chunk.length
     this.written += chunk.length
@@ -115,8 +122,7 @@ export class BufferedWriter {
       this.buf = takeBuffer(WRITE_BUFFER)
     }
     if (chunk.length >= this.buf.length) {
-      this.hash.update(chunk)
-      await writeFully(this.handle, chunk, this.position)
+      await this.hashed(chunk, writeFully(this.handle, chunk, this.position))
       this.position += chunk.length
       this.written += chunk.length
     } else {
@@ -126,9 +132,21 @@ export class BufferedWriter {
 
   async flush(): Promise<void> {
     if (this.fill === 0) return
-    await writeFully(this.handle, this.buf.subarray(0, this.fill), this.position)
+    const data = this.buf.subarray(0, this.fill)
+    await this.hashed(data, writeFully(this.handle, data, this.position))
     this.position += this.fill
     this.fill = 0
+  }
+
+  /** Hashes `data` while its write is in flight; `data` is not reused before both are done. */
+  private async hashed(data: Uint8Array, writing: Promise<void>): Promise<void> {
+    let hashing: Promise<void> | undefined
+    try {
+      hashing = this.hash?.update(data)
+    } finally {
+      await writing
+    }
+    if (hashing !== undefined) await hashing
   }
 
   release(): void {

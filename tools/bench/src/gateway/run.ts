@@ -14,8 +14,10 @@
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gateway/run.ts --size-gib 10
  *
- * With `--built`, the gateway runs from `apps/gateway/dist/bin.js` (`npx nx build @objcrypt/gateway`)
- * as users run it; by default from the sources.
+ * With `--built`, the gateway runs from its bundle `apps/gateway/dist/bundle/objcrypt-gateway.mjs` (`npx nx build @objcrypt/gateway`)
+ * as users run it; by default from the sources. `--profile DIR` writes the gateway's V8 CPU profile
+ * into DIR (more Node flags for the gateway in `BENCH_GATEWAY_NODE_FLAGS`); `--only put-sse-s3,get-sse-c,…` runs only those gateway phases (and skips the
+ * small-object load when `small` is not named).
  *
  * @since 0.1.0
  */
@@ -209,13 +211,21 @@ const main = async () => {
     accessLog: "off"
   }))
   const built = process.argv.includes("--built")
+  const profileAt = process.argv.indexOf("--profile")
+  const nodeFlags = [
+    ...(profileAt < 0 ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.argv[profileAt + 1]!)}`]),
+    ...(process.env.BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter((f) => f !== "")
+  ]
+  const onlyAt = process.argv.indexOf("--only")
+  const only = onlyAt < 0 ? undefined : new Set(process.argv[onlyAt + 1]!.split(","))
+  const wanted = (phase: string) => only === undefined || only.has(phase)
   const gatewayArgs = built
-    ? [path.join(WORKSPACE, "apps/gateway/dist/bin.js"), "--config", config]
-    : ["--conditions=@objcrypt/source", "--import", HOOKS, BIN, "--config", config]
+    ? [...nodeFlags, path.join(WORKSPACE, "apps/gateway/dist/bundle/objcrypt-gateway.mjs"), "--config", config]
+    : [...nodeFlags, "--conditions=@objcrypt/source", "--import", HOOKS, BIN, "--config", config]
   const gateway = spawn(process.execPath, gatewayArgs, {
     cwd: WORKSPACE,
     env: { ...process.env, BENCH_SECRET: ACCESS.secret },
-    stdio: ["ignore", "ignore", "inherit"]
+    stdio: ["ignore", process.env.BENCH_GATEWAY_NODE_FLAGS === undefined ? "ignore" : "inherit", "inherit"]
   })
   const gpid = gateway.pid!
   let serving = 0
@@ -264,18 +274,22 @@ const main = async () => {
 
     sampling = true
     for (const [mode, headers] of [["SSE-S3", { "x-amz-server-side-encryption": "AES256" }], ["SSE-C", ssec]] as const) {
+      const tag = mode.toLowerCase()
+      if (!wanted(`put-${tag}`) && !wanted(`get-${tag}`)) continue
       await timed(`gateway PUT ${mode}`, async () => {
         await must(request(port, "PUT", "/bench/big", headers, { length: size, chunk }), `PUT ${mode}`)
       }, gpid)
-      await timed(`gateway GET ${mode}`, async () => {
-        const r = await must(request(port, "GET", "/bench/big", mode === "SSE-C" ? ssec : {}), `GET ${mode}`)
-        if (r.bytes !== size) throw new Error(`GET ${mode} returned ${r.bytes} bytes`)
-      }, gpid)
+      if (wanted(`get-${tag}`)) {
+        await timed(`gateway GET ${mode}`, async () => {
+          const r = await must(request(port, "GET", "/bench/big", mode === "SSE-C" ? ssec : {}), `GET ${mode}`)
+          if (r.bytes !== size) throw new Error(`GET ${mode} returned ${r.bytes} bytes`)
+        }, gpid)
+      }
       await must(request(port, "DELETE", "/bench/big", {}), "DELETE")
     }
 
     // Small objects from a separate process.
-    const loadOut = await new Promise<string>((resolve, reject) => {
+    const loadOut = !wanted("small") ? "null" : await new Promise<string>((resolve, reject) => {
       const args = ["--conditions=@objcrypt/source", "--import", HOOKS, fileURLToPath(import.meta.url), "--load", String(port),
         "--concurrency", String(arg("concurrency", 32)), "--requests", String(arg("requests", 4000)), "--small-kib", String(arg("small-kib", 4))]
       const child = spawn(process.execPath, args, { cwd: WORKSPACE, env: { ...process.env, BENCH_ACCESS: JSON.stringify(ACCESS) }, stdio: ["ignore", "pipe", "inherit"] })
@@ -286,7 +300,7 @@ const main = async () => {
     })
 
     const by = (n: string) => phases.find((p) => p.name === n)!
-    const ratio = (a: string, b: string) => Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3))
+    const ratio = (a: string, b: string) => phases.some((p) => p.name === a) ? Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3)) : null
     process.stdout.write(JSON.stringify({
       sizeGiB: sizeGib,
       node: process.version,
@@ -298,7 +312,7 @@ const main = async () => {
         "GET SSE-C / direct": ratio("gateway GET SSE-C", "direct GET"),
         target: 0.8
       },
-      gateway: built ? "apps/gateway/dist/bin.js" : "apps/gateway/src/bin.ts (sources)",
+      gateway: built ? "apps/gateway/dist/bundle/objcrypt-gateway.mjs" : "apps/gateway/src/bin.ts (sources)",
       gatewayRssMib: { idle: Math.round(idleRssMib), peakWhileServing: Math.round(serving), lifetimeHwm: Math.round(procStatus(gpid).peakRssMib), target: 200 },
       smallObjects: JSON.parse(loadOut) as unknown
     }, null, 2) + "\n")
