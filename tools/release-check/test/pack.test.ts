@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { promisify } from "node:util"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -69,6 +70,9 @@ describe("packages as npm users get them", () => {
         const info = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>
         const files = info[0]!.files.map((f) => f.path)
         assert.isTrue(files.includes("dist/index.js"), `${p.name} ships dist/index.js`)
+        for (const bin of Object.values((p.json.bin ?? {}) as Record<string, string>)) {
+          assert.isTrue(files.includes(path.normalize(bin)), `${p.name} ships its bin ${bin}`)
+        }
         assert.isTrue(files.includes("dist/index.d.ts"), `${p.name} ships types`)
         assert.isFalse(files.some((f) => f.startsWith("src/") || f.startsWith("test/")), `${p.name} ships no sources or tests`)
         tarballs.push(path.join(tmp, path.basename(info[0]!.filename)))
@@ -100,6 +104,41 @@ describe("packages as npm users get them", () => {
         await exec(node, [path.join(workspace, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], app)
       } catch (e: any) {
         assert.fail(`type-check of the installed packages failed:\n${e.stdout}`)
+      }
+
+      // The gateway's bin (an esbuild bundle whose other packages resolve from node_modules) serves.
+      const gatewayBin = path.join(app, "node_modules/.bin/objcrypt-gateway")
+      assert.isTrue(fs.existsSync(gatewayBin), "npm linked objcrypt-gateway")
+      const port = await new Promise<number>((resolve) => {
+        const srv = net.createServer().listen(0, "127.0.0.1", () => {
+          const p = (srv.address() as net.AddressInfo).port
+          srv.close(() => resolve(p))
+        })
+      })
+      fs.writeFileSync(path.join(app, "gateway.json"), JSON.stringify({
+        listen: { host: "127.0.0.1", port },
+        backend: { type: "fs", root: path.join(app, "data") },
+        users: [{ name: "u", accessKeyId: "AKIAPACKTEST0000001", secretAccessKey: { env: "PACK_SECRET" }, buckets: "*" }],
+        keyStore: { path: path.join(app, "keys.ocks"), passphrase: { env: "PACK_SECRET" } },
+        accessLog: "off"
+      }))
+      const gateway = spawn(node, [fs.realpathSync(gatewayBin), "--config", path.join(app, "gateway.json")], {
+        cwd: app,
+        env: { ...process.env, PACK_SECRET: "pack-test-secret-0123456789" },
+        stdio: ["ignore", "ignore", "pipe"]
+      })
+      let stderr = ""
+      gateway.stderr.on("data", (b: Buffer) => (stderr += b.toString()))
+      try {
+        let healthy = false
+        for (let i = 0; i < 300 && !healthy && gateway.exitCode === null; i++) {
+          healthy = await fetch(`http://127.0.0.1:${port}/_health`).then((r) => r.ok, () => false)
+          if (!healthy) await new Promise((r) => setTimeout(r, 100))
+        }
+        assert.isTrue(healthy, `the installed objcrypt-gateway serves /_health (stderr: ${stderr})`)
+      } finally {
+        gateway.kill("SIGTERM")
+        await new Promise((r) => gateway.exitCode === null ? gateway.once("exit", r) : r(undefined))
       }
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true })
