@@ -9,7 +9,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 /** The built executable (`npx nx test @objcrypt/cli` builds it first). */
-export const BIN = process.env.OBJCRYPT_TEST_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "bin.js")
+export const BIN = process.env.OBJCRYPT_TEST_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "bundle", "objcrypt.mjs")
 
 export interface Result {
   readonly code: number | null

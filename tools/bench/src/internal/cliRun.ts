@@ -26,7 +26,7 @@ export const arg = (name: string, fallback: number): number => {
  * @since 0.1.0
  */
 export const BIN = process.env.OBJCRYPT_BENCH_BIN ??
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../apps/cli/dist/bin.js")
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../apps/cli/dist/bundle/objcrypt.mjs")
 
 /**
  * Fails with the build command when the CLI has not been built.
