@@ -2,13 +2,14 @@
  * A message digest computed on a worker thread, so hashing a large body (MD5 ETags, Content-MD5)
  * runs on the second core while the calling thread encrypts and writes.
  *
- * `update` copies each chunk into a reused 1 MiB slab (memory already touched, so the copy costs
- * a fraction of the hash); a full slab is transferred (not copied) to the worker, which hashes
- * slabs in order and transfers them back. Plain `ArrayBuffer`s, not shared ones: V8 copies into
- * shared memory word by word, several times slower than the memcpy a plain buffer gets. At most `MAX_SLABS_IN_FLIGHT` slabs per hash are
- * out: `update` then returns a promise to wait on (back-pressure), otherwise `undefined`. A body
- * that never fills one slab is hashed on the calling thread at `digest` — small objects never
- * cross threads.
+ * A body that never fills one 1 MiB slab is hashed on the calling thread at `digest`: small
+ * objects never cross threads and take no shared memory. A longer one gets a ring of
+ * `MAX_SLABS_IN_FLIGHT` slabs in one `SharedArrayBuffer` (pooled), handed to the worker once;
+ * `update` copies chunks into the current slab (the caller may reuse its buffer at once) and a full
+ * slab is announced to the worker by its index — only integers cross threads per slab, so no
+ * buffer object is created, transferred or accounted per megabyte on either side (each of those
+ * would add to the external memory that triggers V8's full GCs). When every slab is with the
+ * worker, `update` returns a promise to wait on (back-pressure), otherwise `undefined`.
  *
  * One worker serves the whole process; it is created on first use, keeps the process alive only
  * while a hash is in progress, and is replaced if it dies (the hashes it held fail).
@@ -43,7 +44,7 @@ export interface BackgroundHash {
  * @since 0.1.0
  * @category constants
  */
-export const SLAB_SIZE = Number(process.env.BH_SLAB ?? 1024 * 1024)
+export const SLAB_SIZE = 1024 * 1024
 
 /**
  * Slabs one hash may have at the worker before `update` asks the caller to wait.
@@ -56,35 +57,36 @@ export const MAX_SLABS_IN_FLIGHT = 4
 const WORKER_SOURCE = `
 const { parentPort } = process.getBuiltinModule("node:worker_threads");
 const crypto = process.getBuiltinModule("node:crypto");
-const hashes = new Map();
+const jobs = new Map();
 parentPort.on("message", (m) => {
-  if (m.op === "update") {
-    let h = hashes.get(m.id);
-    if (h === undefined) hashes.set(m.id, (h = crypto.createHash(m.algorithm)));
-    h.update(new Uint8Array(m.slab, 0, m.length));
-    parentPort.postMessage({ op: "slab", id: m.id, slab: m.slab }, [m.slab]);
+  if (m.op === "open") {
+    jobs.set(m.id, { hash: crypto.createHash(m.algorithm), ring: m.ring, slabSize: m.slabSize });
+  } else if (m.op === "update") {
+    const job = jobs.get(m.id);
+    job.hash.update(new Uint8Array(job.ring, m.slab * job.slabSize, m.length));
+    parentPort.postMessage({ op: "done", id: m.id, slab: m.slab });
   } else if (m.op === "digest") {
-    const h = hashes.get(m.id);
-    hashes.delete(m.id);
-    const d = h.digest();
-    parentPort.postMessage({ op: "digest", id: m.id, digest: d.buffer.slice(d.byteOffset, d.byteOffset + d.length) });
+    const job = jobs.get(m.id);
+    jobs.delete(m.id);
+    const d = job.hash.digest();
+    parentPort.postMessage({ op: "digest", id: m.id, digest: d.toString("hex") });
   } else if (m.op === "drop") {
-    hashes.delete(m.id);
+    jobs.delete(m.id);
   }
 });
 `
 
 interface Job {
-  readonly returned: (slab: ArrayBuffer) => void
-  readonly digested: (digest: ArrayBuffer) => void
+  readonly done: (slab: number) => void
+  readonly digested: (hex: string) => void
   readonly failed: (error: Error) => void
 }
 
-const SLAB_POOL_MAX = 16
-const slabPool: Array<ArrayBuffer> = []
-const takeSlab = () => slabPool.pop() ?? new ArrayBuffer(SLAB_SIZE)
-const giveSlab = (slab: ArrayBuffer) => {
-  if (slabPool.length < SLAB_POOL_MAX) slabPool.push(slab)
+const RING_POOL_MAX = 4
+const ringPool: Array<SharedArrayBuffer> = []
+const takeRing = () => ringPool.pop() ?? new SharedArrayBuffer(SLAB_SIZE * MAX_SLABS_IN_FLIGHT)
+const giveRing = (ring: SharedArrayBuffer) => {
+  if (ringPool.length < RING_POOL_MAX) ringPool.push(ring)
 }
 
 let worker: Worker | undefined
@@ -95,14 +97,11 @@ const hashWorker = (): Worker => {
   if (worker !== undefined) return worker
   const w = new Worker(WORKER_SOURCE, { eval: true })
   w.unref()
-  w.on("message", (m: { op: string; id: number; slab?: ArrayBuffer; digest?: ArrayBuffer }) => {
+  w.on("message", (m: { op: string; id: number; slab?: number; digest?: string }) => {
     const job = jobs.get(m.id)
-    if (m.op === "slab") {
-      if (job === undefined) giveSlab(m.slab!)
-      else job.returned(m.slab!)
-    } else if (m.op === "digest" && job !== undefined) {
-      job.digested(m.digest!)
-    }
+    if (job === undefined) return
+    if (m.op === "done") job.done(m.slab!)
+    else if (m.op === "digest") job.digested(m.digest!)
   })
   const fail = (error: Error) => {
     if (worker === w) worker = undefined
@@ -114,13 +113,6 @@ const hashWorker = (): Worker => {
   w.on("error", fail)
   w.on("exit", (code) => fail(new Error(`the hashing worker exited (${code})`)))
   worker = w
-  return w
-}
-
-const open = (id: number, job: Job): Worker => {
-  const w = hashWorker()
-  if (jobs.size === 0) w.ref()
-  jobs.set(id, job)
   return w
 }
 
@@ -137,61 +129,73 @@ const close = (id: number) => {
  */
 export const make = (algorithm: Algorithm): BackgroundHash => {
   const id = nextId++
-  let slab: ArrayBuffer | undefined = takeSlab()
-  let view = new Uint8Array(slab)
+  // Before the first slab is full: a plain buffer, grown as needed, hashed here at `digest`.
+  let first: Buffer = Buffer.allocUnsafe(0)
+  let ring: SharedArrayBuffer | undefined
+  let ringView: Uint8Array | undefined
+  /** The slab being filled (an index into the ring), `undefined` while all are with the worker. */
+  let current: number | undefined
   let fill = 0
-  let started = false
-  let inFlight = 0
+  const free: Array<number> = []
   let finished = false
   let failure: Error | undefined
   let wake: (() => void) | undefined
   let onDigest: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined
-  const spare: Array<ArrayBuffer> = []
+  let w: Worker | undefined
+
+  const release = () => {
+    const r = ring
+    ring = undefined
+    ringView = undefined
+    // The worker may still read slabs it was sent: the ring goes back to the pool only when
+    // none is out.
+    if (r !== undefined && free.length + (current === undefined ? 0 : 1) === MAX_SLABS_IN_FLIGHT) giveRing(r)
+  }
 
   const job: Job = {
-    returned: (s) => {
-      inFlight--
-      if (finished) giveSlab(s)
-      else spare.push(s)
-      const w = wake
+    done: (slab) => {
+      free.push(slab)
+      if (finished && onDigest === undefined) release()
+      const f = wake
       wake = undefined
-      w?.()
+      f?.()
     },
-    digested: (d) => {
+    digested: (hex) => {
       close(id)
-      onDigest?.resolve(Buffer.from(d))
+      release()
+      onDigest?.resolve(Buffer.from(hex, "hex"))
     },
     failed: (e) => {
       failure = e
-      const w = wake
+      const f = wake
       wake = undefined
-      w?.()
+      f?.()
       onDigest?.reject(e)
     }
   }
 
+  /** Moves to the shared ring: the first slab's bytes become slab 0. */
+  const start = () => {
+    ring = takeRing()
+    ringView = new Uint8Array(ring)
+    ringView.set(first.subarray(0, fill), 0)
+    first = Buffer.allocUnsafe(0)
+    current = 0
+    for (let i = MAX_SLABS_IN_FLIGHT - 1; i > 0; i--) free.push(i)
+    w = hashWorker()
+    if (jobs.size === 0) w.ref()
+    jobs.set(id, job)
+    w.postMessage({ op: "open", id, algorithm, ring, slabSize: SLAB_SIZE })
+  }
+
   const send = () => {
-    const w = started ? worker : open(id, job)
-    if (w === undefined) {
+    if (worker !== w || w === undefined) {
       failure ??= new Error("the hashing worker exited")
       return
     }
-    started = true
-    w.postMessage({ op: "update", id, algorithm, slab, length: fill }, [slab!])
-    inFlight++
-    slab = undefined
+    w.postMessage({ op: "update", id, slab: current, length: fill })
+    current = undefined
     fill = 0
-  }
-
-  const nextSlab = (): Promise<void> | undefined => {
-    if (failure !== undefined) return Promise.reject(failure)
-    const s = spare.pop() ?? (inFlight < MAX_SLABS_IN_FLIGHT ? takeSlab() : undefined)
-    if (s !== undefined) {
-      slab = s
-      view = new Uint8Array(s)
-      return undefined
-    }
-    return new Promise<void>((resolve) => (wake = resolve)).then(() => nextSlab())
   }
 
   const update = (chunk: Uint8Array): Promise<void> | undefined => {
@@ -199,16 +203,42 @@ export const make = (algorithm: Algorithm): BackgroundHash => {
     if (failure !== undefined) return Promise.reject(failure)
     let off = 0
     while (off < chunk.length) {
-      if (slab === undefined) {
-        const waiting = nextSlab()
-        if (waiting !== undefined) {
+      if (ring === undefined) {
+        if (fill + chunk.length - off <= SLAB_SIZE) {
+          if (first.length < fill + chunk.length - off) {
+            const grown = Buffer.allocUnsafe(Math.min(SLAB_SIZE, Math.max(64 * 1024, 2 * (fill + chunk.length - off))))
+            first.copy(grown, 0, 0, fill)
+            first = grown
+          }
+          first.set(chunk.subarray(off), fill)
+          fill += chunk.length - off
+          return undefined
+        }
+        if (first.length < SLAB_SIZE) {
+          const grown = Buffer.allocUnsafe(SLAB_SIZE)
+          first.copy(grown, 0, 0, fill)
+          first = grown
+        }
+        const n = SLAB_SIZE - fill
+        first.set(chunk.subarray(off, off + n), fill)
+        fill += n
+        off += n
+        start()
+        send()
+        continue
+      }
+      if (current === undefined) {
+        if (failure !== undefined) return Promise.reject(failure)
+        const next = free.pop()
+        if (next === undefined) {
           const rest = chunk.subarray(off)
           // The caller may reuse `chunk` once this settles, so the rest is copied before then.
-          return waiting.then(() => update(rest))
+          return new Promise<void>((resolve) => (wake = resolve)).then(() => update(rest))
         }
+        current = next
       }
       const n = Math.min(SLAB_SIZE - fill, chunk.length - off)
-      view.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), fill)
+      ringView!.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), current * SLAB_SIZE + fill)
       fill += n
       off += n
       if (fill === SLAB_SIZE) send()
@@ -219,19 +249,18 @@ export const make = (algorithm: Algorithm): BackgroundHash => {
   const digest = (): Promise<Buffer> => {
     if (finished) return Promise.reject(new Error("hash already finished"))
     finished = true
-    for (const s of spare.splice(0)) giveSlab(s)
-    if (!started) {
-      const d = crypto.createHash(algorithm).update(view.subarray(0, fill)).digest()
-      giveSlab(slab!)
-      slab = undefined
+    if (ring === undefined) {
+      const d = crypto.createHash(algorithm).update(first.subarray(0, fill)).digest()
+      first = Buffer.allocUnsafe(0)
       return Promise.resolve(d)
     }
     return new Promise<Buffer>((resolve, reject) => {
-      if (slab !== undefined && fill > 0) send()
-      else if (slab !== undefined) giveSlab(slab)
-      slab = undefined
-      const w = worker
-      if (failure !== undefined || w === undefined || !jobs.has(id)) {
+      if (current !== undefined && fill > 0) send()
+      else if (current !== undefined) {
+        free.push(current)
+        current = undefined
+      }
+      if (failure !== undefined || w === undefined || worker !== w || !jobs.has(id)) {
         close(id)
         return reject(failure ?? new Error("the hashing worker exited"))
       }
@@ -243,12 +272,15 @@ export const make = (algorithm: Algorithm): BackgroundHash => {
   const dispose = () => {
     if (finished) return
     finished = true
-    for (const s of spare.splice(0)) giveSlab(s)
-    if (slab !== undefined) giveSlab(slab)
-    slab = undefined
-    if (started) {
-      worker?.postMessage({ op: "drop", id })
+    first = Buffer.allocUnsafe(0)
+    if (ring !== undefined) {
+      if (current !== undefined) {
+        free.push(current)
+        current = undefined
+      }
+      w?.postMessage({ op: "drop", id })
       close(id)
+      release()
     }
   }
 
