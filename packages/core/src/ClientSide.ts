@@ -781,7 +781,9 @@ export type RekeyChange =
 /**
  * Rewraps the data key (another key, key version, added or removed recipients) and rewrites only
  * the envelope — the object's metadata through a same-key `copy`, or its sidecar — never one byte
- * of the body.
+ * of the body. The copy is conditional on the etag the envelope was read with: when another writer
+ * replaces the object meanwhile, it fails with `PreconditionFailed` and changes nothing (a new
+ * sidecar it placed is removed); run it again to re-key the new object.
  *
  * @since 0.1.0
  * @category rekeying
@@ -817,8 +819,11 @@ export const rekey = (
     const userMeta = NativeFormat.userMetadata(info.metadata)
     const oldSidecar = sidecarIdOf(info.metadata)
     const placed = yield* placeEnvelope(store, key, next, userMeta)
-    yield* store.copy(key, key, { metadata: placed.metadata, contentType: info.contentType }).pipe(
-      Effect.onError(() => placed.cleanup)
+    // Conditional on the version whose envelope was read: a body written since keeps its own.
+    yield* store.copy(key, key, { metadata: placed.metadata, contentType: info.contentType, ifSourceMatch: info.etag }).pipe(
+      Effect.onError(() => placed.cleanup),
+      Effect.catchTag("PreconditionFailed", () =>
+        Effect.fail(new PreconditionFailed({ key, reason: "the object changed during re-keying; nothing was changed" })))
     )
     yield* removeSidecar(store, key, oldSidecar, placed.sidecarId)
     return summarize({ ...info, metadata: placed.metadata }, next, placed.location)

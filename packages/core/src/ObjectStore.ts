@@ -232,6 +232,15 @@ export interface CopyOptions {
   /** Replace the user metadata (otherwise it is copied). */
   readonly metadata?: Readonly<Record<string, string>> | undefined
   readonly contentType?: string | undefined
+  /**
+   * Copy only if the source's current etag is this one (the `etag` of its `ObjectInfo`, from `head`
+   * or `get`); otherwise fail with `PreconditionFailed` and write nothing. The bytes copied are
+   * then those of that very version, so metadata derived from a `head` (a rewrapped envelope) can
+   * never land on another body. A missing source still fails with `ObjectNotFound`. Where the
+   * etag is a hash of the content (S3, local-fs), a metadata-only rewrite keeps it: two concurrent
+   * metadata rewrites of one object may both pass, the last one winning.
+   */
+  readonly ifSourceMatch?: string | undefined
 }
 
 /**
@@ -274,7 +283,9 @@ export interface StoreLimits {
  * or system error escape: every failure is a `StoreError`.
  *
  * Writes are atomic: a failed or interrupted `put`, `copy` or multipart upload leaves no partial
- * object visible, and an object is never a mix of two concurrent writers.
+ * object visible, and an object is never a mix of two concurrent writers. A `copy` with
+ * `ifSourceMatch` is a conditional read of the source: the etag check and the bytes copied cannot
+ * be separated by another writer (server-side where the provider can; see each driver).
  *
  * @since 0.1.0
  * @category tags

@@ -1,4 +1,4 @@
-import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
+import * as BackgroundHash from "../src/BackgroundHash.js"
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as crypto from "node:crypto"

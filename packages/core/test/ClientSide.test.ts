@@ -494,4 +494,56 @@ describe("ClientSide rekey", () => {
       const denied = yield* Effect.flip(ClientSide.rekey(store, "r2", Keyring.makeUnwrapper({}), { _tag: "Replace", keyrings: [aes()] }))
       assert.strictEqual(denied._tag === "DecryptError" ? denied.reason : denied._tag, "NoUsableKey")
     }))
+
+  /** The store, but the first `copy` lets another writer replace `key` (under k2) just before it runs. */
+  const racing = (store: MemoryStore.MemoryStore, key: string, replacement: Uint8Array): ObjectStore.ObjectStore["Type"] => {
+    let raced = false
+    return {
+      ...store,
+      copy: (source, destination, options) =>
+        Effect.suspend(() => {
+          if (raced) return store.copy(source, destination, options)
+          raced = true
+          return Effect.zipRight(
+            Effect.orDie(ClientSide.put(store, key, body(replacement), [aes("k2", otherKey)], small)),
+            store.copy(source, destination, options)
+          )
+        })
+    }
+  }
+
+  for (const placement of ["metadata", "sidecar"] as const) {
+    it.effect(`a writer replacing the object between the head and the copy: PreconditionFailed, the new object intact (${placement})`, () =>
+      Effect.gen(function*() {
+        const store = MemoryStore.make({ maxMetadataBytes: 800 })
+        yield* ClientSide.put(store, "race", body(crypto.randomBytes(700)), [aes()], small)
+        const replacement = crypto.randomBytes(900)
+        const add = placement === "metadata"
+          ? [aes("k2", otherKey)]
+          : [Keyring.recipient({ keyId: "rsa", publicKey: crypto.createPublicKey(rsa) }), Keyring.recipient({ keyId: "x", publicKey: crypto.createPublicKey(x25519) })]
+        const e = yield* Effect.flip(ClientSide.rekey(racing(store, "race", replacement), "race", unwrapper, { _tag: "Update", add }))
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        assert.strictEqual(e._tag === "PreconditionFailed" ? e.reason : "", "the object changed during re-keying; nothing was changed")
+        // The new body keeps its own envelope: it opens with its key alone, and with nothing else.
+        const onlyK2 = Keyring.makeUnwrapper({ keyStore: memoryKeyStore([symmetric("k2", 1, otherKey)]) })
+        assert.isTrue((yield* read(store, "race", undefined, onlyK2)).equals(replacement))
+        const onlyK1 = Keyring.makeUnwrapper({ keyStore: memoryKeyStore([symmetric("k1", 1, aesKey)]) })
+        assert.strictEqual((yield* Effect.flip(read(store, "race", undefined, onlyK1)))._tag, "DecryptError")
+        assert.deepStrictEqual(Either.getOrThrow(ClientSide.inspect(yield* store.head("race"))).keys, [{ type: "aes-gcm", keyId: "k2", version: 1 }])
+        // No sidecar left behind by the failed attempt.
+        assert.deepStrictEqual([...store.objects.keys()], ["race"])
+        assert.strictEqual(store.stats.copies, 0)
+        // Run again, it re-keys the new object.
+        const again = yield* ClientSide.rekey(store, "race", unwrapper, { _tag: "Update", add })
+        assert.strictEqual(again.location, placement)
+        assert.isTrue((yield* read(store, "race")).equals(replacement))
+      }))
+  }
+
+  it.effect("re-keying a removed object is ObjectNotFound", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const e = yield* Effect.flip(ClientSide.rekey(store, "gone", unwrapper, { _tag: "Replace", keyrings: [aes("k2", otherKey)] }))
+      assert.strictEqual(e._tag, "ObjectNotFound")
+    }))
 })

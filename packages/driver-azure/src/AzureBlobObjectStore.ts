@@ -437,7 +437,13 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
       operation: Operation,
       key: string,
       ids: ReadonlyArray<string>,
-      options: { contentType?: string | undefined; metadata?: Readonly<Record<string, string>> | undefined; ifNoneMatch?: "*" | undefined },
+      options: {
+        contentType?: string | undefined
+        metadata?: Readonly<Record<string, string>> | undefined
+        ifNoneMatch?: "*" | undefined
+        /** Commit only over this version of the blob (its unquoted etag). */
+        ifMatch?: string | undefined
+      },
       enc: EncryptionFields,
       ctx?: ErrorContext
     ) =>
@@ -447,6 +453,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           blobHTTPHeaders: httpHeadersOf(options.contentType),
           metadata: encodeMetadata(options.metadata),
           ...(options.ifNoneMatch === undefined ? {} : { conditions: { ifNoneMatch: "*" } }),
+          ...(options.ifMatch === undefined ? {} : { conditions: { ifMatch: `"${options.ifMatch}"` } }),
           ...(enc.customerProvidedKey === undefined ? {} : { customerProvidedKey: enc.customerProvidedKey }),
           ...(enc.encryptionScope === undefined ? {} : { encryptionScope: enc.encryptionScope })
         }), { customerKey: enc.customerProvidedKey !== undefined, ...ctx })
@@ -715,7 +722,15 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
         yield* validKey(source)
         yield* validKey(destination)
         const enc = yield* planWrite(options?.sse)
-        const src = yield* head(source, options?.sourceSse === undefined ? undefined : { sse: options.sourceSse })
+        const headSource = head(source, options?.sourceSse === undefined ? undefined : { sse: options.sourceSse })
+        const src = yield* headSource
+        // `ifSourceMatch`. Put Block From URL's source conditions are not in the SDK's client, so:
+        // onto the same key, the commit itself is conditional on that version (`If-Match`), which
+        // Azure checks atomically; to another key, the source is read again after its blocks were
+        // staged, and an unchanged etag (every write changes it) proves they are that version's.
+        const ifMatch = options?.ifSourceMatch === undefined ? undefined : unquote(options.ifSourceMatch)
+        const sourceChanged = () => new PreconditionFailed({ key: source, reason: "the source's etag does not match (it was replaced)" })
+        if (ifMatch !== undefined && src.etag !== ifMatch) return yield* sourceChanged()
         const sourceCpk = cpkOf(options?.sourceSse)
         const url = yield* Effect.promise(() => clients.sourceUrl(source))
         const ranges = Array.from({ length: Math.ceil(src.size / copyBlockSize) }, (_, i) => ({
@@ -737,10 +752,18 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
             id
           )
         }, { concurrency })
+        const sameKey = source === destination
+        if (ifMatch !== undefined && !sameKey) {
+          const again = yield* headSource.pipe(Effect.catchTag("ObjectNotFound", () => Effect.fail(sourceChanged())))
+          if (again.etag !== ifMatch) return yield* sourceChanged()
+        }
         const r = yield* commit("copy", destination, ids, {
           contentType: options?.contentType ?? src.contentType,
-          metadata: options?.metadata ?? src.metadata
-        }, enc)
+          metadata: options?.metadata ?? src.metadata,
+          ...(ifMatch !== undefined && sameKey ? { ifMatch } : {})
+        }, enc).pipe(
+          Effect.catchTag("PreconditionFailed", (e) => (ifMatch !== undefined && sameKey ? Effect.fail(sourceChanged()) : Effect.fail(e)))
+        )
         return resultOf(destination, r.etag, src.size, r, options?.sse, enc)
       })
 

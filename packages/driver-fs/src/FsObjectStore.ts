@@ -92,6 +92,26 @@ const noSuchUpload = (key: string) => new PreconditionFailed({ key, reason: "no 
 
 const stripQuotes = (etag: string) => etag.replace(/^"(.*)"$/, "$1")
 
+const sourceChanged = (key: string) => new PreconditionFailed({ key, reason: "the source's etag does not match (it was replaced)" })
+
+/**
+ * One queue per object path, shared by every store of the process: a conditional copy's check of
+ * the object in place and its rename, and every other rename or unlink of that path, run one at a
+ * time.
+ */
+const pathLocks = new Map<string, Promise<unknown>>()
+
+const withPathLock = <A>(target: string, f: () => Promise<A>): Promise<A> => {
+  const previous = pathLocks.get(target) ?? Promise.resolve()
+  const run = previous.then(f, f)
+  const tail = run.then(() => undefined, () => undefined)
+  pathLocks.set(target, tail)
+  void tail.then(() => {
+    if (pathLocks.get(target) === tail) pathLocks.delete(target)
+  })
+  return run
+}
+
 interface UploadManifest {
   readonly key: string
   readonly contentType?: string | undefined
@@ -169,8 +189,20 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
 
     // ---- publishing --------------------------------------------------------------------------
 
-    /** Moves a finished temp file to the object's path: rename (last writer wins) or, for create-only, link. */
-    const publish = async (key: string, tmp: string, createOnly: boolean): Promise<void> => {
+    /**
+     * Moves a finished temp file to the object's path: rename (last writer wins) or, for create-only,
+     * link. Runs under the path's lock, after `guard` (a precondition on the object in place), so no
+     * other write of this process to the key comes between the two.
+     */
+    const publish = (key: string, tmp: string, createOnly: boolean, guard?: () => Promise<void>): Promise<void> => {
+      const { target } = objectPath(key)
+      return withPathLock(target, async () => {
+        if (guard !== undefined) await guard()
+        await publishNow(key, tmp, createOnly)
+      })
+    }
+
+    const publishNow = async (key: string, tmp: string, createOnly: boolean): Promise<void> => {
       const { targetDir, target } = objectPath(key)
       for (let attempt = 0;; attempt++) {
         const created = await fs.mkdir(targetDir, { recursive: true, mode: dirMode })
@@ -213,7 +245,8 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
       key: string,
       meta: { readonly contentType?: string | undefined; readonly metadata: Readonly<Record<string, string>> },
       createOnly: boolean,
-      fill: (handle: fs.FileHandle, offset: number) => Effect.Effect<{ readonly size: number; readonly etag: string }, E | StoreError>
+      fill: (handle: fs.FileHandle, offset: number) => Effect.Effect<{ readonly size: number; readonly etag: string }, E | StoreError>,
+      guard?: () => Promise<void>
     ): Effect.Effect<PutResult & { readonly mtime: number }, E | StoreError> => {
       const tmp = tmpName()
       const reserved = reservedHeaderLength({ key, ...meta })
@@ -228,7 +261,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
               await writeFully(handle, encodeHeader(header, reserved), 0)
               if (durable) await handle.sync()
               await handle.close()
-              await publish(key, tmp, createOnly)
+              await publish(key, tmp, createOnly, guard)
             })
             return { key, etag, size, mtime, encryption: { mode: "None" as const } }
           }),
@@ -300,6 +333,22 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         fs.open(objectPath(key).target, "r").catch((e) => {
           throw errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR" ? new ObjectNotFound({ key }) : e
         }))
+
+    /** The etag of the object now at `key`, `undefined` when there is none. */
+    const currentEtag = async (key: string): Promise<string | undefined> => {
+      let handle: fs.FileHandle
+      try {
+        handle = await fs.open(objectPath(key).target, "r")
+      } catch (e) {
+        if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") return undefined
+        throw e
+      }
+      try {
+        return (await readHeader(handle, key)).header.etag
+      } finally {
+        await handle.close()
+      }
+    }
 
     const toInfo = (key: string, h: Header): ObjectInfo => ({
       key,
@@ -424,7 +473,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         const { target, targetDir } = objectPath(key)
         yield* io("remove", key, async () => {
           try {
-            await fs.unlink(target)
+            await withPathLock(target, () => fs.unlink(target))
           } catch (e) {
             if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") return
             throw e
@@ -484,13 +533,34 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           (src) =>
             Effect.gen(function*() {
               const { dataOffset, header } = yield* io("copy", source, () => readHeader(src, source))
+              // The open file is one version (writes replace the file, never change it): checked
+              // here, it is the version copied.
+              const expected = options?.ifSourceMatch === undefined ? undefined : stripQuotes(options.ifSourceMatch)
+              if (expected !== undefined && header.etag !== expected) {
+                return yield* Effect.fail(sourceChanged(source))
+              }
               const meta = { contentType: options?.contentType ?? header.contentType, metadata: { ...(options?.metadata ?? header.metadata) } }
-              const r = yield* writeObject("copy", destination, meta, false, (dst, offset) =>
-                io("copy", destination, async () => {
-                  const hash = crypto.createHash("md5")
-                  const size = await copyRange(src, dataOffset, header.size, dst, offset, hash)
-                  return { size, etag: hash.digest("hex") }
-                }))
+              const r = yield* writeObject(
+                "copy",
+                destination,
+                meta,
+                false,
+                (dst, offset) =>
+                  io("copy", destination, async () => {
+                    // `etags: "random"`: a copy is a new stored version too, with its own etag.
+                    const hash = contentEtags ? crypto.createHash("md5") : undefined
+                    const size = await copyRange(src, dataOffset, header.size, dst, offset, hash)
+                    return { size, etag: hash === undefined ? crypto.randomBytes(16).toString("hex") : hash.digest("hex") }
+                  }),
+                // Onto the source itself: the object replaced must still be that version when the
+                // copy takes its place (checked under the key's lock, with the rename).
+                expected !== undefined && objectPath(source).target === objectPath(destination).target
+                  ? () => currentEtag(source).then((etag) => {
+                    if (etag === undefined) throw new ObjectNotFound({ key: source })
+                    if (etag !== expected) throw sourceChanged(source)
+                  })
+                  : undefined
+              )
               return { key: r.key, etag: r.etag, size: r.size, encryption: r.encryption } satisfies PutResult
             }),
           (h) => Effect.promise(() => h.close().catch(() => undefined))

@@ -476,3 +476,19 @@ describe("FsObjectStore conditional copy", () => {
       })
     ))
 })
+
+describe("FsObjectStore conditional copy (random etags)", () => {
+  it.effect("a copy is a new version with its own random etag: a metadata rewrite changes it, so a stale etag is refused", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        yield* store.put("k", Stream.make(crypto.randomBytes(1000)), { metadata: { v: "1" } })
+        const v1 = yield* store.head("k")
+        const copied = yield* store.copy("k", "k", { metadata: { v: "2" }, ifSourceMatch: v1.etag })
+        assert.match(copied.etag, /^[0-9a-f]{32}$/)
+        assert.notStrictEqual(copied.etag, v1.etag)
+        assert.strictEqual((yield* store.head("k")).etag, copied.etag)
+        const e = yield* Effect.flip(store.copy("k", "k", { metadata: { v: "3" }, ifSourceMatch: v1.etag }))
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        assert.deepStrictEqual({ ...(yield* store.head("k")).metadata }, { v: "2" })
+      }), { etags: "random" }))
+})

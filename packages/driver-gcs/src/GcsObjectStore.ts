@@ -263,8 +263,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         : Effect.succeed(sse?._tag === "SseC" ? sse : undefined)
 
     /** A client handle on one object, carrying its CSEK key or CMEK key name. */
-    const fileOf = (key: string, sse: ServerSideEncryption | undefined, generation?: number | string): File =>
-      gcsBucket.file(key, {
+    const fileOf = (key: string, sse: ServerSideEncryption | undefined, generation?: number | string, on: Bucket = gcsBucket): File =>
+      on.file(key, {
         // `null` (not `undefined`) so a copy never inherits the source's key.
         encryptionKey: sse?._tag === "SseC" ? Buffer.from(Redacted.value(sse.key.material)) : null,
         ...(sse?._tag === "SseKms" && sse.keyId !== undefined ? { kmsKeyName: sse.keyId } : {}),
@@ -664,7 +664,26 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         const sse = yield* planWrite(options?.sse)
         const sourceSse = yield* readKey("copy", source, options?.sourceSse)
         const replace = options?.metadata !== undefined || options?.contentType !== undefined
-        const src = replace ? yield* headMeta(source, { sse: options?.sourceSse }) : undefined
+        const ifMatch = options?.ifSourceMatch
+        const src = replace || ifMatch !== undefined ? yield* headMeta(source, { sse: options?.sourceSse }) : undefined
+        const sourceChanged = () => new PreconditionFailed({ key: source, reason: "the source's etag does not match (it was replaced)" })
+        // `ifSourceMatch`: a GCS etag stands for one (generation, metageneration) of the object, so the
+        // version whose etag matched is pinned with `ifSourceGenerationMatch` and
+        // `ifSourceMetagenerationMatch`, which GCS checks itself; onto the same key, the destination
+        // must still be that version when the copy replaces it (`ifGenerationMatch`, `ifMetagenerationMatch`).
+        let pins: Record<string, string> | undefined
+        if (ifMatch !== undefined && src !== undefined) {
+          if (infoOf(source, src).etag !== ifMatch || src.generation === undefined || src.metageneration === undefined) {
+            return yield* sourceChanged()
+          }
+          const generation = String(src.generation)
+          const metageneration = String(src.metageneration)
+          pins = {
+            ifSourceGenerationMatch: generation,
+            ifSourceMetagenerationMatch: metageneration,
+            ...(source === destination ? { ifGenerationMatch: generation, ifMetagenerationMatch: metageneration } : {})
+          }
+        }
         const target = fileOf(destination, sse)
         const body = {
           ...(replace
@@ -676,7 +695,31 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
           ...(sse?._tag === "SseKms" && sse.keyId !== undefined ? { destinationKmsKeyName: sse.keyId } : {})
         }
         // The client loops on the rewrite token for large objects and key changes.
-        const [, response] = yield* send("copy", source, () => fileOf(source, sourceSse).copy(target, body))
+        // The client sends a rewrite through the source's bucket handle: a handle of its own carries
+        // the preconditions, on every call, including those made with a rewrite token.
+        const on = pins === undefined ? gcsBucket : storage.bucket(config.bucket)
+        const from = fileOf(source, sourceSse, undefined, on)
+        if (pins !== undefined) {
+          const qs = pins
+          on.interceptors.push({
+            request: (opts) => {
+              const o = opts as typeof opts & { qs?: Record<string, unknown> | undefined }
+              o.qs = { ...o.qs, ...qs }
+              return o as unknown as ReturnType<Bucket["interceptors"][number]["request"]>
+            }
+          })
+        }
+        const [, response] = yield* send("copy", source, () => from.copy(target, body)).pipe(
+          Effect.catchTags({
+            PreconditionFailed: (e) => Effect.fail(pins === undefined ? e : sourceChanged()),
+            // The pinned version gone mid-rewrite: replaced (PreconditionFailed) unless the key is gone.
+            ObjectNotFound: (e) =>
+              pins === undefined
+                ? Effect.fail(e)
+                : Effect.flatMap(Effect.either(headMeta(source, { sse: options?.sourceSse })), (now) =>
+                  Effect.fail(now._tag === "Right" ? sourceChanged() : e))
+          })
+        )
         const resource = (response as { resource?: FileMetadata } | undefined)?.resource ?? (response as FileMetadata)
         return resultOf(destination, resource, options?.sse)
       })

@@ -52,7 +52,7 @@ import type { S3Config } from "./S3Config.js"
 import { defaults, MiB } from "./S3Config.js"
 import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
-import { copySourceFields, customerKeyFields, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
+import { copySourceFields, customerKeyFields, getRgwCopyIfMatchPlugin, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
 import { collect, partReader } from "@objcrypt/core/StreamParts"
 
@@ -151,6 +151,12 @@ export const nativeModesOf = (profile: ProfileName, facts: BucketFacts): Readonl
  * such copies stream through the client instead.
  */
 const streamedEncryptedCopy: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
+
+/**
+ * Profiles whose server reads CopyObject's source ETag condition under another name: Ceph RGW 16
+ * ignores `x-amz-copy-source-if-match` and checks `x-amz-copy-if-match` (see `internal/headers.ts`).
+ */
+const rgwCopyConditions: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
 /** Profiles whose server rewrites `_` to `-` in metadata names (see `internal/metadata.ts`). */
 const mangledMetadataNames: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
@@ -526,6 +532,18 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         yield* validKey(destination)
         const fields = yield* planWrite(options?.sse)
         const src = yield* head(source, options?.sourceSse === undefined ? undefined : { sse: options.sourceSse })
+        // `ifSourceMatch`: checked here (before any upload starts), then by the server on the request
+        // that reads the source (`x-amz-copy-source-if-match`, and RGW's own name for it), so the bytes
+        // copied are that version's; a streamed copy checks its GET's etag, a multipart copy heads the
+        // source again before completing (RGW ignores the condition on UploadPartCopy).
+        const ifMatch = options?.ifSourceMatch === undefined ? undefined : unquote(options.ifSourceMatch)
+        const sourceChanged = () => new PreconditionFailed({ key: source, reason: "the source's etag does not match (it was replaced)" })
+        if (ifMatch !== undefined && src.etag !== ifMatch) return yield* sourceChanged()
+        const conditional = <A, E extends { readonly _tag: string }>(self: Effect.Effect<A, E>) =>
+          ifMatch === undefined
+            ? self
+            : Effect.catchIf(self, (e) => e._tag === "PreconditionFailed", () => Effect.fail(sourceChanged()))
+        const sourceIfMatch = ifMatch === undefined ? {} : { CopySourceIfMatch: `"${ifMatch}"` }
         const replace = options?.metadata !== undefined || options?.contentType !== undefined
         const putOptions: PutOptions = {
           contentType: options?.contentType ?? src.contentType,
@@ -537,30 +555,34 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
           // The server would refuse (501) or silently store plaintext: move the bytes ourselves.
           return yield* Effect.scoped(
             Effect.flatMap(get(source, options?.sourceSse === undefined ? undefined : { sse: options.sourceSse }), (obj) =>
-              put(destination, obj.body, { ...putOptions, contentLength: src.size }))
+              // One GET response is one version: its etag is the body's.
+              ifMatch !== undefined && obj.info.etag !== ifMatch
+                ? Effect.fail(sourceChanged())
+                : put(destination, obj.body, { ...putOptions, contentLength: obj.info.size }))
           )
         }
         const sourceFields = copySourceFields(options?.sourceSse)
         const CopySource = encodeCopySource(Bucket, source)
         if (src.size <= copyThreshold) {
-          const r = yield* send("copy", source, (abortSignal) =>
-            client.send(
-              new CopyObjectCommand({
-                Bucket,
-                Key: destination,
-                CopySource,
-                ...(replace
-                  ? {
-                    MetadataDirective: "REPLACE",
-                    Metadata: encodeMetadata(putOptions.metadata, escapeNames)!,
-                    ...(putOptions.contentType === undefined ? {} : { ContentType: putOptions.contentType })
-                  }
-                  : {}),
-                ...sourceFields,
-                ...fields
-              }),
-              { abortSignal }
-            ), { customerKey: options?.sourceSse?._tag === "SseC" })
+          const r = yield* conditional(send("copy", source, (abortSignal) => {
+            const command = new CopyObjectCommand({
+              Bucket,
+              Key: destination,
+              CopySource,
+              ...sourceIfMatch,
+              ...(replace
+                ? {
+                  MetadataDirective: "REPLACE",
+                  Metadata: encodeMetadata(putOptions.metadata, escapeNames)!,
+                  ...(putOptions.contentType === undefined ? {} : { ContentType: putOptions.contentType })
+                }
+                : {}),
+              ...sourceFields,
+              ...fields
+            })
+            if (ifMatch !== undefined && rgwCopyConditions.has(profile)) command.middlewareStack.use(getRgwCopyIfMatchPlugin(`"${ifMatch}"`))
+            return client.send(command, { abortSignal })
+          }, { customerKey: options?.sourceSse?._tag === "SseC" }))
           return { key: destination, etag: unquote(r.CopyObjectResult?.ETag), size: src.size, encryption: infoOrRequested(r, options?.sse) }
         }
         const partSize = Math.max(basePartSize, Math.ceil(src.size / limits.maxParts))
@@ -572,7 +594,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         return yield* withUpload(destination, putOptions, fields, (upload) =>
           Effect.forEach(ranges, (r) =>
             Effect.map(
-              send("uploadPartCopy", source, (abortSignal) =>
+              conditional(send("uploadPartCopy", source, (abortSignal) =>
                 client.send(
                   new UploadPartCopyCommand({
                     Bucket,
@@ -581,13 +603,26 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                     PartNumber: r.partNumber,
                     CopySource,
                     CopySourceRange: `bytes=${r.start}-${r.end - 1}`,
+                    ...sourceIfMatch,
                     ...sourceFields,
                     ...customerKeyFields(options?.sse)
                   }),
                   { abortSignal }
-                ), { customerKey: options?.sourceSse?._tag === "SseC" }),
+                ), { customerKey: options?.sourceSse?._tag === "SseC" })),
               (res): CompletedPart => ({ partNumber: r.partNumber, etag: unquote(res.CopyPartResult?.ETag), size: r.end - r.start })
-            ), { concurrency }).pipe(Effect.flatMap((parts) => complete(upload, parts, options?.sse))))
+            ), { concurrency }).pipe(
+              // Servers that ignore the condition on UploadPartCopy (RGW): the source read again
+              // after its parts were copied, with the etag unchanged, proves they are that version's.
+              Effect.tap(() =>
+                ifMatch === undefined ? Effect.void : Effect.flatMap(
+                  head(source, options?.sourceSse === undefined ? undefined : { sse: options.sourceSse }).pipe(
+                    Effect.catchTag("ObjectNotFound", () => Effect.fail(sourceChanged()))
+                  ),
+                  (again) => (again.etag === ifMatch ? Effect.void : Effect.fail(sourceChanged()))
+                )
+              ),
+              Effect.flatMap((parts) => complete(upload, parts, options?.sse))
+            ))
       })
 
     return S3ObjectStore.of({

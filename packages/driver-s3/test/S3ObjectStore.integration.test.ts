@@ -339,3 +339,81 @@ function chunksOf(b: Buffer, n: number): Array<Buffer> {
   for (let i = 0; i < b.length; i += n) out.push(b.subarray(i, i + n))
   return out
 }
+
+layer(storeLayer({ multipartCopyThreshold: PART, concurrency: 1 }), { timeout: "120 seconds", excludeTestServices: true })(
+  "S3ObjectStore on Ceph RGW 16: ifSourceMatch is checked by the server",
+  (it) => {
+    /**
+     * Fault injection on the real client: the next request of `command` first lets another writer
+     * replace `key` (after the driver's own head, so only the server can still see the change).
+     */
+    const racer = Effect.flatMap(S3ObjectStore.S3ObjectStore, (store) => {
+      let armed: { readonly command: string; skip: number; readonly key: string; readonly body: Buffer } | undefined
+      const name = `objcryptTestReplaceSource-${crypto.randomBytes(4).toString("hex")}`
+      const install = () => store.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const a = armed
+          if (a !== undefined && context.commandName === a.command && a.skip-- === 0) {
+            armed = undefined
+            await Effect.runPromise(store.put(a.key, Stream.make(a.body), { metadata: { v: "new" } }))
+          }
+          return next(args)
+        },
+        { step: "initialize", name }
+      )
+      return Effect.acquireRelease(Effect.sync(install), () => Effect.sync(() => void store.client.middlewareStack.remove(name))).pipe(
+        Effect.as({
+          store,
+          arm: (command: string, key: string, body: Buffer, skip = 0) => {
+            armed = { command, skip, key, body }
+          }
+        })
+      )
+    })
+
+    it.scoped("a source replaced before CopyObject or UploadPartCopy: PreconditionFailed, nothing written", () =>
+      Effect.gen(function*() {
+        const { arm, store } = yield* racer
+        const uploadsIn = Effect.promise(() => store.client.send(new ListMultipartUploadsCommand({ Bucket: store.bucket }))).pipe(
+          Effect.map((r) => (r.Uploads ?? []).map((u) => u.Key))
+        )
+        const cases = [
+          { name: "CopyObject, same key", command: "CopyObjectCommand", size: 1000, destination: "race/a", skip: 0 },
+          { name: "CopyObject, to another key", command: "CopyObjectCommand", size: 1000, destination: "race/other", skip: 0 },
+          { name: "UploadPartCopy (second part)", command: "UploadPartCopyCommand", size: 2 * PART + 5, destination: "race/other", skip: 1 }
+        ]
+        for (const c of cases) {
+          const old = random(c.size)
+          yield* store.put("race/a", Stream.make(old), { metadata: { v: "old" } })
+          const { etag } = yield* store.head("race/a")
+          const fresh = random(c.size + 1)
+          arm(c.command, "race/a", fresh, c.skip)
+          const e = yield* Effect.flip(store.copy("race/a", c.destination, { metadata: { v: "rekeyed" }, ifSourceMatch: etag }))
+          assert.strictEqual(e._tag, "PreconditionFailed", c.name)
+          const now = yield* ObjectStore.readAll(store, "race/a")
+          assert.isTrue(Buffer.from(now.bytes).equals(fresh), `${c.name}: the new body stays`)
+          assert.deepStrictEqual({ ...now.info.metadata }, { v: "new" }, `${c.name}: the new metadata stays`)
+          assert.strictEqual((yield* Effect.flip(store.head("race/other")))._tag, "ObjectNotFound", `${c.name}: no destination`)
+        }
+        assert.deepStrictEqual(yield* uploadsIn, [], "the multipart copy was aborted")
+        // Control: the same copies with the current etag go through.
+        const { etag } = yield* store.head("race/a")
+        yield* store.copy("race/a", "race/a", { metadata: { v: "rekeyed" }, ifSourceMatch: etag })
+        assert.deepStrictEqual({ ...(yield* store.head("race/a")).metadata }, { v: "rekeyed" })
+      }), 120_000)
+
+    it.scoped("an SSE-KMS copy (streamed through the client on RGW): a source replaced before its GET fails too", () =>
+      Effect.gen(function*() {
+        const { arm, store } = yield* racer
+        const { info } = yield* Bucket
+        yield* store.put("race/kms", Stream.make(random(3000)), { metadata: { v: "old" } })
+        const { etag } = yield* store.head("race/kms")
+        const fresh = random(3001)
+        arm("GetObjectCommand", "race/kms", fresh)
+        const e = yield* Effect.flip(store.copy("race/kms", "race/kms-copy", { sse: { _tag: "SseKms", keyId: info.kmsKeyIds[0] }, ifSourceMatch: etag }))
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        assert.strictEqual((yield* Effect.flip(store.head("race/kms-copy")))._tag, "ObjectNotFound")
+        assert.isTrue(Buffer.from((yield* ObjectStore.readAll(store, "race/kms")).bytes).equals(fresh))
+      }), 120_000)
+  }
+)

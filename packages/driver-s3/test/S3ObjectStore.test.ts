@@ -241,6 +241,56 @@ describe("S3ObjectStore on the wire", () => {
       }
     }))
 
+  it.scoped("ifSourceMatch: x-amz-copy-source-if-match on CopyObject and on every UploadPartCopy; 412 is PreconditionFailed", () =>
+    Effect.gen(function*() {
+      const MiB = 1024 * 1024
+      let replaced = false
+      const srv = yield* recorder({
+        objectSize: 12 * MiB,
+        reply: (r) =>
+          replaced && r.headers["x-amz-copy-source"] !== undefined
+            ? { status: 412, body: xml("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>") }
+            : undefined
+      })
+      const single = yield* S3ObjectStore.make(config(srv.endpoint))
+      const parts = yield* S3ObjectStore.make(config(srv.endpoint, { partSize: 5 * MiB, multipartCopyThreshold: 5 * MiB }))
+      yield* single.copy("src", "src", { metadata: { v: "2" }, ifSourceMatch: "e" })
+      const copy = srv.requests.find((x) => x.method === "PUT" && x.headers["x-amz-copy-source"] !== undefined)!
+      assert.strictEqual(copy.headers["x-amz-copy-source-if-match"], "\"e\"")
+      assert.isUndefined(copy.headers["x-amz-copy-if-match"], "RGW's header only for RGW")
+      // Ceph RGW reads the condition under its own name: both are sent, and signed.
+      srv.requests.length = 0
+      const rgw = yield* S3ObjectStore.make(config(srv.endpoint, { profile: "ceph-rgw" }))
+      yield* rgw.copy("src", "src", { metadata: { v: "2" }, ifSourceMatch: "e" })
+      const rgwCopy = srv.requests.find((x) => x.method === "PUT" && x.headers["x-amz-copy-source"] !== undefined)!
+      assert.strictEqual(rgwCopy.headers["x-amz-copy-if-match"], "\"e\"")
+      assert.strictEqual(rgwCopy.headers["x-amz-copy-source-if-match"], "\"e\"")
+      assert.include(String(rgwCopy.headers["authorization"]), "x-amz-copy-if-match", "signed")
+      srv.requests.length = 0
+      yield* parts.copy("src", "dst", { ifSourceMatch: "\"e\"" })
+      const partCopies = srv.requests.filter((x) => x.url.searchParams.has("partNumber"))
+      assert.strictEqual(partCopies.length, 3)
+      for (const p of partCopies) assert.strictEqual(p.headers["x-amz-copy-source-if-match"], "\"e\"", `part ${p.url.searchParams.get("partNumber")}`)
+      // Without the option, no condition.
+      srv.requests.length = 0
+      yield* single.copy("src", "dst")
+      assert.isUndefined(srv.requests.find((x) => x.headers["x-amz-copy-source"] !== undefined)!.headers["x-amz-copy-source-if-match"])
+      // A stale etag fails on the driver's own head, before any copy request.
+      srv.requests.length = 0
+      const stale = yield* Effect.flip(single.copy("src", "dst", { ifSourceMatch: "old" }))
+      assert.deepStrictEqual([stale._tag, (stale as { key?: string }).key], ["PreconditionFailed", "src"])
+      assert.deepStrictEqual(srv.requests.map((x) => x.method), ["HEAD"])
+      // Replaced between the head and the copy: the server's 412, on either path; the upload is aborted.
+      replaced = true
+      for (const store of [single, parts]) {
+        srv.requests.length = 0
+        const e = yield* Effect.flip(store.copy("src", "dst", { ifSourceMatch: "e" }))
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        assert.strictEqual((e as { reason?: string }).reason, "the source's etag does not match (it was replaced)")
+      }
+      assert.isTrue(srv.requests.some((x) => x.method === "DELETE" && x.url.searchParams.has("uploadId")), "the multipart copy is aborted")
+    }))
+
   it.scoped("non-ASCII metadata values go as RFC 2047 encoded-words and come back decoded", () =>
     Effect.gen(function*() {
       const srv = yield* recorder()

@@ -447,6 +447,51 @@ export const objectStoreSuite = (options: SuiteOptions): void => {
           yield* failsWith(store.head(`${base}dst`), ["ObjectNotFound"], "no destination after a failed copy")
         }))
 
+      test("copy with ifSourceMatch: the current etag copies, a stale one fails and writes nothing", (store, base) =>
+        Effect.gen(function*() {
+          const src = `${base}src`
+          const first = random(segment + 5)
+          yield* store.put(src, chunked(first), { contentType: "image/png", metadata: { v: "1" } })
+          const v1 = yield* store.head(src)
+          // The current etag: to another key, and onto the source itself (a metadata rewrite).
+          yield* store.copy(src, `${base}dst`, { ifSourceMatch: v1.etag })
+          sameBytes((yield* ObjectStore.readAll(store, `${base}dst`)).bytes, first, "copy with the current etag")
+          yield* store.copy(src, src, { metadata: { v: "2" }, contentType: "image/png", ifSourceMatch: v1.etag })
+          const v2 = yield* ObjectStore.readAll(store, src)
+          assert.deepStrictEqual({ ...v2.info.metadata }, { v: "2" }, "same-key rewrite with the current etag")
+          sameBytes(v2.bytes, first, "same-key rewrite keeps the body")
+          // Another writer replaces the source after the head: the etag read before is stale.
+          const stale = v2.info.etag
+          const second = random(segment + 9)
+          yield* store.put(src, chunked(second), { contentType: "text/plain", metadata: { v: "3" } })
+          const e1 = yield* failsWith(store.copy(src, `${base}other`, { ifSourceMatch: stale }), ["PreconditionFailed"], "stale etag, new key")
+          assert.strictEqual((e1 as { key?: string }).key, src, "the error names the source")
+          yield* failsWith(store.head(`${base}other`), ["ObjectNotFound"], "no destination after a failed conditional copy")
+          yield* failsWith(
+            store.copy(src, `${base}dst`, { metadata: { v: "x" }, ifSourceMatch: stale }),
+            ["PreconditionFailed"],
+            "stale etag, existing destination"
+          )
+          const dst = yield* ObjectStore.readAll(store, `${base}dst`)
+          sameBytes(dst.bytes, first, "the destination is untouched")
+          assert.deepStrictEqual({ ...dst.info.metadata }, { v: "1" }, "the destination's metadata is untouched")
+          yield* failsWith(
+            store.copy(src, src, { metadata: { v: "4" }, contentType: "image/png", ifSourceMatch: stale }),
+            ["PreconditionFailed"],
+            "stale etag, same key"
+          )
+          const now = yield* ObjectStore.readAll(store, src)
+          sameBytes(now.bytes, second, "the new body stays")
+          assert.deepStrictEqual({ ...now.info.metadata }, { v: "3" }, "the new metadata stays")
+          assert.strictEqual(now.info.contentType, "text/plain")
+          // The current etag of the new version copies it.
+          yield* store.copy(src, src, { metadata: { v: "5" }, contentType: "text/plain", ifSourceMatch: now.info.etag })
+          assert.deepStrictEqual({ ...(yield* store.head(src)).metadata }, { v: "5" })
+          // A missing source is still ObjectNotFound.
+          yield* failsWith(store.copy(`${base}nope`, `${base}nope-dst`, { ifSourceMatch: stale }), ["ObjectNotFound"], "missing source")
+          yield* failsWith(store.head(`${base}nope-dst`), ["ObjectNotFound"], "no destination for a missing source")
+        }))
+
       if (caps.conditionalWrites !== false) {
         test("ifNoneMatch * only creates: PreconditionFailed when the key exists", (store, base) =>
           Effect.gen(function*() {

@@ -1,7 +1,8 @@
 /**
  * An in-memory implementation of core's own `ObjectStore` contract, for core's tests (core may not
  * depend on a driver). It honours ranges, the metadata limit, multipart uploads (parts assembled in
- * part-number order on completion, nothing visible before) and copy with replaced metadata.
+ * part-number order on completion, nothing visible before) and copy with replaced metadata and
+ * `ifSourceMatch`.
  * Counters let tests assert what was fetched.
  */
 import { Effect, Option, Stream } from "effect"
@@ -136,10 +137,17 @@ export const make = (options?: {
     remove: (key) => Effect.sync(() => void objects.delete(key)),
     copy: (source, destination, opts) =>
       Effect.gen(function*() {
-        const e = yield* lookup(source)
         yield* tooBig("copy", destination, opts?.metadata as Record<string, string> | undefined)
-        stats.copies++
-        return store(destination, e.bytes, { ...(opts?.metadata ?? e.metadata) }, opts?.contentType ?? e.contentType)
+        // The lookup, the check and the write run in one synchronous step: nothing can write in between.
+        return yield* Effect.suspend((): Effect.Effect<ObjectStore.PutResult, ObjectNotFound | PreconditionFailed> => {
+          const e = objects.get(source)
+          if (e === undefined) return Effect.fail(new ObjectNotFound({ key: source }))
+          if (opts?.ifSourceMatch !== undefined && opts.ifSourceMatch !== e.etag) {
+            return Effect.fail(new PreconditionFailed({ key: source, reason: "the source's etag does not match" }))
+          }
+          stats.copies++
+          return Effect.succeed(store(destination, e.bytes, { ...(opts?.metadata ?? e.metadata) }, opts?.contentType ?? e.contentType))
+        })
       }),
     createMultipart: (key, opts) =>
       Effect.gen(function*() {

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type { CopyObjectCommand } from "@aws-sdk/client-s3"
 import type { ServerEncryptionInfo, ServerSideEncryption } from "@objcrypt/core/ObjectStore"
 import { Redacted } from "effect"
 
@@ -141,3 +142,21 @@ export const infoOrRequested = (r: SseResponse, sse: ServerSideEncryption | unde
   const info = infoOf(r)
   return info.mode === "None" && sse?._tag === "SseC" ? { mode: "SseC", customerKeyMd5: sse.key.md5 } : info
 }
+
+/**
+ * Ceph RGW reads a copy's source ETag condition from `x-amz-copy-if-match` (its documented name)
+ * and ignores S3's `x-amz-copy-source-if-match`: this plugin, used on one CopyObject, sends the
+ * condition under RGW's name too. RGW checks neither on UploadPartCopy. @internal
+ */
+export const getRgwCopyIfMatchPlugin = (etag: string) => ({
+  applyToStack: (stack: CopyObjectCommand["middlewareStack"]) => {
+    stack.add(
+      (next) => (args) => {
+        const request = args.request as { headers?: Record<string, string> } | undefined
+        if (request?.headers !== undefined) request.headers["x-amz-copy-if-match"] = etag
+        return next(args)
+      },
+      { step: "build", name: "objcryptRgwCopyIfMatch", tags: ["objcrypt"] }
+    )
+  }
+})
