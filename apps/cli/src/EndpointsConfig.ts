@@ -97,6 +97,47 @@ export const KmsType = Schema.Literal("local", "aws", "gcp", "azure")
  */
 export type KmsType = typeof KmsType.Type
 
+/**
+ * The client-side formats a write can use (`cp --format`): objcrypt's native format, the AWS S3
+ * Encryption Client V2/V3 (s3 only) and Azure client-side encryption v2 (azure only).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ClientFormat = Schema.Literal("native", "s3ec-v2", "s3ec-v3", "azure-v2")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientFormat = typeof ClientFormat.Type
+
+/**
+ * Why `format` cannot be written to a store of this kind, or in this mode; `undefined` when it
+ * can. Without a mode only the store kind is checked.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const formatProblem = (
+  format: ClientFormat,
+  store: "s3" | "fs" | "gcs" | "azure",
+  mode?: EncryptionMode.EncryptionMode | undefined
+): string | undefined => {
+  const clientSide = mode === undefined || mode._tag === "CseC" || mode._tag === "CseKms"
+  if (!clientSide) return `a client-side format needs --mode cse-c or cse-kms, not ${EncryptionMode.nameOf(mode._tag)}`
+  if (format === "native") return undefined
+  if (format === "s3ec-v2" || format === "s3ec-v3") {
+    if (store !== "s3") return "the AWS S3 Encryption Client format is written only to s3:// destinations"
+    if (mode?._tag === "CseC" && mode.keys.length !== 1) return "the AWS S3 Encryption Client format wraps the data key under exactly one key"
+    return undefined
+  }
+  if (store !== "azure") return "Azure client-side encryption is written only to az:// destinations"
+  if (mode?._tag === "CseKms") return "Azure client-side encryption v2 wraps with A256KW or RSA-OAEP, not a KMS (use --mode cse-c)"
+  if (mode?._tag === "CseC" && mode.keys.length !== 1) return "Azure client-side encryption v2 wraps the content key under exactly one key"
+  return undefined
+}
+
 const EndpointName = Schema.String.pipe(
   Schema.pattern(/^[a-z][a-z0-9_-]*$/, { message: () => "endpoint names are lower-case letters, digits, - and _" })
 )
@@ -121,9 +162,11 @@ export const S3Endpoint = Schema.Struct({
   credentials: Schema.optional(Credentials),
   /** What a probe of the bucket observed (`objcrypt matrix --probe URL --json` prints it): overrides the profile's cells. */
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
-  /** Default encryption for writes through this endpoint; flags override it. */
   /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
   kms: Schema.optional(KmsSpec),
+  /** Default client-side format of cse-c/cse-kms writes through this endpoint (`cp --format` overrides it). @default "native" */
+  format: Schema.optional(ClientFormat),
+  /** Default encryption for writes through this endpoint; flags override it. */
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -145,6 +188,8 @@ export const FsEndpoint = Schema.Struct({
   prefix: Schema.optional(Schema.String),
   /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
   kms: Schema.optional(KmsSpec),
+  /** Default client-side format of cse-c/cse-kms writes through this endpoint (`cp --format` overrides it). @default "native" */
+  format: Schema.optional(ClientFormat),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -175,6 +220,8 @@ export const GcsEndpoint = Schema.Struct({
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
   /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
   kms: Schema.optional(KmsSpec),
+  /** Default client-side format of cse-c/cse-kms writes through this endpoint (`cp --format` overrides it). @default "native" */
+  format: Schema.optional(ClientFormat),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -229,6 +276,8 @@ export const AzureEndpoint = Schema.Struct({
   facts: Schema.optional(CompatibilityMatrix.BucketFacts),
   /** The KMS of cse-kms writes through this endpoint (over the file's `kms`); `--kms` overrides it. */
   kms: Schema.optional(KmsSpec),
+  /** Default client-side format of cse-c/cse-kms writes through this endpoint (`cp --format` overrides it). @default "native" */
+  format: Schema.optional(ClientFormat),
   encryption: Schema.optional(EncryptionMode.ModeSpec)
 })
 
@@ -362,10 +411,16 @@ export const parse = (file: string, text: string): Effect.Effect<EndpointsConfig
       }
       const kmsProblem = ep.kms === undefined ? undefined : kmsSpecProblem(ep.kms, config.allowInlineSecrets === true)
       if (kmsProblem !== undefined) return yield* new ConfigError({ file, detail: `endpoint ${name}: kms: ${kmsProblem}` })
-      if (ep.encryption !== undefined) {
-        yield* EncryptionMode.fromSpec(ep.encryption).pipe(
+      const mode = ep.encryption === undefined
+        ? undefined
+        : yield* EncryptionMode.fromSpec(ep.encryption).pipe(
           Effect.mapError((e) => new ConfigError({ file, detail: `endpoint ${name}: ${e.detail}` }))
         )
+      if (ep.format !== undefined) {
+        // The default format applies to client-side writes: checked against the endpoint's own
+        // default mode when that is client-side, against the store kind always.
+        const problem = formatProblem(ep.format, ep.type, mode !== undefined && (mode._tag === "CseC" || mode._tag === "CseKms") ? mode : undefined)
+        if (problem !== undefined) return yield* new ConfigError({ file, detail: `endpoint ${name}: format ${ep.format}: ${problem}` })
       }
     }
     const kmsProblem = config.kms === undefined ? undefined : kmsSpecProblem(config.kms, config.allowInlineSecrets === true)

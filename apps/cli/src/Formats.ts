@@ -19,6 +19,7 @@ import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as S3EC from "@objcrypt/core/S3EncryptionClient"
 import type * as AzureCse from "@objcrypt/driver-azure/AzureClientSideEncryption"
 import { UnsupportedFormat } from "./CliError.js"
+import * as EndpointsConfig from "./EndpointsConfig.js"
 import type * as StoreUrl from "./StoreUrl.js"
 
 type Store = ObjectStore.ObjectStore["Type"]
@@ -41,7 +42,7 @@ const AZURE_METADATA_KEY = "encryptiondata"
  * @since 0.1.0
  * @category models
  */
-export const formatNames = ["native", "s3ec-v2", "s3ec-v3", "azure-v2"] as const
+export const formatNames = EndpointsConfig.ClientFormat.literals
 
 /**
  * @since 0.1.0
@@ -156,24 +157,21 @@ export const check = (
   format: FormatName,
   store: StoreUrl.StoreSpec,
   destination: string,
-  mode: EncryptionMode.EncryptionMode
+  mode: EncryptionMode.EncryptionMode,
+  options?: {
+    /** The format is the endpoint's default (`format` in the configuration), not a flag. */
+    readonly fromEndpoint?: boolean | undefined
+  }
 ): Effect.Effect<void, UnsupportedFormat> => {
-  const refuse = (reason: string) => Effect.fail(new UnsupportedFormat({ format, destination, reason }))
-  if (format === "native") {
-    return mode._tag === "CseC" || mode._tag === "CseKms" ? Effect.void : refuse(`a client-side format needs --mode cse-c or cse-kms, not ${nameOf(mode._tag)}`)
-  }
-  if (mode._tag !== "CseC" && mode._tag !== "CseKms") {
-    return refuse(`a client-side format needs --mode cse-c or cse-kms, not ${nameOf(mode._tag)}`)
-  }
-  if (format === "s3ec-v2" || format === "s3ec-v3") {
-    if (store._tag !== "S3") return refuse("the AWS S3 Encryption Client format is written only to s3:// destinations")
-    if (mode._tag === "CseC" && mode.keys.length !== 1) return refuse("the AWS S3 Encryption Client format wraps the data key under exactly one key")
-    return Effect.void
-  }
-  if (store._tag !== "Azure") return refuse("Azure client-side encryption is written only to az:// destinations")
-  if (mode._tag === "CseKms") return refuse("Azure client-side encryption v2 wraps with A256KW or RSA-OAEP, not a KMS (use --mode cse-c)")
-  if (mode.keys.length !== 1) return refuse("Azure client-side encryption v2 wraps the content key under exactly one key")
-  return Effect.void
+  const kind = store._tag === "S3" ? "s3" : store._tag === "Azure" ? "azure" : store._tag === "Gcs" ? "gcs" : "fs"
+  const problem = EndpointsConfig.formatProblem(format, kind, mode)
+  return problem === undefined
+    ? Effect.void
+    : Effect.fail(new UnsupportedFormat({
+      format,
+      destination,
+      reason: options?.fromEndpoint === true ? `${problem} (the endpoint's default format; override it with --format)` : problem
+    }))
 }
 
 const usable = (ref: EncryptionMode.Of<"CseC">["keys"][number], k: ResolvedKey): Effect.Effect<ResolvedKey, KeyUnusable> =>

@@ -20,7 +20,7 @@ import type * as CompatibilityMatrix from "@objcrypt/core/CompatibilityMatrix"
 import type * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import * as path from "node:path"
 import { UsageError } from "./CliError.js"
-import type { AzureCredentials, AzureEndpoint, Credentials, EndpointsConfig, GcsEndpoint, KmsSpec } from "./EndpointsConfig.js"
+import type { AzureCredentials, AzureEndpoint, ClientFormat, Credentials, EndpointsConfig, GcsEndpoint, KmsSpec } from "./EndpointsConfig.js"
 
 /**
  * A store to open.
@@ -33,6 +33,8 @@ export type StoreSpec =
     readonly _tag: "Fs"
     readonly root: string
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's default client-side format (`cp --format` overrides it). */
+    readonly format?: ClientFormat | undefined
     /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
     readonly kms?: KmsSpec | undefined
   }
@@ -46,6 +48,8 @@ export type StoreSpec =
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly credentials?: Credentials | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's default client-side format (`cp --format` overrides it). */
+    readonly format?: ClientFormat | undefined
     /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
     readonly kms?: KmsSpec | undefined
   }
@@ -58,6 +62,8 @@ export type StoreSpec =
     readonly profile?: CompatibilityMatrix.ProfileName | undefined
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's default client-side format (`cp --format` overrides it). */
+    readonly format?: ClientFormat | undefined
     /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
     readonly kms?: KmsSpec | undefined
   }
@@ -72,6 +78,8 @@ export type StoreSpec =
     readonly profile?: CompatibilityMatrix.ProfileName | undefined
     readonly facts?: CompatibilityMatrix.BucketFacts | undefined
     readonly encryption?: EncryptionMode.ModeSpec | undefined
+    /** The endpoint's default client-side format (`cp --format` overrides it). */
+    readonly format?: ClientFormat | undefined
     /** The endpoint's KMS for cse-kms (else the file's `kms`, else local). */
     readonly kms?: KmsSpec | undefined
   }
@@ -200,7 +208,7 @@ export const parse = (input: string, ctx: Context): Effect.Effect<Location, Usag
       const base = ep.prefix ?? ""
       const key = base + trimKey(named[2]!)
       const spec: StoreSpec = ep.type === "fs"
-        ? { _tag: "Fs", root: path.resolve(ep.root), encryption: ep.encryption, kms: ep.kms }
+        ? { _tag: "Fs", root: path.resolve(ep.root), encryption: ep.encryption, format: ep.format, kms: ep.kms }
         : ep.type === "gcs"
         ? gcsSpec(ep)
         : ep.type === "azure"
@@ -242,6 +250,7 @@ const gcsSpec = (ep: GcsEndpoint): StoreSpec => ({
   profile: ep.profile,
   facts: ep.facts,
   encryption: ep.encryption,
+  format: ep.format,
   kms: ep.kms
 })
 
@@ -293,6 +302,7 @@ const azureSpec = (ep: AzureEndpoint, env: Context["env"]): StoreSpec => ({
   profile: ep.profile,
   facts: ep.facts,
   encryption: ep.encryption,
+  format: ep.format,
   kms: ep.kms
 })
 

@@ -272,3 +272,258 @@ describe("az:// in Azure client-side encryption v2 (Azurite)", () => {
     assert.strictEqual(other.stdout, "")
   }, 300_000)
 })
+
+describe("rekey of S3EC and Azure v2 objects", () => {
+  const inspect = async (url: string) => {
+    const r = await home.run(["inspect", url, "--json"])
+    assert.strictEqual(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+  const keyIds = async () =>
+    new Map((JSON.parse((await home.run(["keys", "list", "--json"])).stdout) as Array<{ id: string; name: string }>).map((k) => [k.name, k.id]))
+
+  it("s3ec-v2/v3 (metadata and instruction file, AES, RSA, kms+context): dry run, rekey keeps the version, the old key is no longer needed", async () => {
+    for (const [name, alg] of [["old-a", "aes-256"], ["old-r", "rsa-oaep-256"], ["new-a", "aes-256"], ["new-r", "rsa-oaep-256"]]) {
+      const r = await home.run(["keys", "generate", name!, "--algorithm", alg!])
+      assert.strictEqual(r.code, 0, r.stderr)
+    }
+    const ids = await keyIds()
+    const bodies = new Map<string, Buffer>()
+    const objects = [
+      ["v3-aes", ["--format", "s3ec-v3", "--mode", "cse-c", "--key", "old-a"]],
+      ["v2-rsa", ["--format", "s3ec-v2", "--mode", "cse-c", "--key", "old-r"]],
+      ["v3-kms", ["--format", "s3ec-v3", "--mode", "cse-kms", "--kms-key-id", "old-a", "--context", "team=b"]],
+      ["keep", ["--format", "s3ec-v3", "--mode", "cse-c", "--key", "old-a"]]
+    ] as const
+    for (const [name, flags] of objects) {
+      const body = data(50_000)
+      bodies.set(name, body)
+      const up = await home.run(["cp", home.file(`rk-${name}.bin`, body), `${S3}/rk/${name}`, ...flags])
+      assert.strictEqual(up.code, 0, up.stderr)
+    }
+    // A V3 object whose content metadata is in KEY.instruction, written by core in this process.
+    const material = Buffer.from(await exportKey("old-a", "base64"), "base64")
+    const instrBody = data(30_000)
+    bodies.set("v3-instr", instrBody)
+    const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const store = yield* S3ObjectStore.make({
+        bucket: "objcrypt-fmt",
+        endpoint: moto.endpoint,
+        region: moto.region,
+        forcePathStyle: true,
+        accessKeyId: moto.accessKeyId,
+        secretAccessKey: Redacted.make(moto.secretAccessKey),
+        profile: "s3-compatible"
+      })
+      yield* S3EC.put(store, "rk/v3-instr", Stream.make(instrBody), {
+        wrapping: S3EC.aesGcm({
+          material: Redacted.make(new Uint8Array(material)),
+          description: { [S3EC.KeyStoreDescription.id]: ids.get("old-a")!, [S3EC.KeyStoreDescription.version]: "1" }
+        }),
+        instructionFile: true
+      })
+    })))
+    const before = new Map(await Promise.all([...bodies.keys()].map(async (n) => [n, await inspect(`${S3}/rk/${n}`)] as const)))
+
+    const targets = [`${S3}/rk/v3-aes`, `${S3}/rk/v2-rsa`, `${S3}/rk/v3-kms`, `${S3}/rk/v3-instr`]
+    const dry = await home.run(["rekey", ...targets, "--to", "new-r", "--dry-run", "--json"])
+    assert.strictEqual(dry.code, 0, dry.stderr)
+    const planned = JSON.parse(dry.stdout)
+    assert.strictEqual(planned.dryRun, true)
+    assert.deepStrictEqual(
+      planned.objects.map((x: { status: string; format: string; envelope: string; wrap: { from: string; to: string } }) => [x.status, x.format, x.envelope, x.wrap.from, x.wrap.to]),
+      [
+        ["would-rekey", "s3ec-v3", "metadata", "AES/GCM", "RSA-OAEP-SHA1"],
+        ["would-rekey", "s3ec-v2", "metadata", "RSA-OAEP-SHA1", "RSA-OAEP-SHA1"],
+        ["would-rekey", "s3ec-v3", "metadata", "kms+context", "RSA-OAEP-SHA1"],
+        ["would-rekey", "s3ec-v3", "instruction", "AES/GCM", "RSA-OAEP-SHA1"]
+      ]
+    )
+    const dryText = await home.run(["rekey", `${S3}/rk/v2-rsa`, "--to", "new-r", "--dry-run"])
+    assert.match(dryText.stdout, /^\(dry run\) would rekey s3:\/\/objcrypt-fmt\/rk\/v2-rsa -> new-r@1 \(s3ec-v2\)\n$/)
+    for (const [n, report] of before) assert.deepStrictEqual((await inspect(`${S3}/rk/${n}`)).clientSide.keys, report.clientSide.keys, `dry run left ${n}`)
+
+    // Several keys, or an x25519 key, cannot wrap an S3EC data key: refused before anything changes.
+    const several = await home.run(["rekey", ...targets, "--to", "new-a,new-r"])
+    assert.strictEqual(several.code, 6)
+    assert.match(oneLineError(several), /exactly one key/)
+    const x = await home.run(["rekey", `${S3}/rk/v3-aes`, "--to", "x"])
+    assert.strictEqual(x.code, 4)
+    assert.match(oneLineError(x), /x25519/)
+
+    const r = await home.run(["rekey", ...targets, "--to", "new-r", "--json"])
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.deepStrictEqual(JSON.parse(r.stdout).objects.map((o: { status: string }) => o.status), ["rekeyed", "rekeyed", "rekeyed", "rekeyed"])
+    for (const n of ["v3-aes", "v2-rsa", "v3-kms", "v3-instr"]) {
+      const report = await inspect(`${S3}/rk/${n}`)
+      const was = before.get(n)!
+      assert.strictEqual(report.mode, "cse-c", n)
+      assert.strictEqual(report.clientSide.formatVersion, was.clientSide.formatVersion, `${n} keeps its version`)
+      assert.strictEqual(report.clientSide.envelope, was.clientSide.envelope, n)
+      assert.strictEqual(report.etag, was.etag, `${n}: the body is not rewritten`)
+      assert.deepStrictEqual(report.clientSide.keys.map((k: { type: string; keyId: string; version: number }) => [k.type, k.keyId, k.version]), [["RSA-OAEP-SHA1", ids.get("new-r"), 1]])
+    }
+    const again = await home.run(["rekey", `${S3}/rk/v3-aes`, "--to", "new-r"])
+    assert.match(again.stdout, /^up to date s3:\/\/objcrypt-fmt\/rk\/v3-aes \(s3ec-v3\)\n$/)
+
+    // The old keys are no longer needed (the object left under old-a shows that they were).
+    for (const k of ["old-a", "old-r"]) assert.strictEqual((await home.run(["keys", "disable", k])).code, 0)
+    for (const n of ["v3-aes", "v2-rsa", "v3-kms", "v3-instr"]) {
+      const cat = await home.run(["cat", `${S3}/rk/${n}`])
+      assert.strictEqual(cat.code, 0, `${n}: ${cat.stderr}`)
+      assert.isTrue(cat.stdoutBytes.equals(bodies.get(n)!), n)
+    }
+    const kept = await home.run(["cat", `${S3}/rk/keep`])
+    assert.notStrictEqual(kept.code, 0)
+    assert.strictEqual(kept.stdout, "")
+    // ...and the current key must open the data key: rekeying it now fails, leaving it as it was.
+    const stuck = await home.run(["rekey", `${S3}/rk/keep`, "--to", "new-a"])
+    assert.strictEqual(stuck.code, 5, stuck.stderr)
+    assert.match(oneLineError(stuck), /NoUsableKey/)
+    assert.deepStrictEqual((await inspect(`${S3}/rk/keep`)).clientSide.keys, before.get("keep")!.clientSide.keys)
+  }, 300_000)
+
+  it("azure-v2: dry run, rekey rewrites only encryptiondata, the Python SDK reads it with the new key; a blob whose key is unknown is left as it was", async () => {
+    for (const [name, alg] of [["az-old", "aes-256"], ["az-new", "rsa-oaep-256"]]) {
+      const r = await home.run(["keys", "generate", name!, "--algorithm", alg!])
+      assert.strictEqual(r.code, 0, r.stderr)
+    }
+    const ids = await keyIds()
+    const body = data(4 * 1024 * 1024 + 99)
+    const url = `${AZ}/rk/blob.bin`
+    const up = await home.run(["cp", home.file("rk-az.bin", body), url, "--mode", "cse-c", "--key", "az-old", "--format", "azure-v2"])
+    assert.strictEqual(up.code, 0, up.stderr)
+    const was = await inspect(url)
+
+    const dry = await home.run(["rekey", url, "--to", "az-new", "--dry-run", "--json"])
+    assert.strictEqual(dry.code, 0, dry.stderr)
+    assert.deepStrictEqual(JSON.parse(dry.stdout).objects, [{
+      url,
+      status: "would-rekey",
+      format: "azure-v2",
+      envelope: "metadata",
+      from: [`${ids.get("az-old")}@1`],
+      wrap: { from: "A256KW", to: "RSA-OAEP" }
+    }])
+    assert.deepStrictEqual((await inspect(url)).clientSide.keys, was.clientSide.keys)
+
+    const r = await home.run(["rekey", url, "--to", "az-new"])
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.strictEqual(r.stdout, `rekeyed ${url} -> az-new@1 (azure-v2, A256KW -> RSA-OAEP)\n`)
+    const now = await inspect(url)
+    assert.deepStrictEqual(now.clientSide.keys.map((k: { type: string; keyId: string }) => [k.type, k.keyId]), [["RSA-OAEP", ids.get("az-new")]])
+    assert.strictEqual(now.size, was.size)
+    assert.strictEqual((await home.run(["keys", "disable", "az-old"])).code, 0)
+    const cat = await home.run(["cat", url])
+    assert.strictEqual(cat.code, 0, cat.stderr)
+    assert.isTrue(cat.stdoutBytes.equals(body))
+    const out = path.join(home.dir, "py-rekeyed.out")
+    python("read", {
+      connectionString: azurite.connectionString,
+      container: "objcrypt-fmt",
+      blob: "rk/blob.bin",
+      file: out,
+      kek: { kind: "RSA-OAEP", keyId: `${ids.get("az-new")}@1`, privatePem: await exportKey("az-new", "pem", ["--private"]) }
+    })
+    assert.isTrue(fs.readFileSync(out).equals(body), "Python reads the rewrapped blob with the new key")
+
+    // A blob wrapped under a key the key store does not hold: exit 5, one line, unchanged.
+    python("write", {
+      connectionString: azurite.connectionString,
+      container: "objcrypt-fmt",
+      blob: "rk/foreign.bin",
+      file: home.file("rk-foreign.in", data(10_000)),
+      kek: { kind: "A256KW", keyId: "stranger", key: crypto.randomBytes(32).toString("base64") },
+      metadata: {}
+    })
+    const foreign = await inspect(`${AZ}/rk/foreign.bin`)
+    const refused = await home.run(["rekey", `${AZ}/rk/foreign.bin`, "--to", "az-new"])
+    assert.strictEqual(refused.code, 5)
+    assert.match(oneLineError(refused), /NoUsableKey/)
+    const after = await inspect(`${AZ}/rk/foreign.bin`)
+    assert.deepStrictEqual([after.etag, after.clientSide.keys], [foreign.etag, foreign.clientSide.keys])
+  }, 300_000)
+})
+
+describe("a default --format per endpoint", () => {
+  const config = (endpoints: Record<string, unknown>) => home.file(`cfg-${crypto.randomBytes(4).toString("hex")}.json`, JSON.stringify({ version: 1, endpoints }))
+  const s3Endpoint = (extra: Record<string, unknown>) => ({
+    type: "s3",
+    bucket: "objcrypt-fmt",
+    endpoint: moto.endpoint,
+    region: moto.region,
+    pathStyle: true,
+    credentials: { accessKeyIdEnv: "AWS_ACCESS_KEY_ID", secretAccessKeyEnv: "AWS_SECRET_ACCESS_KEY" },
+    ...extra
+  })
+  const azEndpoint = (extra: Record<string, unknown>) => ({
+    type: "azure",
+    container: "objcrypt-fmt",
+    credentials: { connectionStringEnv: "AZURE_STORAGE_CONNECTION_STRING" },
+    ...extra
+  })
+  const formatOf = async (cfg: string, url: string) => {
+    const r = await home.run(["inspect", url, "--json", "--config", cfg])
+    assert.strictEqual(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    return report.clientSide === undefined ? report.mode : `${report.clientSide.format} v${report.clientSide.formatVersion}`
+  }
+
+  it("cp writes the endpoint's format for client-side modes; --format overrides it; server-side modes ignore it", async () => {
+    const cfg = config({
+      aws: s3Endpoint({ prefix: "deffmt/", format: "s3ec-v2", encryption: { mode: "cse-c", key: "k" } }),
+      blob: azEndpoint({ prefix: "deffmt/", format: "azure-v2" })
+    })
+    const file = home.file("deffmt.txt", data(5000))
+    const runs: Array<[Array<string>, string, string]> = [
+      [["cp", file, "aws:a", "--config", cfg], "aws:a", "aws-s3ec v2"],
+      [["cp", file, "aws:b", "--format", "s3ec-v3", "--config", cfg], "aws:b", "aws-s3ec v3"],
+      [["cp", file, "aws:c", "--format", "native", "--config", cfg], "aws:c", "objcrypt-native v1"],
+      [["cp", file, "aws:d", "--mode", "none", "--config", cfg], "aws:d", "none"],
+      [["cp", file, "blob:e", "--mode", "cse-c", "--key", "r", "--config", cfg], "blob:e", "azure-cse v2"],
+      // Azure reports every blob encrypted at rest (sse-s3); no client-side format.
+      [["cp", file, "blob:f", "--config", cfg], "blob:f", "sse-s3"],
+      // s3://BUCKET names the configured endpoint too (without its prefix).
+      [["cp", file, `${S3}/deffmt/g`, "--config", cfg], `${S3}/deffmt/g`, "aws-s3ec v2"]
+    ]
+    for (const [args, url, expected] of runs) {
+      const r = await home.run(args)
+      assert.strictEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`)
+      assert.strictEqual(await formatOf(cfg, url), expected, args.join(" "))
+    }
+    const cat = await home.run(["cat", "aws:a", "--config", cfg])
+    assert.isTrue(cat.stdoutBytes.equals(fs.readFileSync(file)))
+
+    // A mode the endpoint's format cannot take is refused before anything is written, naming the default.
+    const kms = await home.run(["cp", file, "blob:h", "--mode", "cse-kms", "--kms-key-id", "k", "--config", cfg])
+    assert.strictEqual(kms.code, 6)
+    assert.match(oneLineError(kms), /format azure-v2: .*not a KMS.*endpoint's default format; override it with --format/)
+    assert.strictEqual((await home.run(["ls", "blob:h", "--config", cfg])).code, 3)
+    const native = await home.run(["cp", file, "blob:h", "--mode", "cse-kms", "--kms-key-id", "k", "--format", "native", "--config", cfg])
+    assert.strictEqual(native.code, 0, native.stderr)
+  }, 300_000)
+
+  it("the configuration is validated: a format the endpoint's provider or default mode cannot take is one line, exit 8", async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ v: { type: "fs", root: `${home.dir}/v`, format: "s3ec-v3" } }, /endpoint v: format s3ec-v3: .*only to s3:\/\//],
+      [{ g: { type: "gcs", bucket: "b", format: "azure-v2" } }, /endpoint g: format azure-v2: .*only to az:\/\//],
+      [{ a: azEndpoint({ format: "s3ec-v2" }) }, /endpoint a: format s3ec-v2: .*only to s3:\/\//],
+      [{ s: s3Endpoint({ format: "azure-v2" }) }, /endpoint s: format azure-v2: .*only to az:\/\//],
+      [{ a: azEndpoint({ format: "azure-v2", encryption: { mode: "cse-kms", kmsKeyId: "k" } }) }, /endpoint a: format azure-v2: .*not a KMS/],
+      [{ s: s3Endpoint({ format: "s3ec-v3", encryption: { mode: "cse-c", key: "k,r" } }) }, /endpoint s: format s3ec-v3: .*exactly one key/],
+      [{ s: s3Endpoint({ format: "s3ec-v4" }) }, /endpoints\.s\.format|format/]
+    ]
+    for (const [endpoints, pattern] of cases) {
+      const r = await home.run(["ls", "local://", "--config", config(endpoints)])
+      assert.strictEqual(r.code, 8, `${JSON.stringify(endpoints)}: ${r.stderr}`)
+      assert.match(oneLineError(r), pattern)
+    }
+    // Valid: native anywhere, s3ec with a server-side default mode (it applies to client-side writes).
+    const ok = await home.run(["ls", "local://", "--config", config({
+      v: { type: "fs", root: `${home.dir}/v`, format: "native" },
+      s: s3Endpoint({ format: "s3ec-v3", encryption: { mode: "sse-s3" } })
+    })])
+    assert.notStrictEqual(ok.code, 8, ok.stderr)
+  }, 120_000)
+})

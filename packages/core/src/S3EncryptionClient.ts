@@ -1069,16 +1069,37 @@ export const reEncryptInstructionFile = (
     if (env.cekAlg === F.CEK_CBC || env.version === "V1") return yield* fail("legacy (V1, AES-CBC) objects cannot be re-encrypted")
     yield* checkPolicy(key, env, options)
     const dataKey = yield* unwrap(key, env, options)
-    const w = options.wrapping
-    if (w._tag !== "KmsContext" && options.newKmsContext !== undefined) return yield* fail("a KMS encryption context needs kms+context wrapping")
+    const next = yield* rewrapped(key, env, instruction, dataKey, options.wrapping, options.newKmsContext).pipe(
+      Effect.ensuring(Effect.sync(() => dataKey.fill(0)))
+    )
+    const target = key + (options.newSuffix ?? suffix)
+    yield* store.put(target, Stream.succeed(F.encodeInstructionFile(next.fields)), { contentType: "application/json" })
+    return { key: target, wrapAlgorithm: next.wrapAlgorithm }
+  })
+
+/**
+ * Wraps a data key anew and returns `fields` (the object's metadata or its instruction file) with
+ * the key, wrap and description entries of `env`'s version replaced.
+ */
+const rewrapped = (
+  key: string,
+  env: F.Envelope,
+  fields: Readonly<Record<string, string>>,
+  dataKey: Uint8Array,
+  w: Wrapping,
+  newKmsContext: Readonly<Record<string, string>> | undefined
+): Effect.Effect<{ readonly fields: Record<string, string>; readonly wrapAlgorithm: string; readonly description: Record<string, string> }, EncryptError> =>
+  Effect.gen(function*() {
+    const fail = (reason: string) => Effect.fail(new EncryptError({ key, reason }))
+    if (w._tag !== "KmsContext" && newKmsContext !== undefined) return yield* fail("a KMS encryption context needs kms+context wrapping")
     let edk: Uint8Array
     let wrapName: string
     let description: Record<string, string>
     if (w._tag === "KmsContext") {
-      if (options.newKmsContext !== undefined && Object.prototype.hasOwnProperty.call(options.newKmsContext, F.CEK_CONTEXT_KEY)) {
+      if (newKmsContext !== undefined && Object.prototype.hasOwnProperty.call(newKmsContext, F.CEK_CONTEXT_KEY)) {
         return yield* fail(`${F.CEK_CONTEXT_KEY} is reserved for the S3 Encryption Client`)
       }
-      description = { ...options.newKmsContext, [F.CEK_CONTEXT_KEY]: env.cekAlg }
+      description = { ...newKmsContext, [F.CEK_CONTEXT_KEY]: env.cekAlg }
       const r = yield* w.kms.encrypt(w.keyId, Redacted.make(dataKey), description).pipe(
         Effect.mapError((e) => new EncryptError({ key, reason: `KMS ${e.reason} for key ${w.keyId}` }))
       )
@@ -1093,7 +1114,7 @@ export const reEncryptInstructionFile = (
       edk = F.wrapRsaOaepSha1(w.publicKey, dataKey, env.cekAlg)
       wrapName = "RSA-OAEP-SHA1"
     }
-    const next: Record<string, string> = { ...instruction }
+    const next: Record<string, string> = { ...fields }
     if (env.version === "V3") {
       delete next[F.Names.matdescV3]
       delete next[F.Names.contextV3]
@@ -1105,7 +1126,78 @@ export const reEncryptInstructionFile = (
       next[F.Names.wrapAlg] = wrapName
       next[F.Names.matdesc] = JSON.stringify(description)
     }
-    const target = key + (options.newSuffix ?? suffix)
-    yield* store.put(target, Stream.succeed(F.encodeInstructionFile(next)), { contentType: "application/json" })
-    return { key: target, wrapAlgorithm: wrapName }
+    return { fields: next, wrapAlgorithm: wrapName, description }
+  })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RekeyOptions extends ReadOptions {
+  /** The new wrapping of the data key. */
+  readonly wrapping: Wrapping
+  /** Extra KMS encryption context for a new `kms+context` wrapping. */
+  readonly newKmsContext?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RekeyResult {
+  readonly key: string
+  /** Kept as the object had it (a V3 object keeps its message id and key commitment). */
+  readonly version: "V2" | "V3"
+  readonly location: "metadata" | "instruction"
+  /** The wrap before and after. */
+  readonly fromWrapAlgorithm: string
+  readonly wrapAlgorithm: string
+  /** The new material description (`AES/GCM`, `RSA-OAEP-SHA1`) or KMS context (`kms+context`). */
+  readonly description: Readonly<Record<string, string>>
+}
+
+/**
+ * Rewraps an object's data key under another key without touching its body: unwraps it with the
+ * current materials (checking the V3 key commitment), wraps it with `wrapping`, and rewrites only
+ * the content metadata where it was found — the object's metadata through a same-key `copy`
+ * (user metadata and content type kept), or the instruction file. V2 stays V2 and V3 stays V3
+ * (the data key, hence the commitment, is unchanged). V1 and AES-CBC objects are refused; a
+ * legacy wrap (read under `enableLegacyWrappingAlgorithms`) is replaced by the new one. On any
+ * failure the object is left as it was.
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const rekey = (
+  store: Store,
+  key: string,
+  options: RekeyOptions
+): Effect.Effect<RekeyResult, StoreError | UnsupportedMode | DecryptError | EncryptError> =>
+  Effect.gen(function*() {
+    const suffix = options.instructionFileSuffix ?? F.INSTRUCTION_SUFFIX
+    const info = yield* store.head(key)
+    const { envelope: env, instruction } = yield* loadEnvelope(store, key, info.metadata, suffix)
+    if (env.cekAlg === F.CEK_CBC || env.version === "V1") {
+      return yield* new EncryptError({ key, reason: "legacy (V1, AES-CBC) objects cannot be re-keyed" })
+    }
+    yield* checkPolicy(key, env, options)
+    const dataKey = yield* unwrap(key, env, options)
+    const inInstruction = env.location === "instruction" && instruction !== undefined
+    const next = yield* rewrapped(key, env, inInstruction ? instruction : info.metadata, dataKey, options.wrapping, options.newKmsContext).pipe(
+      Effect.ensuring(Effect.sync(() => dataKey.fill(0)))
+    )
+    if (inInstruction) {
+      yield* store.put(key + suffix, Stream.succeed(F.encodeInstructionFile(next.fields)), { contentType: "application/json" })
+    } else {
+      // Only onto the body the envelope was read from: a concurrent rewrite fails the copy.
+      yield* store.copy(key, key, { metadata: next.fields, contentType: info.contentType, ifSourceMatch: info.etag })
+    }
+    return {
+      key,
+      version: env.version,
+      location: inInstruction ? "instruction" as const : "metadata" as const,
+      fromWrapAlgorithm: env.wrapAlg,
+      wrapAlgorithm: next.wrapAlgorithm,
+      description: next.description
+    }
   })

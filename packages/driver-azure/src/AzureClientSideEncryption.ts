@@ -738,3 +738,56 @@ const getV1 = (
     })
     return { info, body, ...ranged }
   })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RekeyResult {
+  readonly key: string
+  readonly protocol: Protocol
+  /** The key id and wrap before and after. */
+  readonly from: { readonly keyId: string; readonly algorithm: string }
+  readonly to: { readonly keyId: string; readonly algorithm: string }
+}
+
+/**
+ * Rewraps a protocol 2.x blob's content key under another key-encryption key without touching its
+ * body: the content key (with its protocol prefix, checked) is unwrapped through `resolve`, wrapped
+ * with `next`, and only `WrappedContentKey` of the `encryptiondata` entry is rewritten, through a
+ * same-key `copy` that keeps the other metadata, the content type and the rest of the entry as the
+ * writing SDK left it. Protocol 1.0 blobs are refused (re-encrypt them instead). On any failure the
+ * blob is left as it was.
+ *
+ * @since 0.1.0
+ * @category key-encryption keys
+ */
+export const rekey = (
+  store: ObjectStore["Type"],
+  key: string,
+  resolve: KeyResolver,
+  next: KeyEncryptionKey
+): Effect.Effect<RekeyResult, StoreError | UnsupportedMode | DecryptError | EncryptError> =>
+  Effect.gen(function*() {
+    const head = yield* store.head(key)
+    const data = yield* parseEncryptionData(key, head.metadata)
+    const secret = yield* unwrapContentKey(key, data, resolve)
+    const cek = Buffer.concat([versionPrefix(data.protocol), secret.export()])
+    const wrappedKey = yield* next.wrap(cek).pipe(Effect.ensuring(Effect.sync(() => cek.fill(0))))
+    // The entry keeps the name (case) the writing SDK gave it; parseEncryptionData found it.
+    const [entry, raw] = Object.entries(head.metadata).find(([k]) => k.toLowerCase() === METADATA_KEY) ?? [METADATA_KEY, "{}"]
+    const json = JSON.parse(raw) as Record<string, unknown>
+    json["WrappedContentKey"] = { KeyId: next.keyId, EncryptedKey: Buffer.from(wrappedKey).toString("base64"), Algorithm: next.algorithm }
+    // Only onto the body the key was read from: a concurrent rewrite fails the copy.
+    yield* store.copy(key, key, {
+      metadata: { ...head.metadata, [entry]: JSON.stringify(json) },
+      contentType: head.contentType,
+      ifSourceMatch: head.etag
+    })
+    return {
+      key,
+      protocol: data.protocol,
+      from: { keyId: data.keyId, algorithm: data.algorithm },
+      to: { keyId: next.keyId, algorithm: next.algorithm }
+    }
+  })

@@ -66,7 +66,7 @@ export const command = Command.make(
       Options.optional
     ),
     format: Options.choice("format", Formats.formatNames).pipe(
-      Options.withDescription("client-side format: native (default), s3ec-v2 or s3ec-v3 (s3:// only), azure-v2 (az:// only, cse-c)"),
+      Options.withDescription("client-side format: native, s3ec-v2 or s3ec-v3 (s3:// only), azure-v2 (az:// only, cse-c); default: the endpoint's, else native"),
       Options.optional
     ),
     source: Args.text({ name: "SRC" }),
@@ -129,8 +129,12 @@ const uploads = (
     const flags = yield* modeFlags(o)
     // Checked against the matrix before anything is read or sent.
     const mode = yield* s.modeFor(dst.store, flags)
-    const format = Option.getOrUndefined(o.format)
-    if (format !== undefined) yield* Formats.check(format, dst.store, StoreUrl.displayKey(dst, dst.key), mode)
+    // `--format`, else the endpoint's default format for client-side writes.
+    const flagFormat = Option.getOrUndefined(o.format)
+    const format = flagFormat ?? (mode._tag === "CseC" || mode._tag === "CseKms" ? dst.store.format : undefined)
+    if (format !== undefined) {
+      yield* Formats.check(format, dst.store, StoreUrl.displayKey(dst, dst.key), mode, { fromEndpoint: flagFormat === undefined })
+    }
     const store = yield* s.open(dst.store, { partSize, concurrency: o.parallel })
     if (partSize !== undefined && dst.store._tag !== "Fs" && (partSize < store.limits.minPartSize || partSize > store.limits.maxPartSize)) {
       return yield* new UsageError({
