@@ -22,6 +22,7 @@
  * @since 0.1.0
  */
 import * as FsObjectStore from "@objcrypt/driver-fs/FsObjectStore"
+import { binNodeFlags } from "../internal/cliRun.js"
 import { Effect, Option, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -219,13 +220,14 @@ const main = async () => {
   const onlyAt = process.argv.indexOf("--only")
   const only = onlyAt < 0 ? undefined : new Set(process.argv[onlyAt + 1]!.split(","))
   const wanted = (phase: string) => only === undefined || only.has(phase)
+  const bundle = path.join(WORKSPACE, "apps/gateway/dist/bundle/objcrypt-gateway.mjs")
   const gatewayArgs = built
-    ? [...nodeFlags, path.join(WORKSPACE, "apps/gateway/dist/bundle/objcrypt-gateway.mjs"), "--config", config]
+    ? [...binNodeFlags(bundle), ...nodeFlags, bundle, "--config", config]
     : [...nodeFlags, "--conditions=@objcrypt/source", "--import", HOOKS, BIN, "--config", config]
   const gateway = spawn(process.execPath, gatewayArgs, {
     cwd: WORKSPACE,
     env: { ...process.env, BENCH_SECRET: ACCESS.secret },
-    stdio: ["ignore", process.env.BENCH_GATEWAY_NODE_FLAGS === undefined ? "ignore" : "inherit", "inherit"]
+    stdio: ["ignore", (process.env.BENCH_GATEWAY_NODE_FLAGS ?? "") === "" ? "ignore" : process.stderr, "inherit"]
   })
   const gpid = gateway.pid!
   let serving = 0
@@ -313,6 +315,7 @@ const main = async () => {
         target: 0.8
       },
       gateway: built ? "apps/gateway/dist/bundle/objcrypt-gateway.mjs" : "apps/gateway/src/bin.ts (sources)",
+      nodeFlags: { gateway: gatewayArgs.slice(0, gatewayArgs.findIndex((a) => !a.startsWith("--"))), direct: process.execArgv },
       gatewayRssMib: { idle: Math.round(idleRssMib), peakWhileServing: Math.round(serving), lifetimeHwm: Math.round(procStatus(gpid).peakRssMib), target: 200 },
       smallObjects: JSON.parse(loadOut) as unknown
     }, null, 2) + "\n")

@@ -21,6 +21,18 @@ export const arg = (name: string, fallback: number): number => {
 }
 
 /**
+ * The Node flags a bundled bin asks for in its `#!/usr/bin/env -S node <flags>` line, so a
+ * benchmark that starts it with the pinned Node runs it as the installed bin runs.
+ *
+ * @since 0.1.0
+ */
+export const binNodeFlags = (file: string): ReadonlyArray<string> => {
+  const first = fs.readFileSync(file, "utf8").slice(0, 512).split("\n")[0]!
+  const m = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first)
+  return m === null ? [] : m[1]!.trim().split(/\s+/)
+}
+
+/**
  * The built CLI (`npx nx build @objcrypt/cli`), or `OBJCRYPT_BENCH_BIN`.
  *
  * @since 0.1.0
@@ -87,7 +99,7 @@ export interface Run {
 export const objcrypt = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<Run> =>
   new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(process.execPath, [...binNodeFlags(BIN), BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
     let stderr = ""
     let peak = 0
     let cpu = 0
