@@ -17,9 +17,10 @@ import * as crypto from "node:crypto"
 import type * as http from "node:http"
 import * as AccessLog from "./AccessLog.js"
 import * as Backend from "./Backend.js"
-import type { Buckets } from "./Buckets.js"
+import { Buckets } from "./Buckets.js"
 import * as GatewayConfig from "./GatewayConfig.js"
 import * as Health from "./Health.js"
+import * as Etag from "./internal/etag.js"
 import * as S3Api from "./S3Api.js"
 import * as S3Error from "./S3Error.js"
 import type * as SigV4 from "./SigV4.js"
@@ -224,6 +225,8 @@ export const layer = (config: GatewayConfig.GatewayConfig, options?: { readonly 
       ).pipe(
         Layer.provide(NodeHttpServer.layer(() => Tls.createServer(undefined), { host: config.health.host, port: config.health.port }))
       )
-      return Layer.mergeAll(main, health).pipe(Layer.provide(servicesLayer(config, options)))
+      // Orphan ETag records (a write killed between its record and its commit) are swept here.
+      const maintenance = Layer.scopedDiscard(Effect.flatMap(Buckets, (buckets) => Effect.forkScoped(Etag.sweepForever(buckets))))
+      return Layer.mergeAll(main, health, maintenance).pipe(Layer.provide(servicesLayer(config, options)))
     })
   )

@@ -20,11 +20,12 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import type * as Keyring from "@objcrypt/core/Keyring"
 import * as NativeFormat from "@objcrypt/core/NativeFormat"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Chunk, Effect, Either, Option, Schema, Stream } from "effect"
+import { Effect, Either, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
+import * as Etag from "./internal/etag.js"
 import { errors } from "./S3Error.js"
 import type { S3Error } from "./S3Error.js"
 import { Meta } from "./Sse.js"
@@ -146,6 +147,46 @@ export const Manifest = Schema.Struct({
 export type Manifest = typeof Manifest.Type
 
 const uploadKey = (id: string) => `uploads/${id}/record`
+
+/**
+ * A new upload id: 12 hex digits of the creation time in milliseconds, then 20 random hex digits.
+ * Ids of one key therefore sort by initiation, so S3's two orders for the uploads of a key (by
+ * initiation in the listing, by "lexicographically greater" upload id after `upload-id-marker`)
+ * are one order.
+ */
+const newUploadId = (now: number): string =>
+  `${Math.max(0, Math.min(now, 0xffffffffffff)).toString(16).padStart(12, "0")}${crypto.randomBytes(10).toString("hex")}`
+
+/**
+ * Where the uploads in progress are listed: `upload-index/<bucket>/<escaped key> /<upload id>`,
+ * an empty entry per upload whose name the backend lists in S3's order (by key, then initiation).
+ * The escape keeps that order: the bytes below `"` (0x22), `!` included, become `!` and two hex
+ * digits, so every escaped or literal character of a key sorts above the space ending the key, and
+ * a key sorts before the keys it is a prefix of, as in S3. The rest of the key stays as it is and
+ * the id is a path segment of its own, so the key's last segment grows by one byte only (drivers
+ * with per-segment limits, like driver-fs's 255 bytes, take the entry wherever they take the
+ * object, but for a last segment of exactly 255 bytes or one with control characters).
+ */
+const INDEX_PREFIX = "upload-index/"
+const UPLOAD_ID = /^[0-9a-f]{32}$/
+const escapeKey = (key: string) => {
+  let out = ""
+  for (const c of key) {
+    const n = c.charCodeAt(0)
+    out += n <= 0x21 ? `!${n.toString(16).padStart(2, "0")}` : c
+  }
+  return out
+}
+const unescapeKey = (s: string) => s.replace(/!([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
+const indexBase = (bucket: string) => `${INDEX_PREFIX}${bucket}/`
+const indexKey = (bucket: string, key: string, id: string) => `${indexBase(bucket)}${escapeKey(key)} /${id}`
+const parseIndexKey = (bucket: string, name: string): { readonly key: string; readonly id: string } | undefined => {
+  const rest = name.slice(indexBase(bucket).length)
+  const end = rest.lastIndexOf(" /")
+  const id = rest.slice(end + 2)
+  return end < 0 || !name.startsWith(indexBase(bucket)) || !UPLOAD_ID.test(id) ? undefined : { key: unescapeKey(rest.slice(0, end)), id }
+}
+
 const partKey = (id: string, n: number) => `uploads/${id}/parts/${String(n).padStart(5, "0")}`
 /**
  * Where a completed object's manifest is kept.
@@ -210,19 +251,27 @@ export const create = (options: {
     const backend = yield* options.store.createMultipart(options.key, { metadata, contentType: options.contentType }).pipe(
       Effect.catchTag("UnsupportedMode", (e) => Effect.die(e))
     )
-    const id = crypto.randomBytes(16).toString("hex")
+    const now = Date.now()
+    const id = newUploadId(now)
     const record: UploadRecord = {
       bucket: options.bucket,
       key: options.key,
       backendUploadId: backend.uploadId,
       manifestId,
-      initiated: new Date().toISOString(),
+      initiated: new Date(now).toISOString(),
       metadata,
       ...(options.checksumAlgorithm === undefined ? {} : { checksumAlgorithm: options.checksumAlgorithm }),
       ...(options.checksumType === undefined ? {} : { checksumType: options.checksumType }),
       ...(options.initiator === undefined ? {} : { initiator: options.initiator })
     }
+    // The record first: an index entry always names an upload whose record was written (an entry
+    // left without one, by a kill between the two steps of a completion, is skipped and removed).
     yield* writeJson(options.system, uploadKey(id), record)
+    yield* writeJson(options.system, indexKey(options.bucket, options.key, id), "").pipe(
+      Effect.tapError(() =>
+        Effect.all([options.system.remove(uploadKey(id)), options.store.abortMultipart(backend)], { concurrency: 2 }).pipe(Effect.ignore)
+      )
+    )
     return id
   })
 
@@ -234,7 +283,7 @@ export const create = (options: {
  */
 export const load = (system: Store, id: string, bucket: string, key: string): Effect.Effect<UploadRecord, StoreError | S3Error> =>
   Effect.gen(function*() {
-    if (!/^[0-9a-f]{32}$/.test(id)) return yield* errors.noSuchUpload("the specified upload does not exist")
+    if (!UPLOAD_ID.test(id)) return yield* errors.noSuchUpload("the specified upload does not exist")
     const record = decodeUpload(yield* readJson(system, uploadKey(id)))
     if (record === undefined || record.bucket !== bucket || record.key !== key) {
       return yield* errors.noSuchUpload("the specified upload does not exist; the upload ID may be invalid, or the upload may have been aborted or completed")
@@ -330,10 +379,11 @@ export const listParts = (system: Store, id: string): Effect.Effect<ReadonlyArra
     Effect.map((c) => Array.from(c).sort((a, b) => a.partNumber - b.partNumber))
   )
 
-const removeRecords = (system: Store, id: string) =>
+const removeRecords = (system: Store, id: string, record: UploadRecord) =>
   ObjectStore.listAll(system, { prefix: `uploads/${id}/` }).pipe(
     Stream.mapEffect((o) => system.remove(o.key), { concurrency: 8 }),
     Stream.runDrain,
+    Effect.zipRight(system.remove(indexKey(record.bucket, record.key, id))),
     Effect.ignore
   )
 
@@ -398,15 +448,18 @@ export const complete = (options: {
     }
     const mkey = manifestKey(options.record.bucket, options.record.manifestId)
     yield* writeJson(options.system, mkey, manifest)
+    // S3's multipart ETag (MD5 of the concatenated binary part MD5s, dash, part count), recorded
+    // before the backend completes: the object names the record by its manifest id (internal/etag).
+    const md5s = chosen.flatMap((p) => (p.md5 === undefined ? [] : [p.md5]))
+    const md5Etag = md5s.length === chosen.length ? multipartEtag(md5s) : undefined
+    if (md5Etag !== undefined) yield* Etag.record(options.system, options.record.bucket, options.record.key, options.record.manifestId, md5Etag)
     // The backend checks its own minimum on ciphertext sizes, which are larger: no extra refusal.
     const result = yield* options.store.completeMultipart(
       { key: options.record.key, uploadId: options.record.backendUploadId },
       chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher }))
     ).pipe(Effect.tapError(() => options.system.remove(mkey).pipe(Effect.ignore)))
-    yield* removeRecords(options.system, options.id)
-    // S3's multipart ETag: MD5 of the concatenated binary part MD5s, dash, part count.
-    const md5s = chosen.flatMap((p) => (p.md5 === undefined ? [] : [p.md5]))
-    const clientEtag = md5s.length === chosen.length ? multipartEtag(md5s) : result.etag
+    yield* removeRecords(options.system, options.id, options.record)
+    const clientEtag = md5Etag ?? result.etag
     return { ...result, manifest, clientEtag }
   })
 
@@ -431,7 +484,7 @@ export const multipartEtag = (partMd5s: ReadonlyArray<string>): string => {
 export const abort = (system: Store, store: Store, id: string, record: UploadRecord): Effect.Effect<void, StoreError> =>
   store.abortMultipart({ key: record.key, uploadId: record.backendUploadId }).pipe(
     Effect.catchTag("PreconditionFailed", () => Effect.void),
-    Effect.zipRight(removeRecords(system, id))
+    Effect.zipRight(removeRecords(system, id, record))
   )
 
 /**
@@ -503,24 +556,110 @@ export const read = (options: {
   })
 
 /**
- * The uploads in progress in a bucket, sorted by key then initiation time (as
- * ListMultipartUploads returns them). Reads every record of the gateway: fine for the hundreds
- * of concurrent uploads a gateway sees, not for millions.
+ * What ListMultipartUploads asks for: S3's request parameters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListUploadsOptions {
+  readonly prefix: string
+  readonly delimiter?: string | undefined
+  /** Uploads of keys after this one (and of this key after `uploadIdMarker`, when given). */
+  readonly keyMarker: string
+  readonly uploadIdMarker: string
+  /** 1 to 1000; uploads and common prefixes both count. */
+  readonly maxUploads: number
+}
+
+/**
+ * One page of ListMultipartUploads: uploads and common prefixes, in S3's order, and the markers of
+ * the next page when there is one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UploadsPage {
+  readonly entries: ReadonlyArray<
+    | { readonly _tag: "Upload"; readonly upload: UploadRecord & { readonly id: string } }
+    | { readonly _tag: "Prefix"; readonly prefix: string }
+  >
+  readonly truncated: boolean
+  readonly next?: { readonly key: string; readonly id: string } | undefined
+}
+
+/** Above every character a key can hold at this place (U+10FFFF): jumps past a common prefix. */
+const PAST = "\u{10FFFF}"
+
+/**
+ * One page of the uploads in progress in a bucket, as ListMultipartUploads returns it (by key,
+ * then initiation; `delimiter` groups keys into common prefixes). It reads the bucket's upload
+ * index in the backend's order from the markers on, a common prefix costs one listing call (the
+ * next one starts past it), and it stops once it has one entry more than `maxUploads`: the cost is
+ * the page's, not the number of uploads in progress. Each listed upload's record is read (for its
+ * initiator and checksum algorithm); an index entry whose record is gone (an upload completed or
+ * aborted by a process killed between the two removals) is skipped and removed.
  *
  * @since 0.1.0
  * @category reading
  */
-export const listUploads = (system: Store, bucket: string): Effect.Effect<ReadonlyArray<UploadRecord & { readonly id: string }>, StoreError> =>
-  Stream.paginateChunkEffect(undefined as string | undefined, (token) =>
-    system.list({ prefix: "uploads/", delimiter: "/", continuationToken: token }).pipe(
-      Effect.map((page) => [Chunk.fromIterable(page.commonPrefixes), Option.fromNullable(page.continuationToken)] as const)
-    )).pipe(
-      Stream.map((p) => p.slice("uploads/".length).replace(/\/$/, "")),
-      Stream.filter((id) => /^[0-9a-f]{32}$/.test(id)),
-      Stream.mapEffect((id) => readJson(system, uploadKey(id)).pipe(Effect.map((t) => ({ id, record: decodeUpload(t) }))), { concurrency: 8 }),
-      Stream.filterMap(({ id, record }) => record !== undefined && record.bucket === bucket ? Option.some({ ...record, id }) : Option.none()),
-      Stream.runCollect,
-      Effect.map((c) =>
-        Array.from(c).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated < b.initiated ? -1 : a.initiated > b.initiated ? 1 : a.id < b.id ? -1 : 1))
+export const listUploads = (system: Store, bucket: string, options: ListUploadsOptions): Effect.Effect<UploadsPage, StoreError> =>
+  Effect.gen(function*() {
+    const { delimiter, keyMarker, prefix } = options
+    const max = Math.max(0, options.maxUploads)
+    const base = indexBase(bucket)
+    const entries: Array<UploadsPage["entries"][number]> = []
+    // S3: without a key marker the upload-id marker is ignored; without an upload-id marker only
+    // keys after the key marker are listed (the space ends a key, hex ids sort below "~").
+    let after: string | undefined = keyMarker === ""
+      ? undefined
+      : `${base}${escapeKey(keyMarker)} /${options.uploadIdMarker === "" ? "~" : options.uploadIdMarker}`
+    let lastPrefix: string | undefined
+    for (;;) {
+      const page = yield* system.list({ prefix: `${base}${escapeKey(prefix)}`, startAfter: after, maxKeys: Math.min(1000, max + 1 - entries.length) })
+      const parsed = page.objects.flatMap((o) => {
+        const p = parseIndexKey(bucket, o.key)
+        return p === undefined ? [] : [{ ...p, name: o.key }]
+      })
+      const groupOf = (key: string) => {
+        const cut = delimiter === undefined ? -1 : key.indexOf(delimiter, prefix.length)
+        return cut < 0 ? undefined : key.slice(0, cut + delimiter!.length)
+      }
+      // The records of the uploads this call lists (those before the first group), read together.
+      const firstGroup = parsed.findIndex((p) => groupOf(p.key) !== undefined)
+      const records = new Map(
+        yield* Effect.forEach(firstGroup < 0 ? parsed : parsed.slice(0, firstGroup), (p) =>
+          readJson(system, uploadKey(p.id)).pipe(Effect.map((t) => [p.id, decodeUpload(t)] as const)), { concurrency: 16 })
       )
-    )
+      let jump: string | undefined
+      for (const p of parsed) {
+        const group = groupOf(p.key)
+        if (group !== undefined) {
+          if (group !== lastPrefix && (keyMarker === "" || group > keyMarker)) {
+            if (entries.length === max) return { entries, truncated: true, next: nextMarker(entries) }
+            entries.push({ _tag: "Prefix", prefix: group })
+            lastPrefix = group
+          }
+          jump = `${base}${escapeKey(group)}${PAST}`
+          break
+        }
+        const record = records.get(p.id)
+        if (record === undefined || record.bucket !== bucket || record.key !== p.key) {
+          if (record === undefined) yield* system.remove(p.name).pipe(Effect.ignore)
+          continue
+        }
+        if (entries.length === max) return { entries, truncated: true, next: nextMarker(entries) }
+        entries.push({ _tag: "Upload", upload: { ...record, id: p.id } })
+      }
+      if (jump === undefined && page.continuationToken === undefined) return { entries, truncated: false }
+      // A backend that does not order U+10FFFF above the group's keys lists them again from the
+      // same place: the next call then starts after the last one listed.
+      const lastListed = page.objects.at(-1)?.key
+      after = jump !== undefined && jump !== after ? jump : lastListed
+      if (after === undefined) return { entries, truncated: false }
+    }
+  })
+
+const nextMarker = (entries: UploadsPage["entries"]) => {
+  const last = entries.at(-1)
+  return last === undefined ? undefined : last._tag === "Upload" ? { key: last.upload.key, id: last.upload.id } : { key: last.prefix, id: "" }
+}

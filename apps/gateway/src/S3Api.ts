@@ -354,8 +354,9 @@ const listObjects = (r: Request, record: BucketRecord) =>
       ? { objects: [], commonPrefixes: [], continuationToken: undefined }
       : yield* store.list({ prefix, delimiter, maxKeys, continuationToken: continuation, startAfter: continuation === undefined ? startAfter : undefined })
     const system = (yield* Buckets).system
-    const sizes = yield* Effect.forEach(page.objects, (o) => plaintextSizeOf(store, system, record.name, o), { concurrency: 16 })
-    const etags = yield* Effect.forEach(page.objects, (o) => Etag.clientEtag(system, record.name, o.etag).pipe(Effect.orElseSucceed(() => o.etag)), { concurrency: 16 })
+    const described = yield* Effect.forEach(page.objects, (o) => describeListed(store, system, record.name, o), { concurrency: 16 })
+    const sizes = described.map((d) => d.size)
+    const etags = described.map((d) => d.etag)
     const contents = page.objects.map((o, i) =>
       Xml.el("Contents", [
         Xml.el("Key", enc(o.key)),
@@ -396,10 +397,16 @@ const listObjects = (r: Request, record: BucketRecord) =>
     ], Xml.S3_NS))
   })
 
-const plaintextSizeOf = (store: Store, system: Store, bucket: string, o: ObjectStore.ListedObject) =>
+/** A listed object's plaintext size and client ETag (one head for both). */
+const describeListed = (store: Store, system: Store, bucket: string, o: ObjectStore.ListedObject) =>
   store.head(o.key).pipe(
-    Effect.flatMap((info) => plaintextSize(system, bucket, info)),
-    Effect.orElseSucceed(() => 0)
+    Effect.flatMap((info) =>
+      Effect.all({
+        size: plaintextSize(system, bucket, info).pipe(Effect.orElseSucceed(() => 0)),
+        etag: Etag.clientEtag(system, bucket, info).pipe(Effect.orElseSucceed(() => o.etag))
+      })
+    ),
+    Effect.orElseSucceed(() => ({ size: 0, etag: o.etag }))
   )
 
 const plaintextSize = (system: Store, bucket: string, info: ObjectStore.ObjectInfo) =>
@@ -447,7 +454,7 @@ const dropManifest = (system: Store, bucket: string, before: Option.Option<Objec
     onSome: (info) => {
       const id = info.metadata[Sse.Meta.multipart]
       const manifest = id === undefined || !/^[0-9a-f]{32}$/.test(id) ? Effect.void : system.remove(Multipart.manifestKey(bucket, id)).pipe(Effect.ignore)
-      return Effect.zipRight(manifest, Effect.zipRight(ObjectAttributes.dropChecksum(system, bucket, info.etag), Etag.drop(system, bucket, info.etag)))
+      return Effect.zipRight(manifest, Effect.zipRight(ObjectAttributes.dropChecksum(system, bucket, info.etag), Etag.drop(system, bucket, info)))
     }
   })
 
@@ -591,13 +598,13 @@ const postFile = (
       ))
     )
     const before = yield* store.head(key).pipe(Effect.option)
-    const md5 = Etag.md5Tap(mode)
+    const md5 = Etag.md5Tap(mode, buckets.system, bucketName, key)
     const put = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentType: asHeaders["content-type"] ?? (file.contentType === "" ? undefined : file.contentType),
-      metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+      metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
       context: mode._tag === "SseKms" ? mode.context : undefined
     })
-    const result = { etag: yield* recordEtag(buckets.system, record.name, put.etag, md5) }
+    const result = { etag: md5?.hex() ?? put.etag }
     yield* dropManifest(buckets.system, record.name, before)
     const h = { etag: `"${result.etag}"`, location: `/${bucketName}/${SigV4.uriEncode(key).replace(/%2F/g, "/")}`, ...Sse.writeHeaders(keys, mode) }
     const outcome = PostPolicy.outcome(fields, { bucket: bucketName, key, etag: result.etag })
@@ -622,14 +629,14 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
-    const md5 = Etag.md5Tap(mode)
+    const md5 = Etag.md5Tap(mode, system, record.name, key)
     const result = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentLength: length,
       contentType: r.headers["content-type"],
-      metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+      metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
       context: mode._tag === "SseKms" ? mode.context : undefined
     })
-    const etag = yield* recordEtag(system, record.name, result.etag, md5)
+    const etag = md5?.hex() ?? result.etag
     const checksum = verifiedChecksum(decoded)
     if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, result.etag, checksum)
     yield* dropManifest(system, record.name, before)
@@ -639,10 +646,6 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
       ...ObjectAttributes.checksumHeaders(checksum === undefined ? undefined : { ...checksum, type: "FULL_OBJECT" })
     })
   })
-
-/** Records the client-visible ETag of a write (the plaintext MD5 in SSE-S3) and returns it. */
-const recordEtag = (system: Store, bucket: string, backendEtag: string, md5: Etag.Md5Tap | undefined) =>
-  md5 === undefined ? Effect.succeed(backendEtag) : Etag.record(system, bucket, backendEtag, md5.hex()).pipe(Effect.as(md5.hex()))
 
 /** The single checksum a request body was verified against (S3 accepts one per request). */
 const verifiedChecksum = (decoded: DecodedBody): Multipart.PartChecksum | undefined => {
@@ -740,7 +743,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     )
     const check = Sse.checkReadKey(keys, info.metadata, customerKey)
     if (Either.isLeft(check)) return yield* check.left
-    const etag = yield* Etag.clientEtag(system, record.name, info.etag)
+    const etag = yield* Etag.clientEtag(system, record.name, info)
     const cond = yield* conditional(r, info, etag)
     if (cond !== undefined) return cond
     const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
@@ -800,7 +803,7 @@ const getObjectAttributes = (r: Request, record: BucketRecord, store: Store, key
     return Http.xml(
       ObjectAttributes.render({
         attributes,
-        etag: yield* Etag.clientEtag(system, record.name, info.etag),
+        etag: yield* Etag.clientEtag(system, record.name, info),
         size,
         checksum,
         parts: manifest === undefined ? undefined : ObjectAttributes.partsOf(manifest, size),
@@ -858,7 +861,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     // whole-object checksum carried over (the plaintext is the same).
     const sourceChecksum = Multipart.isMultipart(info.metadata) ? undefined : yield* ObjectAttributes.checksumOf(buckets.system, src.bucket, info, undefined)
     const computing = algText === undefined ? undefined : Checksums.make(algText)
-    const md5 = Etag.md5Tap(mode)
+    const md5 = Etag.md5Tap(mode, buckets.system, record.name, key)
     const result = yield* Effect.gen(function*() {
       const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
       const before = yield* store.head(key).pipe(Effect.option)
@@ -867,7 +870,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
       const put = yield* ClientSide.put(store, key, copied, [Sse.keyringFor(keys, mode)], {
         contentLength: opened.size,
         contentType,
-        metadata: { ...meta, ...Sse.metadataFor(keys, mode) },
+        metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
         context: mode._tag === "SseKms" ? mode.context : undefined
       })
       // The source, when copied onto itself, has been read in full by now.
@@ -880,7 +883,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
       ? undefined
       : { algorithm: sourceChecksum.algorithm, value: sourceChecksum.value }
     if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(buckets.system, record.name, result.etag, checksum)
-    const etag = yield* recordEtag(buckets.system, record.name, result.etag, md5)
+    const etag = md5?.hex() ?? result.etag
     const after = yield* store.head(key)
     return Http.xml(
       Xml.el("CopyObjectResult", [
@@ -986,7 +989,7 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
 /** `x-amz-copy-source-if-*`: any failed condition is 412 PreconditionFailed, as S3 answers copies. */
 const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo, bucket: string) =>
   Effect.gen(function*() {
-    const clientEtag = yield* Etag.clientEtag((yield* Buckets).system, bucket, info.etag)
+    const clientEtag = yield* Etag.clientEtag((yield* Buckets).system, bucket, info)
     const etag = `"${clientEtag}"`
     const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
     const date = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
@@ -1113,7 +1116,6 @@ const completeUpload = (r: Request, record: BucketRecord, store: Store, key: str
     const before = yield* store.head(key).pipe(Effect.option)
     const settings = yield* ApiSettings
     const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize, expected: wholeHeaders[0] })
-    if (result.clientEtag !== result.etag) yield* Etag.record(system, record.name, result.etag, result.clientEtag)
     yield* dropManifest(system, record.name, before)
     const checksum = result.manifest.checksum
     return Http.xml(Xml.el("CompleteMultipartUploadResult", [
@@ -1139,35 +1141,7 @@ const listUploads = (r: Request, record: BucketRecord) =>
     const encode = r.query.get("encoding-type") === "url"
     if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
     const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
-    const all = yield* Multipart.listUploads(system, record.name)
-    const markerAt = idMarker === "" ? -1 : all.findIndex((u) => u.key === keyMarker && u.id === idMarker)
-    const after = all.filter((u, i) =>
-      u.key.startsWith(prefix) &&
-      (keyMarker === "" ||
-        u.key > keyMarker ||
-        (u.key === keyMarker && idMarker !== "" && (markerAt >= 0 ? i > markerAt : u.id > idMarker)))
-    )
-    type Entry = { readonly _tag: "Upload"; readonly upload: typeof all[number] } | { readonly _tag: "Prefix"; readonly prefix: string }
-    const entries: Array<Entry> = []
-    let truncated = false
-    for (const u of after) {
-      const cut = delimiter === undefined ? -1 : u.key.indexOf(delimiter, prefix.length)
-      const common = cut < 0 ? undefined : u.key.slice(0, cut + delimiter!.length)
-      const last = entries.at(-1)
-      if (common !== undefined && last?._tag === "Prefix" && last.prefix === common) continue
-      if (common !== undefined && common <= keyMarker) continue
-      if (entries.length === max) {
-        truncated = true
-        break
-      }
-      entries.push(common === undefined ? { _tag: "Upload", upload: u } : { _tag: "Prefix", prefix: common })
-    }
-    const lastEntry = entries.at(-1)
-    const next = !truncated || lastEntry === undefined
-      ? undefined
-      : lastEntry._tag === "Upload"
-      ? { key: lastEntry.upload.key, id: lastEntry.upload.id }
-      : { key: lastEntry.prefix, id: "" }
+    const { entries, next, truncated } = yield* Multipart.listUploads(system, record.name, { prefix, delimiter, keyMarker, uploadIdMarker: idMarker, maxUploads: max })
     const person = (name: string | undefined) => [Xml.el("ID", name ?? ""), Xml.el("DisplayName", name ?? "")]
     return Http.xml(Xml.el("ListMultipartUploadsResult", [
       Xml.el("Bucket", record.name),

@@ -1,47 +1,78 @@
 /**
  * The ETags clients see. S3 returns the hex MD5 of the plaintext for objects stored with SSE-S3
  * (and no encryption) and an opaque value for SSE-KMS and SSE-C. The backend's own ETag is over
- * our ciphertext, so for SSE-S3 writes the gateway hashes the plaintext while it streams and
- * records the MD5 in the system store under `etags/<bucket>/<backend-etag>`: a backend ETag names
- * one stored version, so the record is immutable (and safe to cache across replicas), and an
- * overwrite, whose backend ETag is new, can never see a stale one. Objects without a record
- * (SSE-KMS, SSE-C, or written before this record existed) show the backend's ETag, which is opaque.
+ * our ciphertext, so for SSE-S3 writes the gateway hashes the plaintext while it streams and keeps
+ * the MD5 in a record of the system store.
+ *
+ * Crash order. The record is named by a random id that the object itself carries in its metadata
+ * (`gw-etag`; for a multipart object, its manifest id `gw-mp`), and it is written *before* the
+ * object is committed: the tap below writes it when the plaintext stream has been read to its
+ * end, and `ClientSide.put` cannot seal the last segment (so the backend cannot commit the object)
+ * before it has seen that end; a multipart completion writes it before completing the backend
+ * upload. A process killed between the two steps therefore leaves at most a record that no
+ * object names (an orphan: never read, since only an object carrying its id leads to it), never
+ * an object without its ETag. Orphans are removed by `sweep`, which checks the records written
+ * since its last run (older than a safety age) against the objects they name.
+ *
+ * Records are immutable (an id names one stored version; an overwrite gets a new id), so they
+ * are safe to cache across replicas. Objects written before these records (keyed by the backend
+ * ETag under `etags/`) are still read and dropped.
  */
 import type { StoreError } from "@objcrypt/core/Errors"
-import type * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Effect, Stream } from "effect"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import { Duration, Effect, Option, Schedule, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "../Buckets.js"
+import type { Buckets } from "../Buckets.js"
+import { Meta } from "../Sse.js"
 import type * as Sse from "../Sse.js"
 
 type Store = ObjectStore.ObjectStore["Type"]
 
+/** The object metadata entry naming its ETag record. */
+export const META = "gw-etag"
+
+const ID = /^[0-9a-f]{32}$/
 const SAFE_ETAG = /^[A-Za-z0-9_-]{1,128}$/
 const MD5_HEX = /^[0-9a-f]{32}(-\d{1,5})?$/
-const recordKey = (bucket: string, backendEtag: string) => `etags/${bucket}/${backendEtag}`
+const RECORDS = "etag-records/"
+const recordKey = (bucket: string, id: string) => `${RECORDS}${bucket}/${id}`
+const legacyKey = (bucket: string, backendEtag: string) => `etags/${bucket}/${backendEtag}`
+const SWEEP_CURSOR = "etag-sweep.json"
+
+/** The record's id an object carries, if any. */
+const idOf = (metadata: Readonly<Record<string, string>>): string | undefined => {
+  const id = metadata[META] ?? metadata[Meta.multipart]
+  return id !== undefined && ID.test(id) ? id : undefined
+}
+
+/** What a record holds: the client ETag and the object's key (for the sweep). */
+interface EtagRecord {
+  readonly etag: string
+  readonly key: string
+}
+
+const parseRecord = (text: string | undefined): EtagRecord | undefined => {
+  if (text === undefined) return undefined
+  try {
+    const r = JSON.parse(text) as Partial<EtagRecord>
+    return typeof r.etag === "string" && MD5_HEX.test(r.etag) && typeof r.key === "string" ? { etag: r.etag, key: r.key } : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** Whether S3 would return the plaintext MD5 as the ETag of a write in this mode. */
 export const isMd5Mode = (mode: Sse.WriteMode): boolean => mode._tag === "SseS3"
 
-/** An MD5 fed by a stream as it passes (no buffering). */
+/** An MD5 fed by a write's plaintext as it passes (no buffering), recorded before the commit. */
 export interface Md5Tap {
-  readonly pipe: <E, R>(self: Stream.Stream<Uint8Array, E, R>) => Stream.Stream<Uint8Array, E, R>
+  /** Metadata to store with the object: the id naming its ETag record. */
+  readonly metadata: Readonly<Record<string, string>>
+  /** Hashes the stream and, once it has been read to its end, writes the record. */
+  readonly pipe: <E, R>(self: Stream.Stream<Uint8Array, E, R>) => Stream.Stream<Uint8Array, E | StoreError, R>
   /** The hex digest, once the stream has been read in full. */
   readonly hex: () => string
-}
-
-/** A tap hashing the bytes of a write in an MD5 mode; undefined otherwise. */
-export const md5Tap = (mode: Sse.WriteMode): Md5Tap | undefined => {
-  if (!isMd5Mode(mode)) return undefined
-  const hash = crypto.createHash("md5")
-  let digest: string | undefined
-  return {
-    pipe: (self) => Stream.map(self, (b) => {
-      hash.update(b)
-      return b
-    }),
-    hex: () => (digest ??= hash.digest("hex"))
-  }
 }
 
 const CACHE_MAX = 10_000
@@ -51,34 +82,160 @@ const remember = (k: string, v: string) => {
   cache.set(k, v)
 }
 
-/** Records the client-visible ETag of a stored version (no-op for an unusable backend ETag). */
-export const record = (system: Store, bucket: string, backendEtag: string, etag: string): Effect.Effect<void, StoreError> =>
-  !SAFE_ETAG.test(backendEtag) || !MD5_HEX.test(etag)
+/**
+ * Writes the record of a version about to be committed (`id` is what the object will carry).
+ *
+ * @internal
+ */
+export const record = (system: Store, bucket: string, key: string, id: string, etag: string): Effect.Effect<void, StoreError> =>
+  !ID.test(id) || !MD5_HEX.test(etag)
     ? Effect.void
-    : writeJson(system, recordKey(bucket, backendEtag), etag).pipe(Effect.map(() => remember(`${bucket}/${backendEtag}`, etag)))
+    : writeJson(system, recordKey(bucket, id), { etag, key } satisfies EtagRecord).pipe(Effect.map(() => remember(`${bucket}/${id}`, etag)))
 
-/** Drops the record of a replaced or deleted version. */
-export const drop = (system: Store, bucket: string, backendEtag: string): Effect.Effect<void> => {
-  if (!SAFE_ETAG.test(backendEtag)) return Effect.void
-  cache.delete(`${bucket}/${backendEtag}`)
-  return system.remove(recordKey(bucket, backendEtag)).pipe(Effect.ignore)
+/** A tap for a write of `key` in an MD5 mode; undefined otherwise. */
+export const md5Tap = (mode: Sse.WriteMode, system: Store, bucket: string, key: string): Md5Tap | undefined => {
+  if (!isMd5Mode(mode)) return undefined
+  const id = crypto.randomBytes(16).toString("hex")
+  const hash = crypto.createHash("md5")
+  let digest: string | undefined
+  const hex = () => (digest ??= hash.digest("hex"))
+  return {
+    metadata: { [META]: id },
+    // The record goes out when the plaintext ends: before ClientSide.put can seal the last segment.
+    pipe: (self) =>
+      Stream.map(self, (b) => {
+        hash.update(b)
+        return b
+      }).pipe(Stream.concat(Stream.execute(Effect.suspend(() => record(system, bucket, key, id, hex()))))),
+    hex
+  }
 }
 
-/** The ETag a client sees (unquoted) for a stored version with this backend ETag. */
-export const clientEtag = (system: Store, bucket: string, backendEtag: string): Effect.Effect<string, StoreError> => {
-  if (!SAFE_ETAG.test(backendEtag)) return Effect.succeed(backendEtag)
-  const hit = cache.get(`${bucket}/${backendEtag}`)
-  if (hit !== undefined) return Effect.succeed(hit)
-  return readJson(system, recordKey(bucket, backendEtag)).pipe(Effect.map((text) => {
-    if (text === undefined) return backendEtag
+/** Whether a version may have a record from before the id-named ones (SSE-S3, no `gw-etag`). */
+const mayHaveLegacy = (info: ObjectStore.ObjectInfo) =>
+  info.metadata[META] === undefined && info.metadata[Meta.sse] === "AES256" && SAFE_ETAG.test(info.etag)
+
+/** Drops the record of a replaced or deleted version. */
+export const drop = (system: Store, bucket: string, info: ObjectStore.ObjectInfo): Effect.Effect<void> => {
+  if (info.metadata[Meta.sse] !== "AES256") return Effect.void
+  const id = idOf(info.metadata)
+  if (id !== undefined) cache.delete(`${bucket}/${id}`)
+  return Effect.all([
+    id === undefined ? Effect.void : system.remove(recordKey(bucket, id)).pipe(Effect.ignore),
+    mayHaveLegacy(info) ? system.remove(legacyKey(bucket, info.etag)).pipe(Effect.ignore) : Effect.void
+  ], { concurrency: 2, discard: true })
+}
+
+/** The ETag of a version written before the id-named records (a JSON string keyed by the backend ETag). */
+const legacyEtag = (system: Store, bucket: string, info: ObjectStore.ObjectInfo): Effect.Effect<string, StoreError> =>
+  !mayHaveLegacy(info) ? Effect.succeed(info.etag) : readJson(system, legacyKey(bucket, info.etag)).pipe(Effect.map((text) => {
     let parsed: unknown
     try {
-      parsed = JSON.parse(text)
+      parsed = text === undefined ? undefined : JSON.parse(text)
     } catch {
-      return backendEtag
+      return info.etag
     }
-    if (typeof parsed !== "string" || !MD5_HEX.test(parsed)) return backendEtag
-    remember(`${bucket}/${backendEtag}`, parsed)
-    return parsed
+    return typeof parsed === "string" && MD5_HEX.test(parsed) ? parsed : info.etag
   }))
+
+/** The ETag a client sees (unquoted) for a stored version. */
+export const clientEtag = (system: Store, bucket: string, info: ObjectStore.ObjectInfo): Effect.Effect<string, StoreError> => {
+  // Only SSE-S3 versions have records (SSE-KMS and SSE-C ETags are opaque): no read for the others.
+  if (info.metadata[Meta.sse] !== "AES256") return Effect.succeed(info.etag)
+  const id = idOf(info.metadata)
+  if (id === undefined) return legacyEtag(system, bucket, info)
+  const hit = cache.get(`${bucket}/${id}`)
+  if (hit !== undefined) return Effect.succeed(hit)
+  return readJson(system, recordKey(bucket, id)).pipe(Effect.flatMap((text) => {
+    const r = parseRecord(text)
+    if (r === undefined) return legacyEtag(system, bucket, info)
+    remember(`${bucket}/${id}`, r.etag)
+    return Effect.succeed(r.etag)
+  }))
+}
+
+/**
+ * What `sweep` did.
+ *
+ * @internal
+ */
+export interface SweepResult {
+  readonly checked: number
+  readonly removed: number
+}
+
+/**
+ * Removes orphan records: those written since the previous sweep and at least `olderThan` ago
+ * whose object is gone or carries another id (a process killed before the commit, a write that
+ * failed after its record, a delete killed before its drop). Records written in the last
+ * `olderThan` are left alone, as their object may still be on its way. The time up to which
+ * records were checked is kept in the system store, so each record is checked once, and a sweep
+ * costs one head per record written since the last, not one per object; replicas may sweep at
+ * once (removals are idempotent).
+ *
+ * @internal
+ */
+export const sweep = (
+  system: Store,
+  bucketStore: (bucket: string) => Effect.Effect<Store | undefined, StoreError>,
+  options: { readonly olderThanMs: number; readonly now?: number | undefined }
+): Effect.Effect<SweepResult, StoreError> =>
+  Effect.gen(function*() {
+    const upTo = (options.now ?? Date.now()) - options.olderThanMs
+    const since = yield* readJson(system, SWEEP_CURSOR).pipe(Effect.map((t) => {
+      try {
+        const n = t === undefined ? 0 : (JSON.parse(t) as { checkedUpTo?: unknown }).checkedUpTo
+        return typeof n === "number" ? n : 0
+      } catch {
+        return 0
+      }
+    }))
+    let checked = 0
+    let removed = 0
+    yield* ObjectStore.listAll(system, { prefix: RECORDS }).pipe(
+      Stream.filter((o) => o.lastModified.getTime() > since && o.lastModified.getTime() <= upTo),
+      Stream.mapEffect((o) =>
+        Effect.gen(function*() {
+          const [bucket, id] = o.key.slice(RECORDS.length).split("/")
+          if (bucket === undefined || id === undefined || !ID.test(id)) return
+          checked++
+          const r = parseRecord(yield* readJson(system, o.key))
+          const store = yield* bucketStore(bucket)
+          const carried = r === undefined || store === undefined
+            ? Option.none<string | undefined>()
+            : yield* store.head(r.key).pipe(
+              Effect.map((info) => Option.some(idOf(info.metadata))),
+              Effect.catchTag("ObjectNotFound", () => Effect.succeed(Option.none<string | undefined>()))
+            )
+          if (Option.isSome(carried) && carried.value === id) return
+          yield* system.remove(o.key).pipe(Effect.ignore)
+          cache.delete(`${bucket}/${id}`)
+          removed++
+        }), { concurrency: 8 }),
+      Stream.runDrain
+    )
+    if (upTo > since) yield* writeJson(system, SWEEP_CURSOR, { checkedUpTo: upTo })
+    return { checked, removed }
+  })
+
+/**
+ * The sweep a gateway runs in the background: first `firstAfter` after start, then every
+ * `every`, over records older than `olderThan` (the time a write may take between its record and
+ * its commit, with a wide margin). A failing sweep is logged and tried again at the next turn.
+ *
+ * @internal
+ */
+export const sweepForever = (
+  buckets: Buckets["Type"],
+  options?: { readonly firstAfter?: Duration.DurationInput; readonly every?: Duration.DurationInput; readonly olderThan?: Duration.DurationInput }
+): Effect.Effect<never> => {
+  const bucketStore = (name: string) => Effect.flatMap(buckets.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : buckets.store(name)))
+  const once = Effect.suspend(() => sweep(buckets.system, bucketStore, { olderThanMs: Duration.toMillis(options?.olderThan ?? "24 hours") })).pipe(
+    Effect.tap((r) => (r.removed > 0 ? Effect.logInfo(`removed ${r.removed} orphan ETag records of ${r.checked} checked`) : Effect.void)),
+    Effect.catchAllCause((cause) => Effect.logWarning("ETag record sweep failed; it runs again later", cause))
+  )
+  return Effect.sleep(options?.firstAfter ?? "5 minutes").pipe(
+    Effect.zipRight(Effect.repeat(once, Schedule.spaced(options?.every ?? "6 hours"))),
+    Effect.zipRight(Effect.never)
+  )
 }

@@ -1,28 +1,15 @@
-import {
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  UploadPartCommand
-} from "@aws-sdk/client-s3"
+import { CopyObjectCommand, CreateBucketCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Azurite } from "@objcrypt/test-kit"
 import { Effect, Redacted, Stream } from "effect"
 import * as crypto from "node:crypto"
+import { assertCiphertextOnly, call, MiB, multipartPut, readObject, sseC } from "./backendSuite.js"
 import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
 
-const call = <A>(f: () => Promise<A>) => Effect.promise(f)
 const MARKER = `AZURE-PLAINTEXT-${crypto.randomBytes(6).toString("hex")}`
 const customerKey = crypto.randomBytes(32)
-const ssec = {
-  SSECustomerAlgorithm: "AES256",
-  SSECustomerKey: customerKey.toString("base64"),
-  SSECustomerKeyMD5: crypto.createHash("md5").update(customerKey).digest("base64")
-}
+const ssec = sseC(customerKey)
 
 describe("azure backend", () => {
   it.layer(Azurite.layer(), { timeout: "90 seconds" })("over Azurite", (it) => {
@@ -49,20 +36,9 @@ describe("azure backend", () => {
           yield* call(() => s3.send(new PutObjectCommand({ Bucket: "blobs", Key: "s3", Body: small })))
           yield* call(() => s3.send(new PutObjectCommand({ Bucket: "blobs", Key: "kms", Body: small, ServerSideEncryption: "aws:kms" })))
           yield* call(() => s3.send(new PutObjectCommand({ Bucket: "blobs", Key: "c", Body: small, ...ssec })))
-          const mp = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "blobs", Key: "big", ...ssec })))
-          const p1 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "blobs", Key: "big", UploadId: mp.UploadId!, PartNumber: 1, Body: big.subarray(0, 5 * 1024 * 1024), ...ssec })))
-          const p2 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "blobs", Key: "big", UploadId: mp.UploadId!, PartNumber: 2, Body: big.subarray(5 * 1024 * 1024), ...ssec })))
-          yield* call(() =>
-            s3.send(new CompleteMultipartUploadCommand({
-              Bucket: "blobs",
-              Key: "big",
-              UploadId: mp.UploadId!,
-              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag! }, { PartNumber: 2, ETag: p2.ETag! }] }
-            }))
-          )
+          yield* multipartPut([s3], "blobs", "big", big, 5 * MiB, ssec)
           yield* call(() => s3.send(new CopyObjectCommand({ Bucket: "blobs", Key: "copy", CopySource: "blobs/kms" })))
-          const read = (Key: string, extra?: Record<string, string>) =>
-            call(() => s3.send(new GetObjectCommand({ Bucket: "blobs", Key, ...extra })).then((r) => r.Body!.transformToByteArray()).then(Buffer.from))
+          const read = (Key: string, extra?: Record<string, string>) => readObject(s3, "blobs", Key, extra)
           for (const k of ["s3", "kms", "copy"]) assert.isTrue((yield* read(k)).equals(small), k)
           assert.isTrue((yield* read("c", ssec)).equals(small))
           assert.isTrue((yield* read("big", ssec)).equals(big))
@@ -73,11 +49,8 @@ describe("azure backend", () => {
           const blobs = yield* Effect.scoped(Effect.gen(function*() {
             const store = yield* AzureBlobObjectStore.make({ container: "gateway", credentials })
             const keys = yield* Stream.runCollect(ObjectStore.listAll(store)).pipe(Effect.map((c) => Array.from(c, (o) => o.key)))
-            for (const k of keys) {
-              const { bytes } = yield* ObjectStore.readAll(store, k)
-              assert.isFalse(Buffer.from(bytes).includes(MARKER), k)
-              assert.isFalse(Buffer.from(bytes).includes(customerKey), k)
-            }
+            const stored = yield* Effect.forEach(keys, (key) => Effect.map(ObjectStore.readAll(store, key), ({ bytes }) => ({ key, bytes })))
+            assertCiphertextOnly(stored, [MARKER, customerKey])
             return keys
           }))
           assert.includeMembers(blobs, ["blobs/s3", "blobs/big", ".objcrypt-gateway/buckets/blobs"])

@@ -1,30 +1,19 @@
 import {
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
-  CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
-  UploadPartCommand
+  S3Client
 } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import { MotoServer } from "@objcrypt/test-kit"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as net from "node:net"
+import { assertCiphertextOnly, call, failure, MiB, multipartPut, readObject, sseC } from "./backendSuite.js"
 import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
-
-const call = <A>(f: () => Promise<A>) => Effect.promise(f)
-const failure = (f: () => Promise<unknown>) =>
-  Effect.promise(() =>
-    f().then(
-      () => ({ code: "none", status: 0 }),
-      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => ({ code: e.name ?? "?", status: e.$metadata?.httpStatusCode ?? 0 })
-    )
-  )
 
 /** A TCP forwarder in front of the backend, so a test can take the backend away and bring it back. */
 const proxy = async (target: number) => {
@@ -67,11 +56,7 @@ const proxy = async (target: number) => {
 
 const MARKER = `PLAINTEXT-MARKER-${crypto.randomBytes(6).toString("hex")}`
 const customerKey = crypto.randomBytes(32)
-const ssec = {
-  SSECustomerAlgorithm: "AES256",
-  SSECustomerKey: customerKey.toString("base64"),
-  SSECustomerKeyMD5: crypto.createHash("md5").update(customerKey).digest("base64")
-}
+const ssec = sseC(customerKey)
 
 describe("s3 backend", () => {
   it.layer(MotoServer.layer(), { timeout: "90 seconds" })("over moto", (it) => {
@@ -110,21 +95,10 @@ describe("s3 backend", () => {
           yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "a/sse-kms", Body: small, ServerSideEncryption: "aws:kms" })))
           yield* call(() => s3.send(new PutObjectCommand({ Bucket: "photos", Key: "b/sse-c", Body: small, ...ssec })))
           const big = markedPayload(MARKER, 5 * 1024 * 1024 + 12345)
-          const mp = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "photos", Key: "big" })))
-          const p1 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "photos", Key: "big", UploadId: mp.UploadId!, PartNumber: 1, Body: big.subarray(0, 5 * 1024 * 1024) })))
-          const p2 = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "photos", Key: "big", UploadId: mp.UploadId!, PartNumber: 2, Body: big.subarray(5 * 1024 * 1024) })))
-          yield* call(() =>
-            s3.send(new CompleteMultipartUploadCommand({
-              Bucket: "photos",
-              Key: "big",
-              UploadId: mp.UploadId!,
-              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag! }, { PartNumber: 2, ETag: p2.ETag! }] }
-            }))
-          )
+          yield* multipartPut([s3], "photos", "big", big, 5 * MiB)
           yield* call(() => s3.send(new CopyObjectCommand({ Bucket: "photos", Key: "copied", CopySource: "photos/a/sse-s3", ServerSideEncryption: "aws:kms" })))
 
-          const read = (Key: string, extra?: Record<string, string>) =>
-            call(() => s3.send(new GetObjectCommand({ Bucket: "photos", Key, ...extra })).then((r) => r.Body!.transformToByteArray()).then(Buffer.from))
+          const read = (Key: string, extra?: Record<string, string>) => readObject(s3, "photos", Key, extra)
           assert.isTrue((yield* read("a/sse-s3")).equals(small))
           assert.isTrue((yield* read("a/sse-kms")).equals(small))
           assert.isTrue((yield* read("b/sse-c", ssec)).equals(small))
@@ -143,11 +117,10 @@ describe("s3 backend", () => {
           assert.isAbove(keys.length, 5)
           for (const k of keys) assert.isTrue(k.startsWith("tenant/"), k)
           assert.includeMembers(keys, ["tenant/photos/a/sse-s3", "tenant/photos/big", "tenant/.objcrypt-gateway/buckets/photos"])
-          for (const k of keys) {
-            const bytes = yield* call(() => direct.send(new GetObjectCommand({ Bucket: "gw-backend", Key: k })).then((r) => r.Body!.transformToByteArray()).then(Buffer.from))
-            assert.isFalse(bytes.includes(MARKER), k)
-            assert.isFalse(bytes.includes(customerKey), k)
-          }
+          const bodies = yield* Effect.forEach(keys, (k) =>
+            call(() => direct.send(new GetObjectCommand({ Bucket: "gw-backend", Key: k })).then((r) => r.Body!.transformToByteArray())).pipe(Effect.map((bytes) => ({ key: k, bytes })))
+          )
+          assertCiphertextOnly(bodies, [MARKER, customerKey])
 
           const status = (p: string) => call(() => fetch(`${gw.endpoint}${p}`).then((r) => r.status))
           assert.strictEqual(yield* status("/_ready"), 200)
