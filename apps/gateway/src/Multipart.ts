@@ -339,11 +339,8 @@ export const uploadPart = (options: {
       }))
     )
     const cipher = NativeFormat.ciphertextSize(options.length, segmentSize)
-    const md5 = options.md5 === true ? crypto.createHash("md5") : undefined
-    const plain = md5 === undefined ? options.body : Stream.map(options.body, (b) => {
-      md5.update(b)
-      return b
-    })
+    const md5 = options.md5 === true ? Etag.backgroundMd5() : undefined
+    const plain = md5 === undefined ? options.body : md5.pipe(options.body)
     const done = yield* options.store.uploadPart(
       { key: record.key, uploadId: record.backendUploadId },
       options.partNumber,
@@ -359,7 +356,7 @@ export const uploadPart = (options: {
       etag: done.etag,
       uploaded: new Date().toISOString(),
       ...(checksum === undefined ? {} : { checksum }),
-      ...(md5 === undefined ? {} : { md5: md5.digest("hex") })
+      ...(md5 === undefined ? {} : { md5: md5.hex() })
     }
     yield* writeJson(options.system, partKey(options.id, options.partNumber), part)
     return part

@@ -18,9 +18,10 @@
  * are safe to cache across replicas. Objects written before these records (keyed by the backend
  * ETag under `etags/`) are still read and dropped.
  */
+import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { StoreError } from "@objcrypt/core/Errors"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import { Chunk, Duration, Effect, Option, Schedule, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "../Buckets.js"
 import type { Buckets } from "../Buckets.js"
@@ -96,19 +97,54 @@ export const record = (system: Store, bucket: string, key: string, id: string, e
 export const md5Tap = (mode: Sse.WriteMode, system: Store, bucket: string, key: string): Md5Tap | undefined => {
   if (!isMd5Mode(mode)) return undefined
   const id = crypto.randomBytes(16).toString("hex")
-  const hash = crypto.createHash("md5")
-  let digest: string | undefined
-  const hex = () => (digest ??= hash.digest("hex"))
+  const md5 = backgroundMd5()
   return {
     metadata: { [META]: id },
     // The record goes out when the plaintext ends: before ClientSide.put can seal the last segment.
     pipe: (self) =>
-      Stream.map(self, (b) => {
-        hash.update(b)
-        return b
-      }).pipe(Stream.concat(Stream.execute(Effect.suspend(() => record(system, bucket, key, id, hex()))))),
-    hex
+      md5.pipe(self).pipe(Stream.concat(Stream.execute(Effect.suspend(() => record(system, bucket, key, id, md5.hex()))))),
+    hex: md5.hex
   }
+}
+
+/**
+ * The MD5 of a stream's bytes as they pass, computed on the hashing worker thread while this one
+ * encrypts and writes; `hex` once the stream has ended.
+ */
+export const backgroundMd5 = (): {
+  readonly pipe: <E, R>(self: Stream.Stream<Uint8Array, E, R>) => Stream.Stream<Uint8Array, E, R>
+  readonly hex: () => string
+} => {
+  let digest: string | undefined
+  return {
+    pipe: (self) =>
+      Stream.suspend(() => {
+        const hash = BackgroundHash.make("md5")
+        return self.pipe(
+          Stream.mapChunksEffect((chunk) => Effect.as(feed(hash, Chunk.toReadonlyArray(chunk)), chunk)),
+          Stream.concat(Stream.execute(Effect.promise(() => hash.digest()).pipe(Effect.map((d) => void (digest = d.toString("hex")))))),
+          Stream.ensuring(Effect.sync(() => hash.dispose()))
+        )
+      }),
+    hex: () => {
+      if (digest === undefined) throw new Error("the body has not been read in full")
+      return digest
+    }
+  }
+}
+
+/** Feeds a chunk's buffers to the hash in order, waiting where the hash asks for it. */
+const feed = (hash: BackgroundHash.BackgroundHash, items: ReadonlyArray<Uint8Array>): Effect.Effect<void> => {
+  for (let i = 0; i < items.length; i++) {
+    const waiting = hash.update(items[i]!)
+    if (waiting !== undefined) {
+      return Effect.promise(async () => {
+        await waiting
+        for (let j = i + 1; j < items.length; j++) await hash.update(items[j]!)
+      })
+    }
+  }
+  return Effect.void
 }
 
 /** Whether a version may have a record from before the id-named ones (SSE-S3, no `gw-etag`). */
