@@ -82,7 +82,7 @@ export const walk = (dir: string): Effect.Effect<ReadonlyArray<FileEntry>, Local
 
 /**
  * A file as a stream of chunks of up to {@link CHUNK_SIZE} bytes (fresh buffers: consumers may
- * keep them).
+ * keep them), read up to two chunks ahead of the consumer.
  *
  * @since 0.1.0
  * @category files
@@ -104,6 +104,9 @@ export const read = (p: string, chunkSize: number = CHUNK_SIZE): Stream.Stream<U
             },
             catch: (e) => Option.some(fail(p, e, "read"))
           }).pipe(Effect.flatMap((b) => (b === undefined ? Effect.fail(Option.none()) : Effect.succeed(b as Uint8Array))))
+        ).pipe(
+          // Read-ahead: the next chunk is read while this one is encrypted and written.
+          Stream.buffer({ capacity: 2 })
         )
     )
   )

@@ -371,7 +371,10 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
               throw new ProviderError({ provider: PROVIDER, operation: "get", key, code: "CorruptObject", detail: "object file shorter than its header says" })
             }
             return Option.some([buf.subarray(0, n) as Uint8Array, pos + n] as const)
-          }))
+          })).pipe(
+          // Read-ahead: the next chunk is read while the consumer decrypts and sends this one.
+          Stream.buffer({ capacity: 2 })
+        )
 
     /** Header of an object file for a listing; `undefined` when it vanished or is not ours. */
     const listedAt = async (file: string, key: string): Promise<ListedObject | undefined> => {

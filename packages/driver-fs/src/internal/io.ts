@@ -81,15 +81,21 @@ export interface WriteHash {
 }
 
 /**
- * Writes a stream of chunks to a file at increasing offsets through one reused buffer, hashing
- * each buffer-full as it is written (the hash runs on its worker while the write is in flight).
- * A chunk of the buffer's size or more is written directly. `release` returns the buffer to the
- * pool; the writer must not be used after it.
+ * Writes a stream of chunks to a file at increasing offsets through reused buffers, hashing each
+ * buffer-full as it is written (the hash runs on its worker while the write is in flight). One
+ * write stays in flight while the next buffer fills (write-behind: two buffers, so the caller's
+ * work overlaps the disk's). A chunk of the buffer's size or more is written directly, from the
+ * chunk itself — stream chunks are never modified once emitted. `flush` waits for everything;
+ * `release` returns the buffers to the pool (after any write still in flight); the writer must not
+ * be used after it.
  */
 export class BufferedWriter {
   private readonly handle: fs.FileHandle
   private readonly hash: WriteHash | undefined
   private buf: Buffer
+  /** The buffer of the write in flight (or a free one), swapped with `buf` at each flush. */
+  private spare: Buffer | undefined
+  private inflight: Promise<void> | undefined
   private fill = 0
   position: number
   written = 0
@@ -116,26 +122,52 @@ export class BufferedWriter {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.fits(chunk)) return this.push(chunk)
-    await this.flush()
+    await this.startFlush()
     if (this.buf.length < WRITE_BUFFER && chunk.length < WRITE_BUFFER) {
       // The body is longer than announced: move to a full-size buffer.
+      giveBuffer(this.buf)
       this.buf = takeBuffer(WRITE_BUFFER)
     }
     if (chunk.length >= this.buf.length) {
-      await this.hashed(chunk, writeFully(this.handle, chunk, this.position))
-      this.position += chunk.length
+      await this.settle()
+      this.launch(chunk)
       this.written += chunk.length
     } else {
       this.push(chunk)
     }
   }
 
+  /** Writes what is buffered and waits for every write. */
   async flush(): Promise<void> {
+    await this.startFlush()
+    await this.settle()
+  }
+
+  /** Sends the buffered bytes to disk without waiting for them: the buffers swap. */
+  private async startFlush(): Promise<void> {
     if (this.fill === 0) return
-    const data = this.buf.subarray(0, this.fill)
-    await this.hashed(data, writeFully(this.handle, data, this.position))
-    this.position += this.fill
+    await this.settle()
+    const full = this.buf
+    this.launch(full.subarray(0, this.fill))
     this.fill = 0
+    this.buf = this.spare !== undefined && this.spare.length === full.length ? this.spare : takeBuffer(full.length)
+    this.spare = full
+  }
+
+  /** Starts writing (and hashing) `data` at the current position; at most one write in flight. */
+  private launch(data: Uint8Array): void {
+    const p = this.hashed(data, writeFully(this.handle, data, this.position))
+    this.position += data.length
+    // Observed here so a failure is not an unhandled rejection; `settle` rethrows it.
+    p.catch(() => undefined)
+    this.inflight = p
+  }
+
+  private async settle(): Promise<void> {
+    const p = this.inflight
+    if (p === undefined) return
+    this.inflight = undefined
+    await p
   }
 
   /** Hashes `data` while its write is in flight; `data` is not reused before both are done. */
@@ -150,8 +182,13 @@ export class BufferedWriter {
   }
 
   release(): void {
-    giveBuffer(this.buf)
+    const buffers = [this.buf, ...(this.spare === undefined ? [] : [this.spare])]
     this.buf = Buffer.alloc(0)
+    this.spare = undefined
+    const p = this.inflight
+    this.inflight = undefined
+    if (p === undefined) for (const b of buffers) giveBuffer(b)
+    else void p.then(() => buffers.forEach(giveBuffer), () => buffers.forEach(giveBuffer))
   }
 }
 
