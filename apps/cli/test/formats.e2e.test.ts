@@ -128,15 +128,7 @@ describe("s3:// in the AWS S3 Encryption Client formats (moto_server)", () => {
     const body = data(70_000)
     const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const store = yield* S3ObjectStore.make({
-        bucket: "objcrypt-fmt",
-        endpoint: moto.endpoint,
-        region: moto.region,
-        forcePathStyle: true,
-        accessKeyId: moto.accessKeyId,
-        secretAccessKey: Redacted.make(moto.secretAccessKey),
-        profile: "s3-compatible"
-      })
+      const store = yield* S3ObjectStore.make({ bucket: "objcrypt-fmt", ...MotoServer.s3Settings(moto), profile: "s3-compatible" })
       yield* S3EC.put(store, "instr/obj.bin", Stream.make(body), {
         wrapping: S3EC.aesGcm({
           material: Redacted.make(new Uint8Array(material)),
@@ -307,15 +299,7 @@ describe("rekey of S3EC and Azure v2 objects", () => {
     bodies.set("v3-instr", instrBody)
     const S3ObjectStore = await import("@objcrypt/driver-s3/S3ObjectStore")
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const store = yield* S3ObjectStore.make({
-        bucket: "objcrypt-fmt",
-        endpoint: moto.endpoint,
-        region: moto.region,
-        forcePathStyle: true,
-        accessKeyId: moto.accessKeyId,
-        secretAccessKey: Redacted.make(moto.secretAccessKey),
-        profile: "s3-compatible"
-      })
+      const store = yield* S3ObjectStore.make({ bucket: "objcrypt-fmt", ...MotoServer.s3Settings(moto), profile: "s3-compatible" })
       yield* S3EC.put(store, "rk/v3-instr", Stream.make(instrBody), {
         wrapping: S3EC.aesGcm({
           material: Redacted.make(new Uint8Array(material)),

@@ -9,14 +9,14 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import type { ResolvedKey } from "@objcrypt/core/KeyStore"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as Azurite from "@objcrypt/test-kit/Azurite"
-import { Chunk, Effect, ManagedRuntime, Option, Redacted, Stream } from "effect"
+import { Effect, ManagedRuntime, Option, Redacted, Stream } from "effect"
 import * as cp from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as AzureBlobObjectStore from "../src/AzureBlobObjectStore.js"
 import * as Cse from "../src/AzureClientSideEncryption.js"
+import { freshContainer, readAll } from "./support/CseStore.js"
 import * as KeyVaultKms from "../src/KeyVaultKms.js"
 import * as KeyVaultHttp from "./support/KeyVaultHttp.js"
 import * as MemoryKeyStore from "./support/MemoryKeyStore.js"
@@ -26,23 +26,9 @@ afterAll(() => azurite.dispose(), 60_000)
 
 const VAULT = "objcrypt-cse.vault.azure.net"
 
-const setup = Effect.gen(function*() {
-  const info = yield* Effect.promise(() => azurite.runPromise(Azurite.Azurite))
-  const container = `csek-${crypto.randomBytes(5).toString("hex")}`
-  const store = yield* AzureBlobObjectStore.make({
-    container,
-    accountUrl: info.blobEndpoint,
-    credentials: { _tag: "SharedKey", accountName: info.accountName, accountKey: Redacted.make(info.accountKey) }
-  })
-  yield* Effect.orDie(AzureBlobObjectStore.createContainer(store.client))
-  return { store, info, container }
-})
+const setup = Effect.flatMap(Effect.promise(() => azurite.runPromise(Azurite.Azurite)), (info) => freshContainer(info, "csek"))
 
-const read = (store: ObjectStore.ObjectStore["Type"], key: string, resolver: Cse.KeyResolver) =>
-  Effect.scoped(Effect.gen(function*() {
-    const obj = yield* Cse.get(store, key, resolver)
-    return Buffer.concat(Chunk.toArray(yield* Stream.runCollect(obj.body)))
-  }))
+const read = readAll
 
 const failure = (eff: Effect.Effect<unknown, { _tag: string }>) =>
   Effect.map(Effect.flip(eff), (e) => [e._tag, (e as { reason?: string }).reason])

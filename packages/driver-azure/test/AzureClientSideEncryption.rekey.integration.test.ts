@@ -12,29 +12,15 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as AzureBlobObjectStore from "../src/AzureBlobObjectStore.js"
 import * as Cse from "../src/AzureClientSideEncryption.js"
+import { freshContainer, readAll } from "./support/CseStore.js"
 
 const azurite = ManagedRuntime.make(Azurite.layer())
 afterAll(() => azurite.dispose(), 60_000)
 
-const setup = Effect.gen(function*() {
-  const info = yield* Effect.promise(() => azurite.runPromise(Azurite.Azurite))
-  const container = `rekey-${crypto.randomBytes(5).toString("hex")}`
-  const store = yield* AzureBlobObjectStore.make({
-    container,
-    accountUrl: info.blobEndpoint,
-    credentials: { _tag: "SharedKey", accountName: info.accountName, accountKey: Redacted.make(info.accountKey) }
-  })
-  yield* Effect.orDie(AzureBlobObjectStore.createContainer(store.client))
-  return { store, info, container }
-})
+const setup = Effect.flatMap(Effect.promise(() => azurite.runPromise(Azurite.Azurite)), (info) => freshContainer(info, "rekey"))
 
-const read = (store: ObjectStore.ObjectStore["Type"], key: string, resolver: Cse.KeyResolver) =>
-  Effect.scoped(Effect.gen(function*() {
-    const obj = yield* Cse.get(store, key, resolver)
-    return Buffer.concat(Chunk.toArray(yield* Stream.runCollect(obj.body)))
-  }))
+const read = readAll
 
 const raw = (store: ObjectStore.ObjectStore["Type"], key: string) =>
   Effect.scoped(Effect.gen(function*() {
