@@ -1,4 +1,5 @@
 import { assert, afterEach, beforeEach, describe, it } from "@effect/vitest"
+import * as cp from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -11,8 +12,16 @@ beforeEach(() => {
 afterEach(() => home.cleanup())
 
 describe("the built bin", () => {
-  it("starts with a node shebang", () => {
-    assert.isTrue(fs.readFileSync(BIN, "utf8").startsWith("#!/usr/bin/env node\n"))
+  it("starts with a node shebang carrying its heap flag, and runs as an executable through it", () => {
+    assert.isTrue(fs.readFileSync(BIN, "utf8").startsWith("#!/usr/bin/env -S node --initial-old-space-size=128\n"))
+    assert.notStrictEqual(fs.statSync(BIN).mode & 0o111, 0, "the bin is executable")
+    // As npm's bin link runs it: the file itself, `node` found on PATH (the pinned one first).
+    const r = cp.spawnSync(BIN, ["--version"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}` }
+    })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.match(r.stdout, /^\d+\.\d+\.\d+/)
   })
 
   it("runs on the pinned Node 24", () => {
