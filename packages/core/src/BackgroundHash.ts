@@ -155,7 +155,6 @@ export const make = (algorithm: Algorithm): BackgroundHash => {
   const job: Job = {
     done: (slab) => {
       free.push(slab)
-      if (finished && onDigest === undefined) release()
       const f = wake
       wake = undefined
       f?.()
