@@ -172,3 +172,28 @@ describe("aws-chunked signed payloads", () => {
       assert.strictEqual(((yield* Effect.flip(decode(wrongSum, headers, payload))) as { code?: string }).code, "BadDigest")
     }))
 })
+
+describe("signing keys", () => {
+  // The derived-key example of the AWS SigV4 documentation ("Examples of how to derive a signing key").
+  const secret = Redacted.make("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+
+  it("derives the documented key and reuses it for the same secret and scope", () => {
+    const k = SigV4.signingKey(secret, "20120215", "us-east-1", "iam")
+    assert.strictEqual(k.export().toString("hex"), "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d")
+    assert.strictEqual(SigV4.signingKey(secret, "20120215", "us-east-1", "iam"), k)
+  })
+
+  it("keeps scopes and secrets apart, and a bounded number of scopes per secret", () => {
+    const a = SigV4.signingKey(secret, "20120215", "us-east-1", "iam")
+    const other = SigV4.signingKey(Redacted.make("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "20120215", "us-east-1", "iam")
+    assert.notStrictEqual(other, a)
+    assert.isTrue(other.equals(a))
+    assert.isFalse(SigV4.signingKey(secret, "20120216", "us-east-1", "iam").equals(a))
+    assert.isFalse(SigV4.signingKey(secret, "20120215", "eu-west-1", "iam").equals(a))
+    for (let d = 1; d <= 20; d++) SigV4.signingKey(secret, `201203${String(d).padStart(2, "0")}`, "us-east-1", "s3")
+    // Evicted by the 20 newer scopes: derived again, equal but not the cached object.
+    const again = SigV4.signingKey(secret, "20120215", "us-east-1", "iam")
+    assert.notStrictEqual(again, a)
+    assert.isTrue(again.equals(a))
+  })
+})

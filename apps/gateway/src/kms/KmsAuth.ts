@@ -33,7 +33,7 @@ const ALGORITHM = "AWS4-HMAC-SHA256"
 const MAX_SKEW_MS = 5 * 60 * 1000
 
 const sha256Hex = (data: Uint8Array | string) => crypto.createHash("sha256").update(data).digest("hex")
-const hmac = (key: crypto.BinaryLike, data: string) => crypto.createHmac("sha256", key).update(data, "utf8").digest()
+const hmac = (key: crypto.BinaryLike | crypto.KeyObject, data: string) => crypto.createHmac("sha256", key).update(data, "utf8").digest()
 
 const decode = (s: string): string | undefined => {
   try {
