@@ -416,9 +416,11 @@ export const unwrapperFromServices = (
     return makeUnwrapper({ keyStore: Option.getOrUndefined(keyStore), kms: Option.getOrUndefined(kmsService), keys })
   })
 
-const openSymmetric = (entry: NativeFormat.WrappedKey, material: Uint8Array, binding: Uint8Array): Uint8Array | undefined => {
-  if (material.length !== 32) return undefined
+const openSymmetric = (entry: NativeFormat.WrappedKey, raw: Uint8Array, binding: Uint8Array): Uint8Array | undefined => {
+  if (raw.length !== 32) return undefined
   try {
+    // A KeyObject costs ~2 µs to make; Node 24 spends ~20–40 µs vetting a raw key Buffer per cipher.
+    const material = crypto.createSecretKey(raw)
     if (entry.type === "aes-kw") {
       if (entry.data.length !== 40) return undefined
       const d = crypto.createDecipheriv("id-aes256-wrap", material, KW_IV)

@@ -168,8 +168,10 @@ export const deriveKeys = (
   context: Readonly<Record<string, string>>
 ): ObjectKeys => {
   const binding = bindingDigest(header, context)
-  const contentKey = hkdf(dataKey, header.salt, Buffer.concat([label(LABEL_CONTENT), binding]), KEY_LENGTH)
-  const commitment = hkdf(dataKey, header.salt, Buffer.concat([label(LABEL_COMMIT), binding]), COMMITMENT_LENGTH)
+  // Node 24 takes ~20 µs to vet a raw key Buffer on every call and ~2 µs to make a KeyObject.
+  const ikm = crypto.createSecretKey(dataKey)
+  const contentKey = hkdf(ikm, header.salt, Buffer.concat([label(LABEL_CONTENT), binding]), KEY_LENGTH)
+  const commitment = hkdf(ikm, header.salt, Buffer.concat([label(LABEL_COMMIT), binding]), COMMITMENT_LENGTH)
   const key = crypto.createSecretKey(contentKey)
   contentKey.fill(0)
   return {
@@ -1292,5 +1294,5 @@ const sha256 = (...parts: ReadonlyArray<Uint8Array>): Buffer => {
   return h.digest()
 }
 
-const hkdf = (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer =>
+const hkdf = (ikm: Uint8Array | crypto.KeyObject, salt: Uint8Array, info: Uint8Array, length: number): Buffer =>
   Buffer.from(crypto.hkdfSync("sha256", ikm, salt, info, length))
