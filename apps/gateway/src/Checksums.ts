@@ -1,11 +1,12 @@
 /**
  * The checksums S3 accepts in `x-amz-checksum-*` headers and trailers: CRC32 (zlib), CRC32C
- * (Castagnoli), CRC64NVME (the Rocksoft/NVMe polynomial), SHA-1 and SHA-256. CRC32C and
- * CRC64NVME are table-driven here (slicing by 8 for CRC32C); they are integrity checksums, not
+ * (Castagnoli), CRC64NVME (the Rocksoft/NVMe polynomial), SHA-1 and SHA-256. CRC32C is core's
+ * (`@objcrypt/core/Crc32c`, sliced), CRC64NVME table-driven here; they are integrity checksums, not
  * cryptography. Digests are big-endian and travel base64-encoded, as S3 sends them.
  *
  * @since 0.1.0
  */
+import * as Crc32c from "@objcrypt/core/Crc32c"
 import * as crypto from "node:crypto"
 import * as zlib from "node:zlib"
 
@@ -61,43 +62,13 @@ export const xmlName = (a: Algorithm): string =>
  */
 export const upperName = (a: Algorithm): string => a.toUpperCase()
 
-// CRC32C: reflected polynomial 0x82F63B78, eight tables for slicing by 8.
-const C32 = (() => {
-  const t = new Uint32Array(8 * 256)
-  for (let i = 0; i < 256; i++) {
-    let c = i
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
-    t[i] = c >>> 0
-  }
-  for (let i = 0; i < 256; i++) {
-    for (let s = 1; s < 8; s++) {
-      const prev = t[(s - 1) * 256 + i]!
-      t[s * 256 + i] = (t[prev & 0xff]! ^ (prev >>> 8)) >>> 0
-    }
-  }
-  return t
-})()
-
 /**
  * Advances a CRC32C over bytes (`crc` is the finalised value of the previous bytes, 0 at start).
  *
  * @since 0.1.0
  * @category crc
  */
-export const crc32c = (bytes: Uint8Array, crc = 0): number => {
-  let c = ~crc >>> 0
-  let i = 0
-  const n = bytes.length
-  const t = C32
-  while (n - i >= 8) {
-    const a = (c ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0
-    c = t[7 * 256 + (a & 0xff)]! ^ t[6 * 256 + ((a >>> 8) & 0xff)]! ^ t[5 * 256 + ((a >>> 16) & 0xff)]! ^ t[4 * 256 + (a >>> 24)]! ^
-      t[3 * 256 + bytes[i + 4]!]! ^ t[2 * 256 + bytes[i + 5]!]! ^ t[256 + bytes[i + 6]!]! ^ t[bytes[i + 7]!]!
-    i += 8
-  }
-  while (i < n) c = t[(c ^ bytes[i++]!) & 0xff]! ^ (c >>> 8)
-  return ~c >>> 0
-}
+export const crc32c = (bytes: Uint8Array, crc = 0): number => Crc32c.update(crc, bytes)
 
 // CRC64NVME: reflected polynomial 0x9A6C9329AC4BC9B5, init and xorout all ones; the 64-bit state
 // is kept as two 32-bit halves (hi, lo) so no BigInt is needed per byte. Byte at a time: slicing

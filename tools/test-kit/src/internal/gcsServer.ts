@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import type * as http from "node:http"
 import * as path from "node:path"
 import { pipeline } from "node:stream/promises"
-import * as Crc32c from "./gcsCrc32c.js"
+import * as Crc32c from "@objcrypt/core/Crc32c"
 import { Readable, Transform } from "node:stream"
 import type { Writable } from "node:stream"
 
@@ -218,14 +218,14 @@ const readPlain = (o: StoredObject, key: CustomerKey | undefined, start: number,
 const sink = (file: string, key: CustomerKey | undefined) => {
   const iv = key === undefined ? undefined : crypto.randomBytes(16)
   const md5 = crypto.createHash("md5")
-  const crc = Crc32c.generator()
+  let crc = 0
   let size = 0
   const cipher = key === undefined || iv === undefined ? undefined : crypto.createCipheriv("aes-256-ctr", key.key, iv)
   const out = fs.createWriteStream(file)
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       md5.update(chunk)
-      crc.update(chunk)
+      crc = Crc32c.update(crc, chunk)
       size += chunk.length
       cb(null, cipher === undefined ? chunk : cipher.update(chunk))
     },
@@ -246,7 +246,7 @@ const sink = (file: string, key: CustomerKey | undefined) => {
       out.on("error", reject)
       hasher.on("error", reject)
     }),
-    hashes: () => ({ md5: md5.digest("base64"), crc32c: crc.toString(), size })
+    hashes: () => ({ md5: md5.digest("base64"), crc32c: Crc32c.toBase64(crc), size })
   }
 }
 
