@@ -176,34 +176,71 @@ const sameSignature = (expected: Buffer, given: string): boolean => {
   return crypto.timingSafeEqual(expected, Buffer.from(given, "hex"))
 }
 
-const parseAmzDate = (s: string): Date | undefined => {
+/**
+ * An `x-amz-date` (`YYYYMMDDTHHMMSSZ`) as a Date; undefined when malformed.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseAmzDate = (s: string): Date | undefined => {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s)
   if (m === null) return undefined
   const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!))
   return Number.isNaN(d.getTime()) ? undefined : d
 }
 
-interface Credential {
+/**
+ * A SigV4 credential: `<access key id>/YYYYMMDD/<region>/<service>/aws4_request`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Credential {
   readonly accessKeyId: string
   readonly date: string
   readonly region: string
   readonly service: string
+  /** `YYYYMMDD/<region>/<service>/aws4_request` */
   readonly scope: string
 }
 
-const parseCredential = (s: string, malformed: (m: string) => S3Error): Either.Either<Credential, S3Error> => {
+/**
+ * Splits a credential; undefined unless it has the five parts, an eight-digit date and ends in
+ * `aws4_request` (which service it names is for the caller to check).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const splitCredential = (s: string): Credential | undefined => {
   const parts = s.split("/")
-  if (parts.length !== 5 || parts[4] !== "aws4_request" || !/^\d{8}$/.test(parts[1]!)) {
-    return Either.left(malformed("the Credential is malformed; expected \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\""))
+  if (parts.length !== 5 || parts[4] !== "aws4_request" || !/^\d{8}$/.test(parts[1]!)) return undefined
+  return { accessKeyId: parts[0]!, date: parts[1]!, region: parts[2]!, service: parts[3]!, scope: parts.slice(1).join("/") }
+}
+
+/**
+ * The `Credential`, `SignedHeaders` and `Signature` of an `AWS4-HMAC-SHA256 …` Authorization
+ * header (whose algorithm the caller has checked); undefined when one of them is missing.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const authorizationFields = (
+  auth: string
+): { readonly credential: string; readonly signedHeaders: string; readonly signature: string } | undefined => {
+  const fields: Record<string, string> = {}
+  for (const f of auth.slice(ALGORITHM.length + 1).split(",")) {
+    const i = f.indexOf("=")
+    if (i > 0) fields[f.slice(0, i).trim()] = f.slice(i + 1).trim()
   }
-  if (parts[3] !== "s3") return Either.left(malformed(`the credential scope names service ${parts[3]}, expected s3`))
-  return Either.right({
-    accessKeyId: parts[0]!,
-    date: parts[1]!,
-    region: parts[2]!,
-    service: parts[3]!,
-    scope: parts.slice(1).join("/")
-  })
+  const { Credential: credential, SignedHeaders: signedHeaders, Signature: signature } = fields
+  return credential === undefined || signedHeaders === undefined || signature === undefined ? undefined : { credential, signedHeaders, signature }
+}
+
+const parseCredential = (s: string, malformed: (m: string) => S3Error): Either.Either<Credential, S3Error> => {
+  const cred = splitCredential(s)
+  if (cred === undefined) return Either.left(malformed("the Credential is malformed; expected \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\""))
+  if (cred.service !== "s3") return Either.left(malformed(`the credential scope names service ${cred.service}, expected s3`))
+  return Either.right(cred)
 }
 
 const stringToSign = (amzDate: string, scope: string, canonicalRequest: string) =>
@@ -235,15 +272,9 @@ export const verify = (
       if (!auth.startsWith(`${ALGORITHM} `)) {
         return yield* Either.left(auth.startsWith("AWS ") ? errors.invalidRequest("signature version 2 is not supported; use AWS4-HMAC-SHA256") : malformed("unsupported authorization type"))
       }
-      const fields: Record<string, string> = {}
-      for (const f of auth.slice(ALGORITHM.length + 1).split(",")) {
-        const i = f.indexOf("=")
-        if (i > 0) fields[f.slice(0, i).trim()] = f.slice(i + 1).trim()
-      }
-      const { Credential: credential, SignedHeaders: signedHeaders, Signature: signature } = fields
-      if (credential === undefined || signedHeaders === undefined || signature === undefined) {
-        return yield* Either.left(malformed("the authorization header is malformed"))
-      }
+      const fields = authorizationFields(auth)
+      if (fields === undefined) return yield* Either.left(malformed("the authorization header is malformed"))
+      const { credential, signature, signedHeaders } = fields
       const cred = yield* parseCredential(credential, malformed)
       const user = lookup(cred.accessKeyId)
       if (user === undefined) return yield* Either.left(errors.invalidAccessKeyId("the AWS access key id you provided does not exist in our records"))

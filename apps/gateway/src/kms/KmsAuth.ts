@@ -59,13 +59,6 @@ const canonicalQuery = (raw: string): string | undefined => {
     .join("&")
 }
 
-const parseAmzDate = (s: string): Date | undefined => {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s)
-  if (m === null) return undefined
-  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!))
-  return Number.isNaN(d.getTime()) ? undefined : d
-}
-
 /**
  * Verifies the request's signature and returns its user.
  *
@@ -81,26 +74,22 @@ export const verify = (
     const auth = req.headers["authorization"]
     if (auth === undefined) return yield* Either.left(errors.missingAuthenticationToken("Request is missing Authentication Token"))
     if (!auth.startsWith(`${ALGORITHM} `)) return yield* Either.left(errors.incompleteSignature("unsupported authorization type; use AWS4-HMAC-SHA256"))
-    const fields: Record<string, string> = {}
-    for (const f of auth.slice(ALGORITHM.length + 1).split(",")) {
-      const i = f.indexOf("=")
-      if (i > 0) fields[f.slice(0, i).trim()] = f.slice(i + 1).trim()
-    }
-    const { Credential: credential, SignedHeaders: signedHeaders, Signature: signature } = fields
-    if (credential === undefined || signedHeaders === undefined || signature === undefined) {
+    const fields = SigV4.authorizationFields(auth)
+    if (fields === undefined) {
       return yield* Either.left(errors.incompleteSignature("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters"))
     }
-    const parts = credential.split("/")
-    if (parts.length !== 5 || parts[4] !== "aws4_request" || !/^\d{8}$/.test(parts[1]!)) {
+    const { credential, signature, signedHeaders } = fields
+    const cred = SigV4.splitCredential(credential)
+    if (cred === undefined) {
       return yield* Either.left(errors.incompleteSignature("the Credential is malformed; expected \"<access key>/YYYYMMDD/REGION/SERVICE/aws4_request\""))
     }
-    const [accessKeyId, date, credRegion, service] = parts as [string, string, string, string]
+    const { accessKeyId, date, region: credRegion, service } = cred
     const user = lookup(accessKeyId)
     if (user === undefined) return yield* Either.left(errors.unrecognizedClient("The security token included in the request is invalid."))
     if (service !== "kms") return yield* Either.left(errors.invalidSignature("Credential should be scoped to correct service: 'kms'."))
     if (credRegion !== region) return yield* Either.left(errors.invalidSignature(`Credential should be scoped to a valid region, not '${credRegion.slice(0, 64)}'.`))
     const amzDate = req.headers["x-amz-date"]
-    const when = amzDate === undefined ? undefined : parseAmzDate(amzDate)
+    const when = amzDate === undefined ? undefined : SigV4.parseAmzDate(amzDate)
     if (amzDate === undefined || when === undefined) return yield* Either.left(errors.incompleteSignature("Authorization requires a valid X-Amz-Date header"))
     if (amzDate.slice(0, 8) !== date) return yield* Either.left(errors.invalidSignature("the credential date does not match X-Amz-Date"))
     if (Math.abs(req.now.getTime() - when.getTime()) > MAX_SKEW_MS) return yield* Either.left(errors.invalidSignature("Signature expired"))
