@@ -194,6 +194,12 @@ export const GatewayConfig = Schema.Struct({
   })),
   /** Where the JSON access log goes: `"stdout"`, `"stderr"`, `"off"` or `{ "file": path }` (appended). */
   accessLog: Schema.optionalWith(AccessLogTarget, { default: () => "stdout" as const }),
+  /**
+   * Abort multipart uploads still incomplete this many days after initiation (S3's lifecycle rule
+   * `AbortIncompleteMultipartUpload`, for every bucket); fractions allowed. Unset: uploads stay
+   * until completed or aborted, as on S3 without such a rule.
+   */
+  abortIncompleteUploadsAfterDays: Schema.optional(Schema.Number.pipe(Schema.positive(), Schema.lessThanOrEqualTo(36500))),
   /** Seconds a SIGTERM waits for requests in flight before closing their connections. */
   shutdownGraceSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 3600)), { default: () => 30 })
 })

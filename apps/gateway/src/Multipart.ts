@@ -20,10 +20,11 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import type * as Keyring from "@objcrypt/core/Keyring"
 import * as NativeFormat from "@objcrypt/core/NativeFormat"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Effect, Either, Schema, Stream } from "effect"
+import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, writeJson } from "./Buckets.js"
+import type { Buckets } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
 import * as Etag from "./internal/etag.js"
 import { errors } from "./S3Error.js"
@@ -376,11 +377,12 @@ export const listParts = (system: Store, id: string): Effect.Effect<ReadonlyArra
     Effect.map((c) => Array.from(c).sort((a, b) => a.partNumber - b.partNumber))
   )
 
-const removeRecords = (system: Store, id: string, record: UploadRecord) =>
+/** Removes an upload's records and parts, and its listing entry when its record is known. */
+const removeRecords = (system: Store, id: string, record: UploadRecord | undefined) =>
   ObjectStore.listAll(system, { prefix: `uploads/${id}/` }).pipe(
     Stream.mapEffect((o) => system.remove(o.key), { concurrency: 8 }),
     Stream.runDrain,
-    Effect.zipRight(system.remove(indexKey(record.bucket, record.key, id))),
+    Effect.zipRight(record === undefined ? Effect.void : system.remove(indexKey(record.bucket, record.key, id))),
     Effect.ignore
   )
 
@@ -659,4 +661,78 @@ export const listUploads = (system: Store, bucket: string, options: ListUploadsO
 const nextMarker = (entries: UploadsPage["entries"]) => {
   const last = entries.at(-1)
   return last === undefined ? undefined : last._tag === "Upload" ? { key: last.upload.key, id: last.upload.id } : { key: last.prefix, id: "" }
+}
+
+/**
+ * Aborts every upload initiated before `cutoffMs` (milliseconds since the epoch), as S3's
+ * lifecycle rule `AbortIncompleteMultipartUpload` does: the backend upload, its parts and records,
+ * its listing entry. An upload is judged by the initiation time in its record; the time its id
+ * begins with only lets a plainly recent upload be passed over without reading its record. The
+ * remains of an upload whose record is gone (a removal interrupted by a crash) are removed too, and
+ * so are the records of an upload whose bucket no longer exists. Several gateways may sweep at
+ * once: aborting an upload already aborted is harmless.
+ *
+ * @since 0.1.0
+ * @category maintenance
+ */
+export const abortIncomplete = (
+  system: Store,
+  bucketStore: (bucket: string) => Effect.Effect<Store | undefined, StoreError>,
+  cutoffMs: number
+): Effect.Effect<{ readonly checked: number; readonly aborted: number }, StoreError> =>
+  Effect.gen(function*() {
+    let checked = 0
+    let aborted = 0
+    let token: string | undefined
+    const now = Date.now()
+    do {
+      const page: ObjectStore.ListPage = yield* system.list({ prefix: "uploads/", delimiter: "/", continuationToken: token })
+      token = page.continuationToken
+      for (const p of page.commonPrefixes) {
+        const id = p.slice("uploads/".length, -1)
+        if (!UPLOAD_ID.test(id)) continue
+        checked++
+        const started = parseInt(id.slice(0, 12), 16)
+        if (started >= cutoffMs && started <= now + 86_400_000) continue
+        const record = decodeUpload(yield* readJson(system, uploadKey(id)))
+        if (record === undefined) {
+          // No record: only what an interrupted removal left. Leave an upload being created alone.
+          if (started < cutoffMs) {
+            yield* removeRecords(system, id, undefined)
+            aborted++
+          }
+          continue
+        }
+        const initiated = Date.parse(record.initiated)
+        if (!(initiated < cutoffMs)) continue
+        const store = yield* bucketStore(record.bucket)
+        yield* (store === undefined ? removeRecords(system, id, record) : abort(system, store, id, record))
+        aborted++
+      }
+    } while (token !== undefined)
+    return { checked, aborted }
+  })
+
+/**
+ * Runs {@link abortIncomplete} over the gateway's uploads every `every` (first after
+ * `firstAfter`), aborting those initiated more than `afterMs` ago; a failed sweep is logged and
+ * retried at the next turn.
+ *
+ * @since 0.1.0
+ * @category maintenance
+ */
+export const abortIncompleteForever = (
+  buckets: Buckets["Type"],
+  afterMs: number,
+  options?: { readonly firstAfter?: Duration.DurationInput; readonly every?: Duration.DurationInput }
+): Effect.Effect<never> => {
+  const bucketStore = (name: string) => Effect.flatMap(buckets.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : buckets.store(name)))
+  const once = Effect.suspend(() => abortIncomplete(buckets.system, bucketStore, Date.now() - afterMs)).pipe(
+    Effect.tap((r) => (r.aborted > 0 ? Effect.logInfo(`aborted ${r.aborted} incomplete multipart uploads of ${r.checked} in progress`) : Effect.void)),
+    Effect.catchAllCause((cause) => Effect.logWarning("the sweep of incomplete multipart uploads failed; it runs again later", cause))
+  )
+  return Effect.sleep(options?.firstAfter ?? "1 minute").pipe(
+    Effect.zipRight(Effect.repeat(once, Schedule.spaced(options?.every ?? Duration.millis(Math.min(afterMs / 4, 3_600_000))))),
+    Effect.zipRight(Effect.never)
+  )
 }
