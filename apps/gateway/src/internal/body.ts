@@ -1,3 +1,4 @@
+import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import { Effect, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as Checksums from "../Checksums.js"
@@ -30,6 +31,12 @@ const MAX_LINE = 4096
 export interface DecodedBody {
   readonly body: Stream.Stream<Uint8Array, S3Error>
   readonly length: number | undefined
+  /**
+   * The body's MD5 (hex) once it has been read in full, when the request carried a `Content-MD5`
+   * (then verified against it): a write that needs the MD5 itself (an S3 ETag) can take it from here
+   * instead of hashing the body a second time.
+   */
+  readonly md5Hex: () => string | undefined
   /** The `x-amz-checksum-*` values, filled in once the body has been read and each one matched. */
   readonly verified: Readonly<Partial<Record<Checksums.Algorithm, string>>>
   /** The checksum algorithms the request carries (header or trailer). */
@@ -57,18 +64,11 @@ export const decodeBody = <E>(
     if (chunked && length === undefined) return yield* errors.missingContentLength("x-amz-decoded-content-length is required with aws-chunked")
 
     const expectations: Array<Expectation> = []
+    // Content-MD5 and the payload SHA-256 are hashed on core's hashing worker (the body's bytes are
+    // copied into shared slabs as they pass), not on this thread, which decrypts, encrypts and
+    // serves; the checksums below are CRCs (zlib's CRC32 is native) or rare.
     const md5 = headers["content-md5"]
-    if (md5 !== undefined) {
-      if (Buffer.from(md5, "base64").length !== 16) return yield* errors.invalidDigest("the Content-MD5 you specified was invalid")
-      const h = crypto.createHash("md5")
-      expectations.push({
-        name: "content-md5",
-        algorithm: undefined,
-        checker: { update: (b) => h.update(b), digest: () => h.digest("base64") },
-        value: md5,
-        onMismatch: () => errors.badDigest("the Content-MD5 you specified did not match what we received")
-      })
-    }
+    if (md5 !== undefined && Buffer.from(md5, "base64").length !== 16) return yield* errors.invalidDigest("the Content-MD5 you specified was invalid")
     for (const [h, v] of Object.entries(headers)) {
       const alg = checksumAlgorithm(h)
       if (alg === undefined || alg === "algorithm" || alg === "type" || alg === "mode") continue
@@ -87,23 +87,35 @@ export const decodeBody = <E>(
     if (new Set(expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm]))).size > 1) {
       return yield* errors.invalidRequest("expecting a single x-amz-checksum- header; multiple checksum types are not allowed")
     }
-    let sha: crypto.Hash | undefined
-    if (payload._tag === "Sha256" && !chunked) sha = crypto.createHash("sha256")
+    const wantSha = payload._tag === "Sha256" && !chunked ? payload.hex : undefined
 
     const verified: Partial<Record<Checksums.Algorithm, string>> = {}
+    let md5Hex: string | undefined
     let total = 0
-    const observe = (b: Uint8Array): S3Error | undefined => {
+    // One read of the body: created when it starts, given back when it ends however it ends.
+    type Hashes = { readonly md5: BackgroundHash.BackgroundHash | undefined; readonly sha: BackgroundHash.BackgroundHash | undefined }
+    const observe = (h: Hashes, b: Uint8Array): Effect.Effect<Uint8Array, S3Error> => {
       total += b.length
-      if (length !== undefined && total > length) return errors.incompleteBody("the request body is longer than its announced length")
+      if (length !== undefined && total > length) return Effect.fail(errors.incompleteBody("the request body is longer than its announced length"))
       for (const e of expectations) e.checker.update(b)
-      sha?.update(b)
-      return undefined
+      const waits = [h.md5?.update(b), h.sha?.update(b)].filter((p) => p !== undefined)
+      return waits.length === 0 ? Effect.succeed(b) : Effect.as(Effect.promise(() => Promise.all(waits)), b)
     }
-    const finish = (): S3Error | undefined => {
-      if (length !== undefined && total !== length) return errors.incompleteBody("you did not provide the number of bytes specified by the Content-Length HTTP header")
-      if (sha !== undefined && payload._tag === "Sha256" && !crypto.timingSafeEqual(sha.digest(), Buffer.from(payload.hex, "hex"))) {
-        return errors.contentSha256Mismatch("the provided 'x-amz-content-sha256' header does not match what was computed")
-      }
+    const finish = (h: Hashes): Effect.Effect<void, S3Error> =>
+      Effect.gen(function*() {
+        if (length !== undefined && total !== length) return yield* errors.incompleteBody("you did not provide the number of bytes specified by the Content-Length HTTP header")
+        const [md5Digest, shaDigest] = yield* Effect.promise(() => Promise.all([h.md5?.digest(), h.sha?.digest()]))
+        if (shaDigest !== undefined && wantSha !== undefined && !crypto.timingSafeEqual(shaDigest, Buffer.from(wantSha, "hex"))) {
+          return yield* errors.contentSha256Mismatch("the provided 'x-amz-content-sha256' header does not match what was computed")
+        }
+        if (md5Digest !== undefined && md5 !== undefined) {
+          if (!Checksums.equal(md5Digest.toString("base64"), md5)) return yield* errors.badDigest("the Content-MD5 you specified did not match what we received")
+          md5Hex = md5Digest.toString("hex")
+        }
+        const err = checkExpectations()
+        if (err !== undefined) return yield* err
+      })
+    const checkExpectations = (): S3Error | undefined => {
       for (const e of expectations) {
         if (e.value === undefined) return errors.invalidRequest(`the trailer ${e.name} is missing`)
         if (e.algorithm !== undefined && !Checksums.isWellFormed(e.algorithm, e.value)) return errors.invalidRequest(`value for ${e.name} trailing header is invalid`)
@@ -117,17 +129,29 @@ export const decodeBody = <E>(
     const decoded = chunked ? source.pipe(dechunk(payload, (name, value) => {
       if (trailer !== undefined && name === trailer.name) trailer.value = value
     })) : source
-    const body = decoded.pipe(
-      Stream.mapEffect((b) => {
-        const err = observe(b)
-        return err === undefined ? Effect.succeed(b) : Effect.fail(err)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        const err = finish()
-        return err === undefined ? Stream.empty : Stream.fail(err)
-      }))
+    const body = Stream.unwrapScoped(
+      Effect.map(
+        Effect.acquireRelease(
+          Effect.sync((): Hashes => ({
+            md5: md5 === undefined ? undefined : BackgroundHash.make("md5"),
+            sha: wantSha === undefined ? undefined : BackgroundHash.make("sha256")
+          })),
+          // After a digest this is a no-op; after a failure or an interruption it frees the slabs.
+          (h) => Effect.sync(() => {
+            h.md5?.dispose()
+            h.sha?.dispose()
+          })
+        ),
+        (h) => decoded.pipe(Stream.mapEffect((b) => observe(h, b)), Stream.concat(Stream.execute(finish(h))))
+      )
     )
-    return { body, length, verified, algorithms: expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm])) }
+    return {
+      body,
+      length,
+      verified,
+      md5Hex: () => md5Hex,
+      algorithms: expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm]))
+    }
   })
 
 /** Decodes `aws-chunked` framing: `hex-size[;chunk-signature=sig]\r\n data \r\n … 0…\r\n trailers \r\n`. */
