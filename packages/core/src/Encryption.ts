@@ -196,7 +196,10 @@ export const put = <M extends EncryptionMode.EncryptionMode, E = never>(
   const cse = (keyrings: Effect.Effect<ReadonlyArray<Keyring>, ModeService.ResolveError, any>) =>
     Effect.gen(function*() {
       const ks = yield* keyrings
-      const r = yield* ClientSide.put(store, key, body, ks, options)
+      // The mode's context (`--context`) and the caller's are both bound; the caller's wins a clash.
+      const modeContext = m._tag === "CseC" || m._tag === "CseKms" ? m.context : undefined
+      const context = modeContext === undefined ? options?.context : { ...modeContext, ...options?.context }
+      const r = yield* ClientSide.put(store, key, body, ks, { ...options, context })
       return {
         key: r.key,
         etag: r.etag,

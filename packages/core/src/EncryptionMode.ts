@@ -170,7 +170,11 @@ export const SseC = Schema.TaggedStruct("SseC", { key: KeyRef })
  * @since 0.1.0
  * @category models
  */
-export const CseC = Schema.TaggedStruct("CseC", { keys: Schema.NonEmptyArray(NamedKey) })
+export const CseC = Schema.TaggedStruct("CseC", {
+  keys: Schema.NonEmptyArray(NamedKey),
+  /** Bound to the object (authenticated with its envelope) besides its bucket and key. */
+  context: Schema.optional(EncryptionContext)
+})
 
 /**
  * Client-side encryption with a data key generated and wrapped by a KMS.
@@ -290,7 +294,10 @@ export const fromSpec = (spec: ModeSpec): Effect.Effect<EncryptionMode, InvalidE
         ]
         if (names.length === 0) return yield* invalid("--mode cse-c needs a key or a recipient")
         const keys = yield* Effect.forEach(names, parseKeyName)
-        return CseC.make({ keys: keys as unknown as readonly [NamedKey, ...Array<NamedKey>] })
+        return CseC.make({
+          keys: keys as unknown as readonly [NamedKey, ...Array<NamedKey>],
+          ...(spec.context === undefined ? {} : { context: spec.context })
+        })
       }
       case "cse-kms": {
         yield* refuse("a key", spec.key)

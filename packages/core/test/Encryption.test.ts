@@ -58,6 +58,26 @@ describe("Encryption facade", () => {
       assert.isTrue((yield* read(store, "k")).bytes.equals(data))
     }).pipe(Effect.provide(Services)))
 
+  it.effect("a cse-c or cse-kms mode's encryption context is bound to the object and recorded in its envelope", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const data = crypto.randomBytes(3000)
+      for (const spec of [
+        { mode: "cse-c", key: "backup", context: { team: "a", purpose: "test" } },
+        { mode: "cse-kms", kmsKeyId: "alias/data", context: { team: "a", purpose: "test" } }
+      ] as const) {
+        const mode = yield* EncryptionMode.fromSpec(spec)
+        yield* Encryption.put(store, spec.mode, body(data), mode)
+        const ins = yield* Encryption.inspect(store, spec.mode)
+        assert.deepInclude(ins.clientSide?.context ?? {}, { team: "a", purpose: "test" })
+        assert.isTrue((yield* read(store, spec.mode)).bytes.equals(data))
+      }
+      // A caller's context is bound as well, and wins a clash with the mode's.
+      const mode = yield* EncryptionMode.fromSpec({ mode: "cse-c", key: "backup", context: { team: "a" } })
+      yield* Encryption.put(store, "both", body(data), mode, { context: { team: "b", run: "1" } })
+      assert.deepInclude((yield* Encryption.inspect(store, "both")).clientSide?.context ?? {}, { team: "b", run: "1" })
+    }).pipe(Effect.provide(Services)))
+
   it.effect("a server-side mode the store does not offer fails before anything is written", () =>
     Effect.gen(function*() {
       const store = MemoryStore.make()
