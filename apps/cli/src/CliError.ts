@@ -68,6 +68,31 @@ export class PolicyViolation extends Schema.TaggedError<PolicyViolation>("@objcr
 }
 
 /**
+ * `rekey` could not re-key some objects; every outcome has already been printed and the others
+ * were re-keyed. The exit code is the one the failures share (5 for objects that cannot be
+ * decrypted, 3 for objects deleted meanwhile, 4 for a KMS refusal…), else 1.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RekeyIncomplete extends Schema.TaggedError<RekeyIncomplete>("@objcrypt/cli/RekeyIncomplete")("RekeyIncomplete", {
+  failed: Schema.Number,
+  examined: Schema.Number,
+  rekeyed: Schema.Number,
+  dryRun: Schema.Boolean,
+  /** The first failure: `URL: reason`. */
+  first: Schema.String,
+  exitCode: Schema.Number
+}) {
+  override get message() {
+    if (this.examined === 1) return `rekey ${this.dryRun ? "would fail" : "failed"} for ${this.first}`
+    return this.dryRun
+      ? `rekey would fail for ${this.failed} of ${this.examined} objects (first: ${this.first})`
+      : `rekey failed for ${this.failed} of ${this.examined} objects, ${this.rekeyed} rekeyed (first: ${this.first})`
+  }
+}
+
+/**
  * No passphrase for the key store could be obtained.
  *
  * @since 0.1.0
@@ -159,6 +184,10 @@ export const exitCodeOf = (error: unknown): ExitCode => {
     return (error as LocalFileError).reason === "NotFound" ? ExitCode.NotFound : ExitCode.General
   }
   if (tag === "KeyStoreError" && (error as { reason?: unknown }).reason === "Io") return ExitCode.General
+  if (tag === "RekeyIncomplete") {
+    const code = (error as RekeyIncomplete).exitCode
+    return (Object.values(ExitCode) as Array<number>).includes(code) && code !== ExitCode.Ok ? code as ExitCode : ExitCode.General
+  }
   return byTag[tag] ?? ExitCode.General
 }
 
