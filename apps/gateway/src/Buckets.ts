@@ -45,7 +45,9 @@ export const BucketRecord = Schema.Struct({
   name: Schema.String,
   created: Schema.String,
   owner: Schema.String,
-  encryption: Schema.optional(DefaultEncryption)
+  encryption: Schema.optional(DefaultEncryption),
+  /** PutBucketTagging's tag set, in the order given. */
+  tags: Schema.optional(Schema.Array(Schema.Struct({ key: Schema.String, value: Schema.String })))
 })
 
 /**

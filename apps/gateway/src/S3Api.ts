@@ -12,6 +12,8 @@ import type { CustomerKey } from "@objcrypt/core/CustomerKey"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Context, Effect, Either, Exit, Option, Scope, Stream } from "effect"
 import * as crypto from "node:crypto"
+import * as Acl from "./Acl.js"
+import * as BucketSubresources from "./BucketSubresources.js"
 import type { BucketRecord } from "./Buckets.js"
 import { Buckets } from "./Buckets.js"
 import { decodeBody } from "./internal/body.js"
@@ -26,6 +28,7 @@ import * as PostPolicy from "./PostPolicy.js"
 import { errors, S3Error } from "./S3Error.js"
 import * as SigV4 from "./SigV4.js"
 import * as Sse from "./Sse.js"
+import * as Tagging from "./Tagging.js"
 import * as Xml from "./Xml.js"
 
 /**
@@ -92,10 +95,11 @@ const readSmallBody = (r: Request, options?: { readonly objectChecksumHeaders?: 
 const objectHeaders = (info: ObjectStore.ObjectInfo, etag: string, customerKey: CustomerKey | undefined): Record<string, string> => {
   const h: Record<string, string> = {
     "etag": `"${etag}"`,
-    "last-modified": Http.httpDate(info.lastModified),
+    "last-modified": Http.httpDate(Tagging.lastModified(info)),
     "accept-ranges": "bytes",
     "content-type": info.contentType ?? "binary/octet-stream",
-    ...Sse.responseHeaders(info.metadata, customerKey)
+    ...Sse.responseHeaders(info.metadata, customerKey),
+    ...Tagging.countHeader(info.metadata)
   }
   for (const [k, v] of Object.entries(info.metadata)) {
     if (k.startsWith(Sse.Meta.userPrefix)) h[`x-amz-meta-${k.slice(Sse.Meta.userPrefix.length)}`] = v
@@ -214,12 +218,11 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     return yield* objectOperation(r, bucket, key)
   })
 
-const UNSUPPORTED_BUCKET_SUBRESOURCES = [
-  "acl", "policy", "versioning", "tagging", "cors", "lifecycle", "website", "logging", "notification", "replication",
-  "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "inventory", "analytics",
-  "metrics", "intelligent-tiering", "versions", "policyStatus"
-]
-const UNSUPPORTED_OBJECT_SUBRESOURCES = ["acl", "tagging", "retention", "legal-hold", "restore", "select", "torrent", "versionId"]
+/** Bucket configurations with several named entries (not answered as "none configured"). */
+const UNSUPPORTED_BUCKET_SUBRESOURCES = ["inventory", "analytics", "metrics", "intelligent-tiering"]
+const UNSUPPORTED_OBJECT_SUBRESOURCES = ["retention", "legal-hold", "restore", "select", "torrent"]
+/** Bucket subresources with their own handlers (never a bucket create or delete). */
+const BUCKET_SUBRESOURCES = ["encryption", "tagging", "versioning", "acl"]
 
 const requireBucket = (name: string) =>
   Effect.flatMap(Buckets, (b) => b.get(name)).pipe(
@@ -243,19 +246,31 @@ const bucketOperation = (r: Request, name: string) =>
     const buckets = yield* Buckets
     const unsupported = UNSUPPORTED_BUCKET_SUBRESOURCES.find((s) => has(r, s))
     if (unsupported !== undefined) return yield* errors.notImplemented(`the ${unsupported} subresource is not implemented`)
-    if (r.method === "PUT" && !has(r, "encryption")) {
+    // Configurations the gateway never holds: S3's answers for a bucket without them.
+    const unconfigured = BucketSubresources.NAMES.find((s) => has(r, s))
+    if (unconfigured !== undefined) {
+      yield* requireBucket(name)
+      const a = BucketSubresources.answer(r.method, unconfigured, name)
+      return a._tag === "Document" ? Http.xml(a.xml) : a._tag === "NoContent" ? Http.empty(204) : yield* Effect.fail(a.error)
+    }
+    if (r.method === "PUT" && !BUCKET_SUBRESOURCES.some((q) => has(r, q))) {
       if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) || name.includes("..")) return yield* errors.invalidBucketName("the specified bucket is not valid", `/${name}`)
+      yield* Acl.checkHeaders(r.headers, r.user.name)
       const created = yield* buckets.create(name, r.user.name)
       if (!created) return yield* errors.bucketAlreadyOwnedByYou("your previous request to create the named bucket succeeded and you already own it", `/${name}`)
       return Http.empty(200, { location: `/${name}` })
     }
     const record = yield* requireBucket(name)
+    if (has(r, "tagging")) return yield* bucketTagging(r, record)
+    if (has(r, "versioning")) return yield* bucketVersioning(r)
+    if (has(r, "acl")) return yield* bucketAcl(r, record)
     switch (r.method) {
       case "HEAD":
         return Http.empty(200, { "x-amz-bucket-region": (yield* ApiSettings).region })
       case "GET": {
         if (has(r, "encryption")) return getBucketEncryption(record)
         if (has(r, "uploads")) return yield* listUploads(r, record)
+        if (has(r, "versions")) return yield* listVersions(r, record)
         if (has(r, "location")) {
           const region = (yield* ApiSettings).region
           return Http.xml(Xml.el("LocationConstraint", region === "us-east-1" ? "" : region, Xml.S3_NS))
@@ -279,6 +294,72 @@ const bucketOperation = (r: Request, name: string) =>
         return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
       default:
         return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
+    }
+  })
+
+const methodNotAllowed = () => errors.methodNotAllowed("the specified method is not allowed against this resource")
+
+/** Put/Get/DeleteBucketTagging: the tag set lives in the bucket record. */
+const bucketTagging = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const buckets = yield* Buckets
+    switch (r.method) {
+      case "GET": {
+        if (record.tags === undefined || record.tags.length === 0) return yield* new S3Error({ code: "NoSuchTagSet", status: 404, detail: "The TagSet does not exist", resource: `/${record.name}` })
+        return Http.xml(Tagging.toXml(record.tags))
+      }
+      case "PUT": {
+        const tags = yield* Tagging.parseXml(yield* readSmallBody(r), "bucket")
+        const { tags: _, ...rest } = record
+        yield* buckets.update(tags.length === 0 ? rest : { ...rest, tags })
+        return Http.empty(204)
+      }
+      case "DELETE": {
+        const { tags: _, ...rest } = record
+        if (record.tags !== undefined) yield* buckets.update(rest)
+        return Http.empty(204)
+      }
+      default:
+        return yield* methodNotAllowed()
+    }
+  })
+
+/** Versioning is never enabled: Get answers an empty configuration, Put accepts only `Suspended`. */
+const bucketVersioning = (r: Request) =>
+  Effect.gen(function*() {
+    switch (r.method) {
+      case "GET":
+        return Http.xml(Xml.el("VersioningConfiguration", [], Xml.S3_NS))
+      case "PUT": {
+        const doc = Xml.parse(yield* readSmallBody(r))
+        if (doc === undefined || Xml.localName(doc) !== "VersioningConfiguration") {
+          return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+        }
+        const status = Xml.childText(doc, "Status")?.trim()
+        const mfa = Xml.childText(doc, "MfaDelete")?.trim()
+        if ((status !== undefined && status !== "Enabled" && status !== "Suspended") || (mfa !== undefined && mfa !== "Enabled" && mfa !== "Disabled")) {
+          return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
+        }
+        if (status === "Enabled") return yield* errors.notImplemented("bucket versioning is not implemented: the gateway keeps only the current version of each object")
+        if (mfa === "Enabled" || r.headers["x-amz-mfa"] !== undefined) return yield* errors.notImplemented("MFA delete is not implemented")
+        return Http.empty(200)
+      }
+      default:
+        return yield* methodNotAllowed()
+    }
+  })
+
+/** Get/PutBucketAcl: the bucket owner has FULL_CONTROL, nobody else is granted anything. */
+const bucketAcl = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    switch (r.method) {
+      case "GET":
+        return Http.xml(Acl.toXml(record.owner))
+      case "PUT":
+        yield* Acl.checkPut(r.headers, yield* readSmallBody(r), record.owner)
+        return Http.empty(200)
+      default:
+        return yield* methodNotAllowed()
     }
   })
 
@@ -360,7 +441,7 @@ const listObjects = (r: Request, record: BucketRecord) =>
     const contents = page.objects.map((o, i) =>
       Xml.el("Contents", [
         Xml.el("Key", enc(o.key)),
-        Xml.el("LastModified", Http.isoDate(o.lastModified)),
+        Xml.el("LastModified", Http.isoDate(described[i]!.lastModified)),
         Xml.el("ETag", `"${etags[i]!}"`),
         Xml.el("Size", sizes[i]!),
         Xml.el("StorageClass", "STANDARD")
@@ -397,16 +478,71 @@ const listObjects = (r: Request, record: BucketRecord) =>
     ], Xml.S3_NS))
   })
 
-/** A listed object's plaintext size and client ETag (one head for both). */
+/**
+ * ListObjectVersions of a bucket that never had versioning: each object is its one version,
+ * `null`, the latest (S3's answer for an unversioned bucket); no delete markers.
+ */
+const listVersions = (r: Request, record: BucketRecord) =>
+  Effect.gen(function*() {
+    const buckets = yield* Buckets
+    const store = yield* buckets.store(record.name)
+    const maxKeysText = r.query.get("max-keys")
+    if (maxKeysText !== undefined && !/^\d+$/.test(maxKeysText)) return yield* errors.invalidArgument("provided max-keys not an integer or within integer range")
+    const maxKeys = Math.min(1000, maxKeysText === undefined ? 1000 : Number(maxKeysText))
+    const prefix = r.query.get("prefix") ?? ""
+    const delimiter = r.query.get("delimiter") || undefined
+    const encode = r.query.get("encoding-type") === "url"
+    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
+    const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    const keyMarker = r.query.get("key-marker") || undefined
+    const versionIdMarker = r.query.get("version-id-marker") || undefined
+    if (versionIdMarker !== undefined && keyMarker === undefined) return yield* errors.invalidArgument("a version-id marker cannot be specified without a key marker")
+    if (versionIdMarker !== undefined && versionIdMarker !== "null") return yield* errors.invalidArgument("Invalid version id specified")
+    const page = maxKeys === 0
+      ? { objects: [], commonPrefixes: [], continuationToken: undefined }
+      : yield* store.list({ prefix, delimiter, maxKeys, startAfter: keyMarker })
+    const described = yield* Effect.forEach(page.objects, (o) => describeListed(store, buckets.system, record.name, o), { concurrency: 16 })
+    const truncated = page.continuationToken !== undefined
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1)
+    const owner = [Xml.el("ID", record.owner), Xml.el("DisplayName", record.owner)]
+    return Http.xml(Xml.el("ListVersionsResult", [
+      Xml.el("Name", record.name),
+      Xml.el("Prefix", enc(prefix)),
+      Xml.el("KeyMarker", enc(keyMarker ?? "")),
+      Xml.el("VersionIdMarker", versionIdMarker ?? ""),
+      truncated && last !== undefined ? Xml.el("NextKeyMarker", enc(last)) : "",
+      truncated && last !== undefined ? Xml.el("NextVersionIdMarker", "null") : "",
+      Xml.el("MaxKeys", maxKeys),
+      delimiter === undefined ? "" : Xml.el("Delimiter", enc(delimiter)),
+      encode ? Xml.el("EncodingType", "url") : "",
+      Xml.el("IsTruncated", truncated),
+      ...page.objects.map((o, i) =>
+        Xml.el("Version", [
+          Xml.el("Key", enc(o.key)),
+          Xml.el("VersionId", "null"),
+          Xml.el("IsLatest", true),
+          Xml.el("LastModified", Http.isoDate(described[i]!.lastModified)),
+          Xml.el("ETag", `"${described[i]!.etag}"`),
+          Xml.el("Size", described[i]!.size),
+          Xml.el("Owner", owner),
+          Xml.el("StorageClass", "STANDARD")
+        ])
+      ),
+      ...page.commonPrefixes.map((p) => Xml.el("CommonPrefixes", [Xml.el("Prefix", enc(p))]))
+    ], Xml.S3_NS))
+  })
+
+/** A listed object's plaintext size, client ETag and Last-Modified (one head for all). */
 const describeListed = (store: Store, system: Store, bucket: string, o: ObjectStore.ListedObject) =>
   store.head(o.key).pipe(
     Effect.flatMap((info) =>
       Effect.all({
         size: plaintextSize(system, bucket, info).pipe(Effect.orElseSucceed(() => 0)),
-        etag: Etag.clientEtag(system, bucket, info).pipe(Effect.orElseSucceed(() => o.etag))
+        etag: Etag.clientEtag(system, bucket, info).pipe(Effect.orElseSucceed(() => o.etag)),
+        lastModified: Effect.succeed(Tagging.lastModified(info))
       })
     ),
-    Effect.orElseSucceed(() => ({ size: 0, etag: o.etag }))
+    Effect.orElseSucceed(() => ({ size: 0, etag: o.etag, lastModified: o.lastModified }))
   )
 
 const plaintextSize = (system: Store, bucket: string, info: ObjectStore.ObjectInfo) =>
@@ -422,15 +558,20 @@ const deleteObjects = (r: Request, record: BucketRecord) =>
     const doc = Xml.parse(yield* readSmallBody(r))
     if (doc === undefined || Xml.localName(doc) !== "Delete") return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     const quiet = Xml.childText(doc, "Quiet")?.trim() === "true"
-    const keys = Xml.children(doc, "Object").map((o) => Xml.childText(o, "Key"))
-    if (keys.length === 0 || keys.length > 1000 || keys.some((k) => k === undefined || k === "")) {
+    const objects = Xml.children(doc, "Object").map((o) => ({ key: Xml.childText(o, "Key"), versionId: Xml.childText(o, "VersionId")?.trim() }))
+    if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.key === undefined || o.key === "")) {
       return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     }
     const buckets = yield* Buckets
     const store = yield* buckets.store(record.name)
-    const results = yield* Effect.forEach(keys as ReadonlyArray<string>, (k) =>
-      removeObject(store, buckets.system, record.name, k).pipe(
-        Effect.as(Xml.el("Deleted", [Xml.el("Key", k)])),
+    const results = yield* Effect.forEach(objects as ReadonlyArray<{ key: string; versionId: string | undefined }>, ({ key: k, versionId }) =>
+      // Versioning is never enabled: the "null" version is the object, any other id is invalid.
+      Effect.suspend((): Effect.Effect<void, unknown> =>
+        versionId !== undefined && versionId !== "null"
+          ? Effect.fail(errors.invalidArgument("Invalid version id specified", k))
+          : removeObject(store, buckets.system, record.name, k)
+      ).pipe(
+        Effect.as(Xml.el("Deleted", [Xml.el("Key", k), versionId === undefined ? "" : Xml.el("VersionId", versionId)])),
         Effect.catchAll((e) => {
           const s3 = toS3(e, k)
           return Effect.succeed(Xml.el("Error", [Xml.el("Key", k), Xml.el("Code", s3.code), Xml.el("Message", s3.detail)]))
@@ -489,6 +630,11 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
     const record = yield* requireBucket(bucketName)
     const buckets = yield* Buckets
     const store = yield* buckets.store(bucketName)
+    // Versioning is never enabled: every object is the "null" version, any other id is invalid.
+    const versionId = r.query.get("versionId")
+    if (versionId !== undefined && versionId !== "null") return yield* errors.invalidArgument("Invalid version id specified", `/${bucketName}/${key}`)
+    if (has(r, "tagging")) return yield* objectTagging(r, record, store, key)
+    if (has(r, "acl")) return yield* objectAcl(r, record, store, key)
     switch (r.method) {
       case "PUT": {
         if ((has(r, "uploadId") || has(r, "partNumber")) && r.headers["x-amz-copy-source"] !== undefined) return yield* uploadPartCopy(r, record, store, key)
@@ -518,6 +664,72 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
       default:
         return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
     }
+  })
+
+const headObject = (store: Store, bucket: string, key: string) =>
+  store.head(key).pipe(
+    Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${bucket}/${key}`)))
+  )
+
+/**
+ * Put/Get/DeleteObjectTagging. No customer key is needed (S3 asks none): tags are metadata, kept
+ * in plain text beside the envelope, and an update never decrypts or re-encrypts the object.
+ */
+const objectTagging = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    const system = (yield* Buckets).system
+    const rewrite = (tags: Tagging.TagSet) =>
+      Tagging.rewrite({ store, system, bucket: record.name, key, tags }).pipe(
+        Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
+      )
+    switch (r.method) {
+      case "GET": {
+        const info = yield* headObject(store, record.name, key)
+        return Http.xml(Tagging.toXml(Tagging.fromMetadata(info.metadata)))
+      }
+      case "PUT": {
+        const tags = yield* Tagging.parseXml(yield* readSmallBody(r), "object")
+        yield* rewrite(tags)
+        return Http.empty(200)
+      }
+      case "DELETE":
+        yield* rewrite([])
+        return Http.empty(204)
+      default:
+        return yield* methodNotAllowed()
+    }
+  })
+
+/** Get/PutObjectAcl: objects belong to the bucket owner (S3's bucket-owner-enforced ownership). */
+const objectAcl = (r: Request, record: BucketRecord, store: Store, key: string) =>
+  Effect.gen(function*() {
+    switch (r.method) {
+      case "GET":
+        yield* headObject(store, record.name, key)
+        return Http.xml(Acl.toXml(record.owner))
+      case "PUT": {
+        const body = yield* readSmallBody(r)
+        yield* headObject(store, record.name, key)
+        yield* Acl.checkPut(r.headers, body, record.owner)
+        return Http.empty(200)
+      }
+      default:
+        return yield* methodNotAllowed()
+    }
+  })
+
+/** The `x-amz-tagging` header of a write, as metadata. */
+const headerTags = (headers: Readonly<Record<string, string>>) =>
+  Effect.gen(function*() {
+    const header = headers["x-amz-tagging"]
+    return header === undefined ? {} : Tagging.metadataFor(yield* Tagging.parseHeader(header))
+  })
+
+/** The tags and ACL headers of a write: `x-amz-tagging` as metadata, the ACL checked. */
+const writeTagsAndAcl = (headers: Readonly<Record<string, string>>, record: BucketRecord) =>
+  Effect.gen(function*() {
+    yield* Acl.checkHeaders(headers, record.owner)
+    return yield* headerTags(headers)
   })
 
 const writeMode = (r: { readonly headers: Readonly<Record<string, string>> }, record: BucketRecord, key: string) =>
@@ -580,7 +792,12 @@ const postFile = (
     for (const [k, v] of fields) if (k.startsWith("x-amz-") || (USER_HEADERS as ReadonlyArray<string>).includes(k) || k === "content-type") asHeaders[k] = v
     delete asHeaders["x-amz-signature"]
     const { keys, mode } = yield* writeMode({ headers: asHeaders }, record, key)
-    const meta = yield* userMetadata(asHeaders)
+    yield* Acl.checkHeaders({ ...asHeaders, ...(fields.has("acl") ? { "x-amz-acl": fields.get("acl")! } : {}) }, record.owner)
+    const tagging = fields.get("tagging")
+    const meta = {
+      ...(yield* userMetadata(asHeaders)),
+      ...(tagging === undefined ? {} : Tagging.metadataFor(yield* Tagging.parseXml(tagging, "object")))
+    }
     const range = verified.right.contentLength
     let total = 0
     const body = file.content.pipe(
@@ -623,7 +840,7 @@ const postFile = (
 const putObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
     const { keys, mode } = yield* writeMode(r, record, key)
-    const meta = yield* userMetadata(r.headers)
+    const meta = { ...(yield* userMetadata(r.headers)), ...(yield* writeTagsAndAcl(r.headers, record)) }
     const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
     const { body, length } = decoded
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
@@ -661,7 +878,7 @@ const conditional = (r: Request, info: ObjectStore.ObjectInfo, clientEtag: strin
     const ifMatch = r.headers["if-match"]
     const ifNoneMatch = r.headers["if-none-match"]
     const since = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
-    const modified = Math.floor(info.lastModified.getTime() / 1000) * 1000
+    const modified = Math.floor(Tagging.lastModified(info).getTime() / 1000) * 1000
     if (ifMatch !== undefined && !matches(ifMatch)) return yield* errors.preconditionFailed("at least one of the preconditions you specified did not hold")
     const ius = since(r.headers["if-unmodified-since"])
     if (ifMatch === undefined && ius !== undefined && !Number.isNaN(ius.getTime()) && modified > ius.getTime()) {
@@ -810,7 +1027,7 @@ const getObjectAttributes = (r: Request, record: BucketRecord, store: Store, key
         maxParts: Math.min(1000, Number(maxText)),
         partNumberMarker: Number(markerText)
       }),
-      { headers: { "last-modified": Http.httpDate(info.lastModified), ...Sse.responseHeaders(info.metadata, customerKey) } }
+      { headers: { "last-modified": Http.httpDate(Tagging.lastModified(info)), ...Sse.responseHeaders(info.metadata, customerKey) } }
     )
   })
 
@@ -851,9 +1068,16 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     if (src.bucket === record.name && src.key === key && directive === "COPY" && !sseHeaderGiven) {
       return yield* errors.invalidRequest("this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes")
     }
-    const meta = directive === "REPLACE"
-      ? yield* userMetadata(r.headers)
-      : Object.fromEntries(Object.entries(info.metadata).filter(([k]) => k.startsWith(Sse.Meta.userPrefix) || k.startsWith(Sse.Meta.headerPrefix)))
+    const taggingDirective = r.headers["x-amz-tagging-directive"] ?? "COPY"
+    if (taggingDirective !== "COPY" && taggingDirective !== "REPLACE") return yield* errors.invalidArgument("Unknown tagging directive")
+    yield* Acl.checkHeaders(r.headers, record.owner)
+    const tags = taggingDirective === "REPLACE" ? yield* headerTags(r.headers) : Tagging.metadataFor(Tagging.fromMetadata(info.metadata))
+    const meta = {
+      ...(directive === "REPLACE"
+        ? yield* userMetadata(r.headers)
+        : Object.fromEntries(Object.entries(info.metadata).filter(([k]) => k.startsWith(Sse.Meta.userPrefix) || k.startsWith(Sse.Meta.headerPrefix)))),
+      ...tags
+    }
     const contentType = directive === "REPLACE" ? r.headers["content-type"] : info.contentType
     const algText = r.headers["x-amz-checksum-algorithm"]?.toLowerCase()
     if (algText !== undefined && !Checksums.isAlgorithm(algText)) return yield* errors.invalidRequest("checksum algorithm provided is unsupported; use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256")
@@ -903,7 +1127,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
 const createUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
     const { keys, mode } = yield* writeMode(r, record, key)
-    const meta = yield* userMetadata(r.headers)
+    const meta = { ...(yield* userMetadata(r.headers)), ...(yield* writeTagsAndAcl(r.headers, record)) }
     const algText = r.headers["x-amz-checksum-algorithm"]?.toLowerCase()
     if (algText !== undefined && !Checksums.isAlgorithm(algText)) return yield* errors.invalidRequest("checksum algorithm provided is unsupported; use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256")
     const typeText = r.headers["x-amz-checksum-type"]?.toUpperCase()
@@ -993,7 +1217,7 @@ const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo, bucket: 
     const etag = `"${clientEtag}"`
     const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
     const date = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
-    const modified = Math.floor(info.lastModified.getTime() / 1000) * 1000
+    const modified = Math.floor(Tagging.lastModified(info).getTime() / 1000) * 1000
     const ifMatch = r.headers["x-amz-copy-source-if-match"]
     const ifNone = r.headers["x-amz-copy-source-if-none-match"]
     const ius = date(r.headers["x-amz-copy-source-if-unmodified-since"])

@@ -2,6 +2,7 @@
  * @since 0.1.0
  */
 export * as AccessLog from "./AccessLog.js"
+export * as Acl from "./Acl.js"
 export * as Backend from "./Backend.js"
 export * as Buckets from "./Buckets.js"
 export * as Checksums from "./Checksums.js"
@@ -22,6 +23,7 @@ export * as S3Api from "./S3Api.js"
 export * as S3Error from "./S3Error.js"
 export * as SigV4 from "./SigV4.js"
 export * as Sse from "./Sse.js"
+export * as Tagging from "./Tagging.js"
 export * as Tls from "./Tls.js"
 export * as Xml from "./Xml.js"
 

@@ -10,7 +10,7 @@ import {
   DeleteObjectsCommand,
   GetBucketEncryptionCommand,
   GetObjectCommand,
-  GetObjectTaggingCommand,
+  GetObjectRetentionCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
@@ -359,9 +359,9 @@ describe("auth", () => {
       assert.strictEqual(health.status, 200)
     }))
 
-  it.effect("answers NotImplemented for unsupported features (object tagging)", () =>
+  it.effect("answers NotImplemented for unsupported features (object retention)", () =>
     Effect.gen(function*() {
-      const r = yield* refused(() => s3.send(new GetObjectTaggingCommand({ Bucket: "alpha", Key: "plain" })))
+      const r = yield* refused(() => s3.send(new GetObjectRetentionCommand({ Bucket: "alpha", Key: "plain" })))
       assert.deepStrictEqual(r, { code: "NotImplemented", status: 501 })
     }))
 })

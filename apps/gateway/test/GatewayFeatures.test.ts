@@ -4,13 +4,26 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
-  GetBucketVersioningCommand,
-  GetObjectAclCommand,
+  DeleteBucketCorsCommand,
+  GetBucketCorsCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketLoggingCommand,
+  GetBucketOwnershipControlsCommand,
+  GetBucketPolicyCommand,
+  GetBucketReplicationCommand,
+  GetBucketRequestPaymentCommand,
+  GetBucketWebsiteCommand,
+  GetObjectLegalHoldCommand,
+  GetObjectLockConfigurationCommand,
+  GetPublicAccessBlockCommand,
+  HeadBucketCommand,
   GetObjectAttributesCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutBucketCorsCommand,
+  PutBucketPolicyCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand
@@ -399,11 +412,33 @@ describe("ListMultipartUploads", () => {
 describe("unsupported features", () => {
   it.effect("answer 501 NotImplemented", () =>
     Effect.gen(function*() {
-      const v = yield* refused(() => s3.send(new GetBucketVersioningCommand({ Bucket: "feat" })))
+      const v = yield* refused(() => s3.send(new PutBucketCorsCommand({ Bucket: "feat", CORSConfiguration: { CORSRules: [{ AllowedMethods: ["GET"], AllowedOrigins: ["*"] }] } })))
       assert.deepStrictEqual(v, { code: "NotImplemented", status: 501 })
+      const policy = yield* refused(() => s3.send(new PutBucketPolicyCommand({ Bucket: "feat", Policy: "{}" })))
+      assert.deepStrictEqual(policy, { code: "NotImplemented", status: 501 })
       yield* call(() => s3.send(new PutObjectCommand({ Bucket: "feat", Key: "acl", Body: "x" })))
-      const acl = yield* refused(() => s3.send(new GetObjectAclCommand({ Bucket: "feat", Key: "acl" })))
-      assert.deepStrictEqual(acl, { code: "NotImplemented", status: 501 })
+      const hold = yield* refused(() => s3.send(new GetObjectLegalHoldCommand({ Bucket: "feat", Key: "acl" })))
+      assert.deepStrictEqual(hold, { code: "NotImplemented", status: 501 })
+    }))
+
+  it.effect("bucket configurations never set read as S3 reads them on a bucket without them", () =>
+    Effect.gen(function*() {
+      const code = (f: () => Promise<unknown>) => Effect.map(refused(f), (r) => `${r.status} ${r.code}`)
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketPolicyCommand({ Bucket: "feat" }))), "404 NoSuchBucketPolicy")
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketCorsCommand({ Bucket: "feat" }))), "404 NoSuchCORSConfiguration")
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: "feat" }))), "404 NoSuchLifecycleConfiguration")
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketWebsiteCommand({ Bucket: "feat" }))), "404 NoSuchWebsiteConfiguration")
+      assert.strictEqual(yield* code(() => s3.send(new GetPublicAccessBlockCommand({ Bucket: "feat" }))), "404 NoSuchPublicAccessBlockConfiguration")
+      assert.strictEqual(yield* code(() => s3.send(new GetObjectLockConfigurationCommand({ Bucket: "feat" }))), "404 ObjectLockConfigurationNotFoundError")
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketReplicationCommand({ Bucket: "feat" }))), "404 ReplicationConfigurationNotFoundError")
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketOwnershipControlsCommand({ Bucket: "feat" }))), "404 OwnershipControlsNotFoundError")
+      assert.isUndefined((yield* call(() => s3.send(new GetBucketLoggingCommand({ Bucket: "feat" })))).LoggingEnabled)
+      assert.strictEqual((yield* call(() => s3.send(new GetBucketRequestPaymentCommand({ Bucket: "feat" })))).Payer, "BucketOwner")
+      assert.strictEqual((yield* call(() => s3.send(new DeleteBucketCorsCommand({ Bucket: "feat" })))).$metadata.httpStatusCode, 204)
+      // A missing bucket is still NoSuchBucket, and a PUT of a configuration never creates one.
+      assert.strictEqual(yield* code(() => s3.send(new GetBucketPolicyCommand({ Bucket: "no-such-bucket-x" }))), "404 NoSuchBucket")
+      assert.strictEqual(yield* code(() => s3.send(new PutBucketPolicyCommand({ Bucket: "no-such-bucket-x", Policy: "{}" }))), "404 NoSuchBucket")
+      assert.strictEqual(yield* code(() => s3.send(new HeadBucketCommand({ Bucket: "no-such-bucket-x" }))), "404 NotFound")
     }))
 
   it.effect("never writes plaintext to the backend", () =>

@@ -33,6 +33,12 @@ type Store = ObjectStore.ObjectStore["Type"]
 /** The object metadata entry naming its ETag record. */
 export const META = "gw-etag"
 
+/**
+ * The client ETag of a version rewritten in place for its metadata alone (a tag update): the
+ * backend gives the rewrite a new ETag, the client must keep seeing the one it had.
+ */
+export const PINNED = "gw-etag-pin"
+
 const ID = /^[0-9a-f]{32}$/
 const SAFE_ETAG = /^[A-Za-z0-9_-]{1,128}$/
 const MD5_HEX = /^[0-9a-f]{32}(-\d{1,5})?$/
@@ -176,6 +182,8 @@ const legacyEtag = (system: Store, bucket: string, info: ObjectStore.ObjectInfo)
 
 /** The ETag a client sees (unquoted) for a stored version. */
 export const clientEtag = (system: Store, bucket: string, info: ObjectStore.ObjectInfo): Effect.Effect<string, StoreError> => {
+  const pinned = info.metadata[PINNED]
+  if (pinned !== undefined && (MD5_HEX.test(pinned) || SAFE_ETAG.test(pinned))) return Effect.succeed(pinned)
   // Only SSE-S3 versions have records (SSE-KMS and SSE-C ETags are opaque): no read for the others.
   if (info.metadata[Meta.sse] !== "AES256") return Effect.succeed(info.etag)
   const id = idOf(info.metadata)

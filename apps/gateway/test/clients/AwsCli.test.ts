@@ -1,7 +1,8 @@
 /**
  * AWS CLI v2 (`/usr/bin/aws`, Debian `awscli`) against the gateway over HTTPS: `aws s3` (cp with
  * multipart, ls, copy between keys, every `--sse` option) and `aws s3api` (put/get/head, ranged get,
- * copy-object with copy-source SSE-C, list-objects-v2, the multipart calls).
+ * copy-object with copy-source SSE-C, list-objects-v2, the multipart calls, object and bucket tagging,
+ * ACLs and versioning).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -110,6 +111,31 @@ describe("aws cli v2", () => {
         assert.match(ls, new RegExp(`${fs.statSync(env.big).size} big-ssec`))
         yield* call(() => aws("s3", "rm", "s3://cli-bucket/dir/copy.txt"))
         assert.notInclude(yield* call(() => aws("s3", "ls", "s3://cli-bucket/dir/")), "copy.txt")
+
+        // Tagging, ACLs and versioning: `aws s3 cp` between S3 locations of a multipart-sized
+        // object reads the source's tags (GetObjectTagging) and sets them on the copy.
+        yield* call(() => aws("s3api", "put-object-tagging", "--bucket", "cli-bucket", "--key", "p/big-aes256", "--tagging", "TagSet=[{Key=team,Value=crypto},{Key=stage,Value=two words}]"))
+        const tagged = yield* call(() => json("s3api", "get-object-tagging", "--bucket", "cli-bucket", "--key", "p/big-aes256"))
+        assert.deepStrictEqual(tagged["TagSet"], [{ Key: "team", Value: "crypto" }, { Key: "stage", Value: "two words" }])
+        yield* call(() => aws("s3", "cp", "s3://cli-bucket/p/big-aes256", "s3://cli-bucket/tagged/big-copy"))
+        const copiedTags = yield* call(() => json("s3api", "get-object-tagging", "--bucket", "cli-bucket", "--key", "tagged/big-copy"))
+        assert.deepStrictEqual(copiedTags["TagSet"], [{ Key: "team", Value: "crypto" }, { Key: "stage", Value: "two words" }])
+        yield* call(() => aws("s3", "cp", "s3://cli-bucket/tagged/big-copy", out("big-copy")))
+        assert.isTrue(sameFile(env.big, out("big-copy")))
+        const headTagged = yield* call(() => json("s3api", "head-object", "--bucket", "cli-bucket", "--key", "p/big-aes256"))
+        assert.strictEqual(headTagged["ETag"], headAes["ETag"])
+        yield* call(() => aws("s3api", "delete-object-tagging", "--bucket", "cli-bucket", "--key", "p/big-aes256"))
+        assert.deepStrictEqual((yield* call(() => json("s3api", "get-object-tagging", "--bucket", "cli-bucket", "--key", "p/big-aes256")))["TagSet"], [])
+        yield* call(() => aws("s3api", "put-bucket-tagging", "--bucket", "cli-bucket", "--tagging", "TagSet=[{Key=env,Value=test}]"))
+        assert.deepStrictEqual((yield* call(() => json("s3api", "get-bucket-tagging", "--bucket", "cli-bucket")))["TagSet"], [{ Key: "env", Value: "test" }])
+        const acl = yield* call(() => json("s3api", "get-bucket-acl", "--bucket", "cli-bucket"))
+        assert.deepStrictEqual((acl["Grants"] as Array<{ Grantee: { ID: string }; Permission: string }>).map((g) => [g.Grantee.ID, g.Permission]), [["alice", "FULL_CONTROL"]])
+        yield* call(() => aws("s3api", "put-object-acl", "--bucket", "cli-bucket", "--key", "api-put", "--acl", "private"))
+        assert.strictEqual((yield* call(() => json("s3api", "get-object-acl", "--bucket", "cli-bucket", "--key", "api-put")))["Owner"] !== undefined, true)
+        const publicAcl = yield* call(() => aws("s3api", "put-object-acl", "--bucket", "cli-bucket", "--key", "api-put", "--acl", "public-read").then(() => "ok", (e: Error) => e.message))
+        assert.match(publicAcl, /NotImplemented/)
+        const versioning = yield* call(() => aws("s3api", "get-bucket-versioning", "--bucket", "cli-bucket"))
+        assert.strictEqual(versioning.trim(), "")
         assert.isAbove(backendHoldsNoPlaintext(env), 8)
       } finally {
         yield* call(() => env.gw.close())

@@ -1,4 +1,7 @@
-/** boto3 (Debian `python3-boto3`, run with `/usr/bin/python3`) against the gateway over HTTPS. */
+/**
+ * boto3 (Debian `python3-boto3`, run with `/usr/bin/python3`) against the gateway over HTTPS,
+ * tagging, ACLs and versioning included.
+ */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as path from "node:path"
@@ -51,7 +54,17 @@ describe("boto3", () => {
           copy_from_ssec_sse: "aws:kms",
           list_v2: ["aes", "copy-from-ssec", "copy-plain", "copy-to-ssec", "kms", "kms-ctx", "mp-aes", "mp-default", "mp-kms", "mp-ssec", "plain", "ssec"],
           list_v1: ["mp-aes", "mp-default", "mp-kms", "mp-ssec"],
-          after_delete: 10
+          after_delete: 10,
+          tags_put: [{ Key: "a", Value: "1" }, { Key: "b", Value: "two words" }],
+          tags_count: 1,
+          tags_body_equal: true,
+          tags_after_delete: [],
+          bucket_tags: [{ Key: "env", Value: "test" }],
+          bucket_acl: [["alice", "FULL_CONTROL"]],
+          object_acl_owner: "alice",
+          public_acl: "NotImplemented",
+          versioning: null,
+          null_version_equal: true
         })
         assert.isAbove(backendHoldsNoPlaintext(env), 10)
       } finally {

@@ -61,7 +61,10 @@ describe("s3cmd", () => {
         const smallHead = yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "s3cmd-bucket", Key: "small" })))
         assert.strictEqual(smallHead.ETag, `"${smallMd5}"`)
         assert.strictEqual(smallHead.ServerSideEncryption, "AES256")
-        assert.match(yield* call(() => s3cmd("info", "s3://s3cmd-bucket/small-aes")), new RegExp(`MD5 sum:\\s+${smallMd5}`))
+        const info = yield* call(() => s3cmd("info", "s3://s3cmd-bucket/small-aes"))
+        assert.match(info, new RegExp(`MD5 sum:\\s+${smallMd5}`))
+        // s3cmd info reads the object's ACL (GetObjectAcl): the bucket owner with FULL_CONTROL.
+        assert.match(info, /ACL:\s+alice: FULL_CONTROL/)
         assert.strictEqual((yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "s3cmd-bucket", Key: "big-kms" })))).ServerSideEncryption, "aws:kms")
         assert.strictEqual((yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "s3cmd-bucket", Key: "big-aes" })))).ServerSideEncryption, "AES256")
         // A partial download resumed with --continue: s3cmd asks for the rest with a Range header.

@@ -4,7 +4,7 @@ import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Azurite } from "@objcrypt/test-kit"
 import { Effect, Redacted, Stream } from "effect"
 import * as crypto from "node:crypto"
-import { assertCiphertextOnly, call, MiB, multipartPut, readObject, sseC } from "./backendSuite.js"
+import { assertCiphertextOnly, call, MiB, multipartPut, readObject, sseC, tagRoundTrip } from "./backendSuite.js"
 import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
 
 const MARKER = `AZURE-PLAINTEXT-${crypto.randomBytes(6).toString("hex")}`
@@ -43,6 +43,8 @@ describe("azure backend", () => {
           assert.isTrue((yield* read("c", ssec)).equals(small))
           assert.isTrue((yield* read("big", ssec)).equals(big))
           assert.isTrue((yield* read("big", { ...ssec, Range: "bytes=5242870-5242889" })).equals(big.subarray(5242870, 5242890)))
+          yield* tagRoundTrip(s3, s3, "blobs", "kms", small)
+          yield* tagRoundTrip(s3, s3, "blobs", "big", big, ssec)
           const list = yield* call(() => s3.send(new ListObjectsV2Command({ Bucket: "blobs" })))
           assert.deepStrictEqual(list.Contents?.map((c) => [c.Key, c.Size]), [["big", big.length], ["c", small.length], ["copy", small.length], ["kms", small.length], ["s3", small.length]])
           // Read the container directly: our format only.

@@ -12,7 +12,7 @@ import { MotoServer } from "@objcrypt/test-kit"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as net from "node:net"
-import { assertCiphertextOnly, call, failure, MiB, multipartPut, readObject, sseC } from "./backendSuite.js"
+import { assertCiphertextOnly, call, failure, MiB, multipartPut, readObject, sseC, tagRoundTrip } from "./backendSuite.js"
 import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
 
 /** A TCP forwarder in front of the backend, so a test can take the backend away and bring it back. */
@@ -110,6 +110,8 @@ describe("s3 backend", () => {
           assert.deepStrictEqual(list.CommonPrefixes?.map((p) => p.Prefix), ["a/", "b/"])
           const head = yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "photos", Key: "a/sse-kms" })))
           assert.strictEqual(head.ServerSideEncryption, "aws:kms")
+          yield* tagRoundTrip(s3, s3, "photos", "b/sse-c", small, ssec)
+          yield* tagRoundTrip(s3, s3, "photos", "big", big)
 
           // The backend holds only our format, under the prefix.
           const stored = yield* call(() => direct.send(new ListObjectsV2Command({ Bucket: "gw-backend" })))

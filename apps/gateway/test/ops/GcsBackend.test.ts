@@ -22,7 +22,7 @@ import * as GcsServer from "@objcrypt/test-kit/GcsServer"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { assertCiphertextOnly, call, copySourceSseC, failure, MiB, multipartPut, readObject, sseC } from "./backendSuite.js"
+import { assertCiphertextOnly, call, copySourceSseC, failure, MiB, multipartPut, readObject, sseC, tagRoundTrip } from "./backendSuite.js"
 import { client, decode, markedPayload, rawConfig, start, tempDir } from "./harness.js"
 
 const MARKER = `GCS-PLAINTEXT-${crypto.randomBytes(6).toString("hex")}`
@@ -90,6 +90,9 @@ describe("gcs backend", () => {
           assert.isTrue((yield* readObject(a, "photos", "big", { Range: "bytes=5242870-5242889" })).equals(big.subarray(5242870, 5242890)))
           assert.isTrue((yield* readObject(b, "photos", "big-c", { ...ssec, Range: "bytes=5242870-" })).equals(big.subarray(5242870)))
           assert.strictEqual((yield* call(() => a.send(new HeadObjectCommand({ Bucket: "photos", Key: "big" })))).ETag, mp.etag)
+          // tags written through A, read through B: a metadata-only rewrite of the GCS object
+          yield* tagRoundTrip(a, b, "photos", "big", big)
+          yield* tagRoundTrip(b, a, "photos", "big-c", big, ssec)
 
           // abort: begun on A with a part, aborted on B, gone from both and from the backend
           const aborted = yield* call(() => a.send(new CreateMultipartUploadCommand({ Bucket: "photos", Key: "dropped", ServerSideEncryption: "aws:kms" })))

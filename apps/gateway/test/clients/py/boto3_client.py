@@ -84,4 +84,27 @@ out["list_v2"] = keys
 out["list_v1"] = [c["Key"] for c in s3.list_objects(Bucket="boto", Prefix="mp-")["Contents"]]
 s3.delete_objects(Bucket="boto", Delete={"Objects": [{"Key": "copy-plain"}, {"Key": "copy-to-ssec"}]})
 out["after_delete"] = len(s3.list_objects_v2(Bucket="boto")["Contents"])
+# Tagging, ACLs and versioning, in a bucket of their own (the counts above stay as they are).
+s3.create_bucket(Bucket="boto-sub")
+s3.put_object(Bucket="boto-sub", Key="t", Body=small, Tagging="a=1&b=two%20words", **ssec)
+out["tags_put"] = s3.get_object_tagging(Bucket="boto-sub", Key="t")["TagSet"]
+s3.put_object_tagging(Bucket="boto-sub", Key="t", Tagging={"TagSet": [{"Key": "c", "Value": "3"}]})
+r = s3.get_object(Bucket="boto-sub", Key="t", **ssec)
+out["tags_count"] = r.get("TagCount")
+out["tags_body_equal"] = r["Body"].read() == small
+s3.delete_object_tagging(Bucket="boto-sub", Key="t")
+out["tags_after_delete"] = s3.get_object_tagging(Bucket="boto-sub", Key="t")["TagSet"]
+s3.put_bucket_tagging(Bucket="boto-sub", Tagging={"TagSet": [{"Key": "env", "Value": "test"}]})
+out["bucket_tags"] = s3.get_bucket_tagging(Bucket="boto-sub")["TagSet"]
+out["bucket_acl"] = [[g["Grantee"]["ID"], g["Permission"]] for g in s3.get_bucket_acl(Bucket="boto-sub")["Grants"]]
+s3.put_object_acl(Bucket="boto-sub", Key="t", ACL="private")
+out["object_acl_owner"] = s3.get_object_acl(Bucket="boto-sub", Key="t")["Owner"]["ID"]
+try:
+    s3.put_bucket_acl(Bucket="boto-sub", ACL="public-read")
+    out["public_acl"] = "ok"
+except s3.exceptions.ClientError as e:
+    out["public_acl"] = e.response["Error"]["Code"]
+out["versioning"] = s3.get_bucket_versioning(Bucket="boto-sub").get("Status")
+s3.put_bucket_versioning(Bucket="boto-sub", VersioningConfiguration={"Status": "Suspended"})
+out["null_version_equal"] = s3.get_object(Bucket="boto-sub", Key="t", VersionId="null", **ssec)["Body"].read() == small
 print(json.dumps(out))
