@@ -4,6 +4,7 @@
 export * as AccessLog from "./AccessLog.js"
 export * as Acl from "./Acl.js"
 export * as Backend from "./Backend.js"
+export * as BucketSubresources from "./BucketSubresources.js"
 export * as Buckets from "./Buckets.js"
 export * as Checksums from "./Checksums.js"
 export * as GatewayConfig from "./GatewayConfig.js"
