@@ -329,6 +329,8 @@ export const uploadPart = (options: {
   readonly checksum?: (() => PartChecksum | undefined) | undefined
   /** Hash the part's plaintext as it streams (its ETag in SSE-S3). */
   readonly md5?: boolean | undefined
+  /** With `md5`: the part's MD5 as already verified (its Content-MD5), once the body has ended. */
+  readonly knownMd5?: (() => string | undefined) | undefined
 }): Effect.Effect<PartRecord, StoreError | S3Error | DecryptError> =>
   Effect.gen(function*() {
     const { record } = options
@@ -340,7 +342,7 @@ export const uploadPart = (options: {
       }))
     )
     const cipher = NativeFormat.ciphertextSize(options.length, segmentSize)
-    const md5 = options.md5 === true ? Etag.backgroundMd5() : undefined
+    const md5 = options.md5 !== true ? undefined : options.knownMd5 !== undefined ? Etag.fromKnown(options.knownMd5) : Etag.backgroundMd5()
     const plain = md5 === undefined ? options.body : md5.pipe(options.body)
     const done = yield* options.store.uploadPart(
       { key: record.key, uploadId: record.backendUploadId },

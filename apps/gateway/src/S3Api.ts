@@ -846,7 +846,8 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
-    const md5 = Etag.md5Tap(mode, system, record.name, key)
+    // A Content-MD5 was verified by decodeBody: that MD5 is the ETag, not hashed again.
+    const md5 = Etag.md5Tap(mode, system, record.name, key, r.headers["content-md5"] === undefined ? undefined : decoded.md5Hex)
     const result = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentLength: length,
       contentType: r.headers["content-type"],
@@ -1201,7 +1202,9 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
       length,
       unwrapper: Sse.unwrapperFor(keys, customerKey),
       checksum: () => verifiedChecksum(decoded),
-      md5: upload.metadata[Sse.Meta.sse] === "AES256"
+      md5: upload.metadata[Sse.Meta.sse] === "AES256",
+      // A verified Content-MD5 is the part's MD5: not hashed again.
+      knownMd5: r.headers["content-md5"] === undefined ? undefined : decoded.md5Hex
     })
     return Http.empty(200, {
       etag: `"${Multipart.partEtag(part)}"`,

@@ -4,7 +4,15 @@
  * A mismatch is S3's error and stores nothing; a verified Content-MD5 of an SSE-S3 object is its
  * ETag.
  */
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand
+} from "@aws-sdk/client-s3"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import * as crypto from "node:crypto"
@@ -46,6 +54,28 @@ describe("Content-MD5", () => {
         yield* absent(`md5-wrong/${size}`)
       }))
   }
+
+  it.effect("the parts of an SSE-S3 multipart upload: each part's verified Content-MD5 is its ETag, and the object's is S3's MD5 of MD5s", () =>
+    Effect.gen(function*() {
+      const parts = [body(5 * MiB + 3, 5), body(1000, 6)]
+      const { UploadId } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "checks", Key: "mp", ServerSideEncryption: "AES256" })))
+      const etags: Array<string> = []
+      for (const [i, p] of parts.entries()) {
+        const r = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "checks", Key: "mp", UploadId, PartNumber: i + 1, Body: p, ContentMD5: md5(p).toString("base64") })))
+        assert.strictEqual(r.ETag, `"${md5(p).toString("hex")}"`)
+        etags.push(r.ETag!)
+      }
+      const bad = yield* refused(() =>
+        s3.send(new UploadPartCommand({ Bucket: "checks", Key: "mp", UploadId, PartNumber: 3, Body: parts[1], ContentMD5: md5(parts[0]!).toString("base64") }))
+      )
+      assert.deepStrictEqual(bad, { code: "BadDigest", status: 400 })
+      const done = yield* call(() =>
+        s3.send(new CompleteMultipartUploadCommand({ Bucket: "checks", Key: "mp", UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }))
+      )
+      assert.strictEqual(done.ETag, `"${md5(Buffer.concat(parts.map(md5))).toString("hex")}-2"`)
+      const got = yield* call(() => s3.send(new GetObjectCommand({ Bucket: "checks", Key: "mp" })))
+      assert.isTrue(Buffer.from(yield* bytes(got.Body)).equals(Buffer.concat(parts)))
+    }))
 
   it.effect("one that is not 16 bytes is InvalidDigest", () =>
     Effect.gen(function*() {

@@ -99,11 +99,21 @@ export const record = (system: Store, bucket: string, key: string, id: string, e
     ? Effect.void
     : writeJson(system, recordKey(bucket, id), { etag, key } satisfies EtagRecord).pipe(Effect.map(() => remember(`${bucket}/${id}`, etag)))
 
-/** A tap for a write of `key` in an MD5 mode; undefined otherwise. */
-export const md5Tap = (mode: Sse.WriteMode, system: Store, bucket: string, key: string): Md5Tap | undefined => {
+/**
+ * A tap for a write of `key` in an MD5 mode; undefined otherwise. With `known`, the MD5 the body
+ * was already verified against (a request's Content-MD5, see `decodeBody`), available once the
+ * body has ended, the body is not hashed a second time.
+ */
+export const md5Tap = (
+  mode: Sse.WriteMode,
+  system: Store,
+  bucket: string,
+  key: string,
+  known?: (() => string | undefined) | undefined
+): Md5Tap | undefined => {
   if (!isMd5Mode(mode)) return undefined
   const id = crypto.randomBytes(16).toString("hex")
-  const md5 = backgroundMd5()
+  const md5 = known === undefined ? backgroundMd5() : fromKnown(known)
   return {
     metadata: { [META]: id },
     // The record goes out when the plaintext ends: before ClientSide.put can seal the last segment.
@@ -112,6 +122,16 @@ export const md5Tap = (mode: Sse.WriteMode, system: Store, bucket: string, key: 
     hex: md5.hex
   }
 }
+
+/** An MD5 computed elsewhere as the body passed: the stream goes through untouched. */
+export const fromKnown = (known: () => string | undefined): ReturnType<typeof backgroundMd5> => ({
+  pipe: (self) => self,
+  hex: () => {
+    const hex = known()
+    if (hex === undefined) throw new Error("the body has not been read in full")
+    return hex
+  }
+})
 
 /**
  * The MD5 of a stream's bytes as they pass, computed on the hashing worker thread while this one
