@@ -408,19 +408,28 @@ const putBucketEncryption = (r: Request, record: BucketRecord) =>
     return Http.empty(200)
   })
 
+/** The parameters ListObjects (v1, v2) and ListObjectVersions share, checked as S3 checks them. */
+const listParams = (r: Request) =>
+  Effect.gen(function*() {
+    const maxKeysText = r.query.get("max-keys")
+    if (maxKeysText !== undefined && !/^\d+$/.test(maxKeysText)) return yield* errors.invalidArgument("provided max-keys not an integer or within integer range")
+    const encode = r.query.get("encoding-type") === "url"
+    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
+    return {
+      maxKeys: Math.min(1000, maxKeysText === undefined ? 1000 : Number(maxKeysText)),
+      prefix: r.query.get("prefix") ?? "",
+      delimiter: r.query.get("delimiter") || undefined,
+      encode,
+      enc: (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    }
+  })
+
 const listObjects = (r: Request, record: BucketRecord) =>
   Effect.gen(function*() {
     const store = yield* (yield* Buckets).store(record.name)
     const v2 = r.query.get("list-type") === "2"
     if (r.query.has("list-type") && !v2) return yield* errors.invalidArgument("invalid list-type")
-    const maxKeysText = r.query.get("max-keys")
-    if (maxKeysText !== undefined && !/^\d+$/.test(maxKeysText)) return yield* errors.invalidArgument("provided max-keys not an integer or within integer range")
-    const maxKeys = Math.min(1000, maxKeysText === undefined ? 1000 : Number(maxKeysText))
-    const prefix = r.query.get("prefix") ?? ""
-    const delimiter = r.query.get("delimiter") || undefined
-    const encode = r.query.get("encoding-type") === "url"
-    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
-    const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    const { maxKeys, prefix, delimiter, encode, enc } = yield* listParams(r)
     const token = v2 ? r.query.get("continuation-token") : undefined
     let continuation: string | undefined
     if (token !== undefined) {
@@ -486,14 +495,7 @@ const listVersions = (r: Request, record: BucketRecord) =>
   Effect.gen(function*() {
     const buckets = yield* Buckets
     const store = yield* buckets.store(record.name)
-    const maxKeysText = r.query.get("max-keys")
-    if (maxKeysText !== undefined && !/^\d+$/.test(maxKeysText)) return yield* errors.invalidArgument("provided max-keys not an integer or within integer range")
-    const maxKeys = Math.min(1000, maxKeysText === undefined ? 1000 : Number(maxKeysText))
-    const prefix = r.query.get("prefix") ?? ""
-    const delimiter = r.query.get("delimiter") || undefined
-    const encode = r.query.get("encoding-type") === "url"
-    if (r.query.has("encoding-type") && !encode) return yield* errors.invalidArgument("invalid encoding method specified in request")
-    const enc = (s: string) => (encode ? SigV4.uriEncode(s).replace(/%2F/g, "/") : s)
+    const { maxKeys, prefix, delimiter, encode, enc } = yield* listParams(r)
     const keyMarker = r.query.get("key-marker") || undefined
     const versionIdMarker = r.query.get("version-id-marker") || undefined
     if (versionIdMarker !== undefined && keyMarker === undefined) return yield* errors.invalidArgument("a version-id marker cannot be specified without a key marker")
