@@ -43,7 +43,7 @@ import type {
   StoreLimits,
   StoredObject
 } from "@objcrypt/core/ObjectStore"
-import { Config, Context, Effect, Either, Layer, Option, Redacted, Stream } from "effect"
+import { Config, Context, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
@@ -88,6 +88,26 @@ export const limits: StoreLimits = {
 }
 
 const SSE_TAGS = ["SseS3", "SseKms", "SseC"] as const
+
+/**
+ * Runs a request that must not be cut off halfway: interrupted, it is given up to `grace` to finish
+ * before it is interrupted in turn (which aborts the HTTP request). An S3 server finishes writing a
+ * part whose body it has received even when the client hangs up, so an AbortMultipartUpload sent
+ * while a part request is still in flight can be followed by that part landing: an orphan part
+ * outside any upload, which no S3 call can remove (seen on Ceph RGW 16 as `_multipart_…` bucket
+ * index entries after an interrupted `objcrypt cp`). Letting part requests settle first makes the
+ * abort that follows the last word.
+ */
+const settleOnInterrupt = <A, E, R>(self: Effect.Effect<A, E, R>, grace: Duration.DurationInput): Effect.Effect<A, E, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.fork(restore(self)), (fiber) =>
+      restore(Fiber.join(fiber)).pipe(
+        Effect.onInterrupt(() => Fiber.await(fiber).pipe(Effect.timeout(grace), Effect.ignore, Effect.zipRight(Fiber.interrupt(fiber))))
+      ))
+  )
+
+/** How long an interrupted part upload may take to finish before it is cut off. */
+const PART_GRACE = Duration.seconds(15)
 
 /**
  * The SDK client the driver uses: request checksums only when an operation requires them, so no
@@ -322,7 +342,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
 
     const uploadBuffer = (upload: MultipartUpload, partNumber: number, bytes: Buffer, sse: ServerSideEncryption | undefined) =>
       Effect.map(
-        send("uploadPart", upload.key, (abortSignal) =>
+        settleOnInterrupt(send("uploadPart", upload.key, (abortSignal) =>
           client.send(
             new UploadPartCommand({
               Bucket,
@@ -335,7 +355,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
               ...customerKeyFields(sse)
             }),
             { abortSignal }
-          )),
+          )), PART_GRACE),
         (r): CompletedPart => ({ partNumber, etag: unquote(r.ETag), size: bytes.length })
       )
 
