@@ -64,6 +64,28 @@ const credentialOf = (req: http.IncomingMessage, query: URLSearchParams): string
   return query.get("AWSAccessKeyId") ?? undefined
 }
 
+// Bucket sub-resources and the operation names S3 (and CloudTrail) give them, after Get/Put/Delete.
+const BUCKET_SUBRESOURCES: ReadonlyArray<readonly [string, string]> = [
+  ["encryption", "BucketEncryption"],
+  ["location", "BucketLocation"],
+  ["versioning", "BucketVersioning"],
+  ["acl", "BucketAcl"],
+  ["policyStatus", "BucketPolicyStatus"],
+  ["policy", "BucketPolicy"],
+  ["tagging", "BucketTagging"],
+  ["cors", "BucketCors"],
+  ["lifecycle", "BucketLifecycleConfiguration"],
+  ["website", "BucketWebsite"],
+  ["logging", "BucketLogging"],
+  ["notification", "BucketNotificationConfiguration"],
+  ["replication", "BucketReplication"],
+  ["object-lock", "ObjectLockConfiguration"],
+  ["publicAccessBlock", "PublicAccessBlock"],
+  ["ownershipControls", "BucketOwnershipControls"],
+  ["accelerate", "BucketAccelerateConfiguration"],
+  ["requestPayment", "BucketRequestPayment"]
+]
+
 /**
  * The S3 operation a request names, and its bucket and key (path style, or virtual-hosted style
  * for the configured domains, as `S3Api.address` reads them), as S3's server access logs and
@@ -89,13 +111,14 @@ export const describe = (
   const op = (): string => {
     if (bucket === null) return method === "GET" ? "ListBuckets" : "Unknown"
     if (key === null) {
-      for (const sub of ["encryption", "location", "versioning", "acl", "policy", "tagging", "cors", "lifecycle"]) {
+      for (const [sub, name] of BUCKET_SUBRESOURCES) {
         if (has(sub)) {
-          const name = sub === "cors" ? "Cors" : sub[0]!.toUpperCase() + sub.slice(1)
-          return method === "GET" ? `GetBucket${name}` : method === "PUT" ? `PutBucket${name}` : method === "DELETE" ? `DeleteBucket${name}` : "Unknown"
+          const verb = method === "GET" ? "Get" : method === "PUT" ? "Put" : method === "DELETE" ? "Delete" : undefined
+          return verb === undefined ? "Unknown" : `${verb}${name}`
         }
       }
       if (method === "GET" && has("uploads")) return "ListMultipartUploads"
+      if (method === "GET" && has("versions")) return "ListObjectVersions"
       switch (method) {
         case "GET":
           return query.get("list-type") === "2" ? "ListObjectsV2" : "ListObjects"
@@ -131,7 +154,7 @@ export const describe = (
         if (has("uploadId")) return "CompleteMultipartUpload"
         return "Unknown"
       case "DELETE":
-        return has("uploadId") ? "AbortMultipartUpload" : "DeleteObject"
+        return has("uploadId") ? "AbortMultipartUpload" : has("tagging") ? "DeleteObjectTagging" : "DeleteObject"
       default:
         return "Unknown"
     }
