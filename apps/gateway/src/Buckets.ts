@@ -113,6 +113,16 @@ export const writeJson = (store: Store, key: string, value: unknown, options?: {
 }
 
 /**
+ * The object store of a bucket that still exists; `undefined` once it has been deleted (what the
+ * background sweeps ask before touching a bucket's objects).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const storeIfExists = (buckets: Buckets["Type"], name: string): Effect.Effect<Store | undefined, StoreError> =>
+  Effect.flatMap(buckets.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : buckets.store(name)))
+
+/**
  * Buckets over any backend: `system` holds the gateway's state, `open` returns the store of a
  * bucket (called once per bucket and cached), `destroy` releases what a deleted bucket leaves
  * (a directory, a prefix); bucket records and emptiness checks go through the stores. Use it to

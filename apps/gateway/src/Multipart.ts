@@ -23,7 +23,7 @@ import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
-import { readJson, writeJson } from "./Buckets.js"
+import { readJson, storeIfExists, writeJson } from "./Buckets.js"
 import type { Buckets } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
 import * as Etag from "./internal/etag.js"
@@ -728,7 +728,7 @@ export const abortIncompleteForever = (
   afterMs: number,
   options?: { readonly firstAfter?: Duration.DurationInput; readonly every?: Duration.DurationInput }
 ): Effect.Effect<never> => {
-  const bucketStore = (name: string) => Effect.flatMap(buckets.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : buckets.store(name)))
+  const bucketStore = (name: string) => storeIfExists(buckets, name)
   const once = Effect.suspend(() => abortIncomplete(buckets.system, bucketStore, Date.now() - afterMs)).pipe(
     Effect.tap((r) => (r.aborted > 0 ? Effect.logInfo(`aborted ${r.aborted} incomplete multipart uploads of ${r.checked} in progress`) : Effect.void)),
     Effect.catchAllCause((cause) => Effect.logWarning("the sweep of incomplete multipart uploads failed; it runs again later", cause))

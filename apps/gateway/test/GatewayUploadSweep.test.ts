@@ -32,8 +32,7 @@ beforeAll(async () => {
 afterAll(() => api.close())
 
 const replica = () => Buckets.makeFs({ root: api.root, fsync: false })
-const bucketStore = (b: Buckets.Buckets["Type"]) => (name: string) =>
-  Effect.flatMap(b.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : b.store(name)))
+const bucketStore = (b: Buckets.Buckets["Type"]) => (name: string) => Buckets.storeIfExists(b, name)
 const inProgress = () =>
   call(() => s3.send(new ListMultipartUploadsCommand({ Bucket: "sweep" }))).pipe(Effect.map((r) => (r.Uploads ?? []).map((u) => u.UploadId!)))
 /** Upload ids with records or parts in the system store; driver-fs's own multipart staging directories. */

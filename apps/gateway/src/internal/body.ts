@@ -20,7 +20,7 @@ const checker = (a: Checksums.Algorithm): Checker => {
 
 interface Expectation {
   readonly name: string
-  readonly algorithm: Checksums.Algorithm | undefined
+  readonly algorithm: Checksums.Algorithm
   readonly checker: Checker
   value: string | undefined
   readonly onMismatch: () => S3Error
@@ -84,7 +84,7 @@ export const decodeBody = <E>(
       trailer = { name: trailerName, algorithm: alg, checker: checker(alg), value: undefined, onMismatch: () => errors.badDigest(`the ${alg.toUpperCase()} you specified did not match the calculated checksum`) }
       expectations.push(trailer)
     }
-    if (new Set(expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm]))).size > 1) {
+    if (new Set(expectations.map((e) => e.algorithm)).size > 1) {
       return yield* errors.invalidRequest("expecting a single x-amz-checksum- header; multiple checksum types are not allowed")
     }
     const wantSha = payload._tag === "Sha256" && !chunked ? payload.hex : undefined
@@ -118,9 +118,9 @@ export const decodeBody = <E>(
     const checkExpectations = (): S3Error | undefined => {
       for (const e of expectations) {
         if (e.value === undefined) return errors.invalidRequest(`the trailer ${e.name} is missing`)
-        if (e.algorithm !== undefined && !Checksums.isWellFormed(e.algorithm, e.value)) return errors.invalidRequest(`value for ${e.name} trailing header is invalid`)
+        if (!Checksums.isWellFormed(e.algorithm, e.value)) return errors.invalidRequest(`value for ${e.name} trailing header is invalid`)
         if (!Checksums.equal(e.checker.digest(), e.value)) return e.onMismatch()
-        if (e.algorithm !== undefined) verified[e.algorithm] = e.value
+        verified[e.algorithm] = e.value
       }
       return undefined
     }
@@ -150,7 +150,7 @@ export const decodeBody = <E>(
       length,
       verified,
       md5Hex: () => md5Hex,
-      algorithms: expectations.flatMap((e) => (e.algorithm === undefined ? [] : [e.algorithm]))
+      algorithms: expectations.map((e) => e.algorithm)
     }
   })
 

@@ -23,7 +23,7 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Chunk, Duration, Effect, Option, Schedule, Stream } from "effect"
 import * as crypto from "node:crypto"
-import { readJson, writeJson } from "../Buckets.js"
+import { readJson, storeIfExists, writeJson } from "../Buckets.js"
 import type { Buckets } from "../Buckets.js"
 import { Meta } from "../Sse.js"
 import type * as Sse from "../Sse.js"
@@ -293,7 +293,7 @@ export const sweepForever = (
   buckets: Buckets["Type"],
   options?: { readonly firstAfter?: Duration.DurationInput; readonly every?: Duration.DurationInput; readonly olderThan?: Duration.DurationInput }
 ): Effect.Effect<never> => {
-  const bucketStore = (name: string) => Effect.flatMap(buckets.get(name), (r) => (r === undefined ? Effect.succeed(undefined) : buckets.store(name)))
+  const bucketStore = (name: string) => storeIfExists(buckets, name)
   const once = Effect.suspend(() => sweep(buckets.system, bucketStore, { olderThanMs: Duration.toMillis(options?.olderThan ?? "24 hours") })).pipe(
     Effect.tap((r) => (r.removed > 0 ? Effect.logInfo(`removed ${r.removed} orphan ETag records of ${r.checked} checked`) : Effect.void)),
     Effect.catchAllCause((cause) => Effect.logWarning("ETag record sweep failed; it runs again later", cause))
