@@ -111,6 +111,62 @@ export const read = (p: string, chunkSize: number = CHUNK_SIZE): Stream.Stream<U
     )
   )
 
+/** Reads kept in flight ahead of the consumer by {@link readBorrowed}. */
+const READ_AHEAD = 2
+
+/**
+ * A file as a stream of chunks **borrowed** from a small ring of reused buffers: a chunk is valid
+ * only until the consumer pulls the next one (then a later read may overwrite it). For consumers
+ * that copy every chunk before pulling again — encryption, whose cipher writes fresh output; see
+ * `PutOptions.borrowedBody` — it saves allocating (and the GC collecting) one buffer per read.
+ * Reads are sequential and positioned, up to two ahead of the consumer.
+ *
+ * @since 0.1.0
+ * @category files
+ */
+export const readBorrowed = (p: string, chunkSize: number = CHUNK_SIZE): Stream.Stream<Uint8Array, LocalFileError> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    // In flight at once: the chunk the consumer holds, and READ_AHEAD reads (queued or running)
+    // beyond it; the next read goes into the buffer of the chunk the consumer has just let go.
+    const ring = Array.from({ length: READ_AHEAD + 2 }, () => Buffer.allocUnsafe(chunkSize))
+    let slot = 0
+    let position = 0
+    let eof = false
+    let chain: Promise<unknown> = Promise.resolve()
+    const queue: Array<Promise<Uint8Array | undefined>> = []
+    const handle = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => fsp.open(p, "r"), catch: (e) => fail(p, e, "open") }),
+      (h) => Effect.promise(() => chain.then(() => h.close(), () => h.close()))
+    )
+    const schedule = () => {
+      const buf = ring[slot++ % ring.length]!
+      const read = chain.then(async () => {
+        if (eof) return undefined
+        const { bytesRead } = await handle.read(buf, 0, chunkSize, position)
+        if (bytesRead === 0) {
+          eof = true
+          return undefined
+        }
+        position += bytesRead
+        return buf.subarray(0, bytesRead)
+      })
+      chain = read.catch(() => {
+        eof = true
+      })
+      queue.push(read)
+    }
+    return Stream.repeatEffectOption(
+      Effect.tryPromise({
+        try: () => {
+          if (queue.length === 0) for (let i = 0; i <= READ_AHEAD; i++) schedule()
+          else schedule()
+          return queue.shift()!
+        },
+        catch: (e) => Option.some(fail(p, e, "read"))
+      }).pipe(Effect.flatMap((b) => (b === undefined ? Effect.fail(Option.none()) : Effect.succeed(b as Uint8Array))))
+    )
+  }))
+
 /**
  * Writes a stream to `p` atomically: into a temporary file beside it, fsync'd, then renamed. The
  * temporary file is removed if the stream fails or the fiber is interrupted.

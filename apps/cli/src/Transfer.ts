@@ -97,6 +97,8 @@ export interface PutOptions {
   readonly concurrency?: number | undefined
   /** The client-side format (checked with `Formats.check` beforehand). @default "native" */
   readonly format?: Formats.FormatName | undefined
+  /** The body's chunks are valid only until the next pull (see `ClientSide.PutOptions.borrowedBody`). */
+  readonly borrowedBody?: boolean | undefined
 }
 
 /**
@@ -120,6 +122,8 @@ export const put = <E>(
     const kms = mode._tag === "CseKms" ? yield* kmsOf(session, store) : undefined
     const format = options?.format ?? "native"
     if (format !== "native" && (mode._tag === "CseC" || mode._tag === "CseKms")) {
+      // These formats may keep chunks (parts being filled): borrowed ones are copied.
+      if (options?.borrowedBody === true) body = Stream.map(body, (c) => new Uint8Array(c))
       const keys = yield* session.keys
       if (format === "azure-v2") {
         if (mode._tag !== "CseC") return yield* new EncryptError({ key, reason: "azure-v2 needs cse-c" })

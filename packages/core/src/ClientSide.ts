@@ -69,6 +69,13 @@ export interface PutOptions {
    * when nothing else reads them again. @default false
    */
   readonly transferBody?: boolean | undefined
+  /**
+   * The body's chunks are only valid until the next one is pulled (a file reader that reuses its
+   * buffers). `put` then never keeps a reference to one: with a `contentLength`, no `partSize` and
+   * no `pool` it encrypts each chunk as it arrives (which it does then anyway); on any other path it
+   * copies each chunk first (and never transfers one). @default false
+   */
+  readonly borrowedBody?: boolean | undefined
 }
 
 /**
@@ -205,7 +212,12 @@ export const put = <E>(
     if (Either.isLeft(partSize)) return yield* fail(partSize.left)
     const segmentsPerPart = partSize.right / segmentSize
     const concurrency = Math.max(1, options?.concurrency ?? 4)
-    const transfer = options?.transferBody === true
+    const borrowed = options?.borrowedBody === true
+    // Known length on the calling thread: the final segment is known by its index, so every chunk
+    // is sealed as it arrives — no grouping into parts, no plaintext held, borrowed chunks safe.
+    const sealAsItArrives = contentLength !== undefined && options?.partSize === undefined && options?.pool === undefined
+    const transfer = options?.transferBody === true && !borrowed
+    const input = borrowed && !sealAsItArrives ? Stream.map(body, (c) => new Uint8Array(c)) : body
 
     const random = yield* FiberRef.get(currentRandom)
     const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
@@ -232,9 +244,37 @@ export const put = <E>(
       Effect.orElseSucceed(() => undefined)
     )
 
+    if (sealAsItArrives) {
+      const placed = yield* placeEnvelope(store, key, envelopeFor(contentLength), userMeta)
+      const sealer = NativeFormat.makeSizedSealer(keys, contentLength)
+      const sealed = Stream.mapChunksEffect(input, (chunk) =>
+        Effect.suspend(() => {
+          const out: Array<Uint8Array> = []
+          for (const c of chunk) {
+            if (c.length > contentLength - sealer.bytes()) return Effect.fail(fail(`the body is longer than the ${contentLength} bytes announced`))
+            sealer.push(c, out)
+          }
+          return Effect.succeed(Chunk.unsafeFromArray(out))
+        })).pipe(
+          Stream.concat(Stream.suspend(() => {
+            if (sealer.bytes() !== contentLength) return Stream.fail(fail(`the body is ${sealer.bytes()} bytes, not the ${contentLength} announced`))
+            const out: Array<Uint8Array> = []
+            sealer.end(out)
+            return Stream.fromIterable(out)
+          }))
+        )
+      const result = yield* store.put(key, sealed, {
+        contentLength: NativeFormat.ciphertextSize(contentLength, segmentSize),
+        contentType: options?.contentType,
+        metadata: placed.metadata
+      }).pipe(Effect.onError(() => placed.cleanup))
+      yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
+      return { ...result, plaintextSize: contentLength, envelope: placed.location, parts: 1 } satisfies PutResult
+    }
+
     // A pull rather than `Stream.peel`: peel hands the rest of the stream to another fiber and a
     // body failure then surfaces as a ChannelException defect instead of the body's own error.
-    const pull = yield* Stream.toPull(Stream.rechunk(NativeFormat.groupBytes(partSize.right)(body), 1))
+    const pull = yield* Stream.toPull(Stream.rechunk(NativeFormat.groupBytes(partSize.right)(input), 1))
     const firstChunk = yield* pull.pipe(
       Effect.catchAll((e) => Option.isSome(e) ? Effect.fail(e.value) : Effect.dieMessage("groupParts always emits a part"))
     )

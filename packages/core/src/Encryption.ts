@@ -185,7 +185,9 @@ export const put = <M extends EncryptionMode.EncryptionMode, E = never>(
     Effect.gen(function*() {
       yield* ModeService.ensureNative(store, m._tag)
       const s = yield* resolved
-      const r = yield* store.put(key, body, {
+      // Drivers may keep a chunk (a multipart part being filled): borrowed chunks are copied.
+      const owned = options?.borrowedBody === true ? Stream.map(body, (c) => new Uint8Array(c)) : body
+      const r = yield* store.put(key, owned, {
         contentLength: options?.contentLength,
         contentType: options?.contentType,
         metadata: options?.metadata,

@@ -460,6 +460,65 @@ export const makeSealer = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
 }
 
 /**
+ * A sealer for a plaintext whose size is known before the first byte: the last segment is known
+ * by its index, so every byte is encrypted as soon as it is pushed and **no input chunk is held
+ * after `push` returns** — the caller may reuse its buffers (a file reader's ring). Produces the
+ * same bytes as {@link makeSealer} over the same plaintext. Pushing more than `plaintextSize`
+ * bytes, or ending short of it, throws (callers check lengths first and fail with a typed error).
+ *
+ * @since 0.1.0
+ * @category streaming
+ */
+export const makeSizedSealer = (
+  keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
+  plaintextSize: number,
+  options?: { readonly firstSegment?: number | undefined }
+): Sealer => {
+  if (!Number.isSafeInteger(plaintextSize) || plaintextSize < 0) throw new Error("invalid plaintext size")
+  const size = keys.segmentSize
+  const key = keys.contentKey
+  const first = options?.firstSegment ?? 0
+  const lastIndex = first + segmentCount(plaintextSize, size) - 1
+  let index = first
+  let cipher: crypto.CipherGCM | undefined
+  let inSegment = 0
+  let total = 0
+  let ended = false
+  const close = (out: Array<Uint8Array>) => {
+    cipher!.final()
+    out.push(cipher!.getAuthTag())
+    cipher = undefined
+    inSegment = 0
+    index++
+  }
+  return {
+    push: (chunk, out) => {
+      if (ended) throw new Error("sealer already ended")
+      if (chunk.length > plaintextSize - total) throw new Error("more plaintext than the size given")
+      total += chunk.length
+      let off = 0
+      while (off < chunk.length) {
+        cipher ??= crypto.createCipheriv("aes-256-gcm", key, segmentNonce(index, index === lastIndex))
+        const take = Math.min(size - inSegment, chunk.length - off, UPDATE_SLICE)
+        out.push(cipher.update(chunk.subarray(off, off + take)))
+        inSegment += take
+        off += take
+        // A full segment closes now unless it is the last (closed by `end`, also when empty).
+        if (inSegment === size && index !== lastIndex) close(out)
+      }
+    },
+    end: (out) => {
+      if (ended) throw new Error("sealer already ended")
+      if (total !== plaintextSize) throw new Error("less plaintext than the size given")
+      ended = true
+      cipher ??= crypto.createCipheriv("aes-256-gcm", key, segmentNonce(index, true))
+      close(out)
+    },
+    bytes: () => total
+  }
+}
+
+/**
  * Encrypts a plaintext stream into the segment stream (the object body). Memory: one segment.
  *
  * @since 0.1.0

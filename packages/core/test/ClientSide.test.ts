@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Fiber, Redacted, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Option, Redacted, Stream } from "effect"
 import * as fc from "fast-check"
 import * as crypto from "node:crypto"
 import * as ClientSide from "../src/ClientSide.js"
@@ -246,6 +246,53 @@ describe("ClientSide multipart", () => {
       yield* ClientSide.put(store, "unknown", body(pt, 65536), [aes()], { segmentSize: 4096 })
       assert.isTrue((yield* read(store, "unknown")).equals(pt))
     }), { timeout: 30_000 })
+
+  it.effect("a borrowed body (one buffer reused for every chunk) round-trips on every put path", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: 3000 }),
+          fc.integer({ min: 16, max: 200 }),
+          fc.integer({ min: 1, max: 900 }),
+          fc.constantFrom("sized", "parts", "unknown"),
+          async (size, seg, chunk, path) => {
+            const store = MemoryStore.make()
+            const pt = crypto.randomBytes(size)
+            // Every pull overwrites the same buffer: a chunk kept past the next pull is corrupted.
+            const scratch = Buffer.alloc(chunk)
+            let at = 0
+            const borrowed = Stream.repeatEffectOption(Effect.suspend(() => {
+              if (at >= size) return Effect.fail(Option.none())
+              const n = Math.min(chunk, size - at)
+              pt.copy(scratch, 0, at, at + n)
+              at += n
+              return Effect.succeed(scratch.subarray(0, n) as Uint8Array)
+            }))
+            const r = await Effect.runPromise(ClientSide.put(store, "obj", borrowed, [aes()], {
+              segmentSize: seg,
+              partSize: path === "parts" ? seg * 2 : undefined,
+              contentLength: path === "unknown" ? undefined : size,
+              borrowedBody: true
+            }))
+            assert.strictEqual(r.plaintextSize, size)
+            assert.isTrue((await Effect.runPromise(read(store, "obj"))).equals(pt))
+          }
+        ),
+        { numRuns: 60 }
+      )
+    ))
+
+  it.effect("a body sealed as it arrives that is shorter or longer than contentLength fails and stores nothing", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const pt = crypto.randomBytes(5000)
+      for (const announced of [0, 4999, 5001, 20_000]) {
+        const e = yield* Effect.flip(ClientSide.put(store, "k", body(pt, 700), [aes()], { segmentSize: 64, contentLength: announced, borrowedBody: true }))
+        assert.strictEqual(e._tag, "EncryptError")
+        assert.match(e.message, announced < 5000 ? /longer than/ : /not the \d+ announced/)
+      }
+      assert.strictEqual(store.objects.size, 0)
+    }))
 
   it.effect("a streaming put whose body is shorter or longer than contentLength fails and stores nothing", () =>
     Effect.gen(function*() {

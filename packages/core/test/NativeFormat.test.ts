@@ -117,6 +117,49 @@ describe("NativeFormat streaming", () => {
       )
     ))
 
+  it.effect("the sized sealer writes the same bytes as the sealer, holding no input after push", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: 3000 }),
+          fc.integer({ min: 16, max: 300 }),
+          fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 4 }),
+          async (size, seg, sizes) => {
+            const keys = keysFor(seg)
+            const pt = crypto.randomBytes(size)
+            const expected = await Effect.runPromise(seal(keys, pt, sizes))
+            // Each chunk is copied into one reused buffer, which is scribbled over after push:
+            // any input the sealer kept would corrupt the output.
+            const scratch = Buffer.alloc(700)
+            const sealer = NativeFormat.makeSizedSealer(keys, size)
+            const out: Array<Uint8Array> = []
+            for (const c of Chunk.toArray(await Effect.runPromise(Stream.runCollect(chunks(pt, sizes))))) {
+              c.forEach((b, i) => (scratch[i] = b))
+              sealer.push(scratch.subarray(0, c.length), out)
+              scratch.fill(0xa5)
+            }
+            sealer.end(out)
+            assert.isTrue(Buffer.concat(out).equals(expected))
+          }
+        ),
+        { numRuns: 150 }
+      )
+    ))
+
+  it("the sized sealer refuses more or less plaintext than its size", () => {
+    const keys = keysFor(64)
+    const over = NativeFormat.makeSizedSealer(keys, 100)
+    over.push(Buffer.alloc(60), [])
+    assert.throws(() => over.push(Buffer.alloc(41), []), /more plaintext/)
+    const under = NativeFormat.makeSizedSealer(keys, 100)
+    under.push(Buffer.alloc(99), [])
+    assert.throws(() => under.end([]), /less plaintext/)
+    assert.throws(() => NativeFormat.makeSizedSealer(keys, -1), /invalid/)
+    const done = NativeFormat.makeSizedSealer(keys, 0)
+    done.end([])
+    assert.throws(() => done.push(Buffer.alloc(1), []), /ended/)
+  })
+
   it.effect("a part sealed with an offset and no final flag continues the object's segments", () =>
     Effect.gen(function*() {
       const keys = keysFor(64)

@@ -181,12 +181,22 @@ const uploads = (
         : dst.key === "" || dst.key.endsWith("/")
         ? dst.key + f.relative
         : dst.key
+    // The native format with a known length and no client-side parts seals each chunk as it
+    // arrives, so the file is read into reused buffers (nothing else keeps a chunk).
+    const borrow = (mode._tag === "CseC" || mode._tag === "CseKms") && (format ?? "native") === "native" && partSize === undefined
     return files.map((f): Job => ({
       source: f.path,
       destination: target(destKey(f)),
       size: f.size,
       run: (progress) =>
-        Transfer.put(s, store, destKey(f), counted(LocalFiles.read(f.path), progress), mode, { ...putOptions, contentLength: f.size }).pipe(
+        Transfer.put(
+          s,
+          store,
+          destKey(f),
+          counted(borrow ? LocalFiles.readBorrowed(f.path) : LocalFiles.read(f.path), progress),
+          mode,
+          { ...putOptions, contentLength: f.size, borrowedBody: borrow }
+        ).pipe(
           Effect.map((r) => ({ bytes: f.size, stored: r.size, mode: modeName(r.mode), ...formatOf(r), etag: r.etag }))
         )
     }))
