@@ -188,6 +188,8 @@ interface Phase {
   readonly mibPerSecond: number
   /** CPU seconds of the process doing the encryption (the gateway; this process for direct). */
   readonly cpuSeconds: number
+  /** The gateway's peak RSS (sampled) during this phase, for gateway phases. */
+  readonly peakRssMib?: number | undefined
 }
 
 const main = async () => {
@@ -232,8 +234,13 @@ const main = async () => {
   const gpid = gateway.pid!
   let serving = 0
   let sampling = false
+  let phasePeak = 0
   const poll = setInterval(() => {
-    if (sampling) serving = Math.max(serving, procStatus(gpid).rssMib)
+    if (sampling) {
+      const now = procStatus(gpid).rssMib
+      serving = Math.max(serving, now)
+      phasePeak = Math.max(phasePeak, now)
+    }
   }, 50)
   try {
     for (let i = 0; ; i++) {
@@ -250,6 +257,7 @@ const main = async () => {
       const cpu0 = pid === undefined ? process.cpuUsage() : undefined
       const c0 = pid === undefined ? 0 : procStatus(pid).cpuSeconds
       const t0 = process.hrtime.bigint()
+      phasePeak = 0
       await f()
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       const cpuSeconds = pid === undefined
@@ -258,7 +266,7 @@ const main = async () => {
           return (d.user + d.system) / 1e6
         })()
         : procStatus(pid).cpuSeconds - c0
-      phases.push({ name, seconds: Number(seconds.toFixed(2)), mibPerSecond: Math.round(size / MiB / seconds), cpuSeconds: Number(cpuSeconds.toFixed(2)) })
+      phases.push({ name, seconds: Number(seconds.toFixed(2)), mibPerSecond: Math.round(size / MiB / seconds), cpuSeconds: Number(cpuSeconds.toFixed(2)), ...(pid === undefined ? {} : { peakRssMib: Math.round(phasePeak) }) })
       process.stderr.write(`${name}: ${Math.round(size / MiB / seconds)} MiB/s\n`)
     }
 
@@ -291,6 +299,7 @@ const main = async () => {
     }
 
     // Small objects from a separate process.
+    phasePeak = 0
     const loadOut = !wanted("small") ? "null" : await new Promise<string>((resolve, reject) => {
       const args = ["--conditions=@objcrypt/source", "--import", HOOKS, fileURLToPath(import.meta.url), "--load", String(port),
         "--concurrency", String(arg("concurrency", 32)), "--requests", String(arg("requests", 4000)), "--small-kib", String(arg("small-kib", 4))]
@@ -317,7 +326,7 @@ const main = async () => {
       gateway: built ? "apps/gateway/dist/bundle/objcrypt-gateway.mjs" : "apps/gateway/src/bin.ts (sources)",
       nodeFlags: { gateway: gatewayArgs.slice(0, gatewayArgs.findIndex((a) => !a.startsWith("--"))), direct: process.execArgv },
       gatewayRssMib: { idle: Math.round(idleRssMib), peakWhileServing: Math.round(serving), lifetimeHwm: Math.round(procStatus(gpid).peakRssMib), target: 200 },
-      smallObjects: JSON.parse(loadOut) as unknown
+      smallObjects: loadOut === "null" ? null : { ...JSON.parse(loadOut) as object, gatewayPeakRssMib: Math.round(phasePeak) }
     }, null, 2) + "\n")
   } finally {
     clearInterval(poll)
