@@ -471,15 +471,13 @@ export const makeSealer = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
  */
 export const makeSizedSealer = (
   keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
-  plaintextSize: number,
-  options?: { readonly firstSegment?: number | undefined }
+  plaintextSize: number
 ): Sealer => {
   if (!Number.isSafeInteger(plaintextSize) || plaintextSize < 0) throw new Error("invalid plaintext size")
   const size = keys.segmentSize
   const key = keys.contentKey
-  const first = options?.firstSegment ?? 0
-  const lastIndex = first + segmentCount(plaintextSize, size) - 1
-  let index = first
+  const lastIndex = segmentCount(plaintextSize, size) - 1
+  let index = 0
   let cipher: crypto.CipherGCM | undefined
   let inSegment = 0
   let total = 0
