@@ -86,6 +86,14 @@ const BUCKET_SUBRESOURCES: ReadonlyArray<readonly [string, string]> = [
   ["requestPayment", "BucketRequestPayment"]
 ]
 
+// Bucket configurations kept by id: Get/Put/Delete…Configuration with an `id`, List…Configurations without.
+const NAMED_CONFIGURATIONS: ReadonlyArray<readonly [string, string]> = [
+  ["inventory", "BucketInventoryConfiguration"],
+  ["analytics", "BucketAnalyticsConfiguration"],
+  ["metrics", "BucketMetricsConfiguration"],
+  ["intelligent-tiering", "BucketIntelligentTieringConfiguration"]
+]
+
 /**
  * The S3 operation a request names, and its bucket and key (path style, or virtual-hosted style
  * for the configured domains, as `S3Api.address` reads them), as S3's server access logs and
@@ -111,6 +119,12 @@ export const describe = (
   const op = (): string => {
     if (bucket === null) return method === "GET" ? "ListBuckets" : "Unknown"
     if (key === null) {
+      for (const [sub, name] of NAMED_CONFIGURATIONS) {
+        if (has(sub)) {
+          if (method === "GET") return has("id") ? `Get${name}` : `List${name}s`
+          return method === "PUT" ? `Put${name}` : method === "DELETE" ? `Delete${name}` : "Unknown"
+        }
+      }
       for (const [sub, name] of BUCKET_SUBRESOURCES) {
         if (has(sub)) {
           const verb = method === "GET" ? "Get" : method === "PUT" ? "Put" : method === "DELETE" ? "Delete" : undefined
@@ -141,6 +155,8 @@ export const describe = (
         if (has("attributes")) return "GetObjectAttributes"
         if (has("acl")) return "GetObjectAcl"
         if (has("tagging")) return "GetObjectTagging"
+        if (has("retention")) return "GetObjectRetention"
+        if (has("legal-hold")) return "GetObjectLegalHold"
         return "GetObject"
       case "HEAD":
         return "HeadObject"
@@ -148,6 +164,8 @@ export const describe = (
         if (has("partNumber") && has("uploadId")) return copy ? "UploadPartCopy" : "UploadPart"
         if (has("acl")) return "PutObjectAcl"
         if (has("tagging")) return "PutObjectTagging"
+        if (has("retention")) return "PutObjectRetention"
+        if (has("legal-hold")) return "PutObjectLegalHold"
         return copy ? "CopyObject" : "PutObject"
       case "POST":
         if (has("uploads")) return "CreateMultipartUpload"

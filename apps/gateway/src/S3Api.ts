@@ -218,9 +218,8 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     return yield* objectOperation(r, bucket, key)
   })
 
-/** Bucket configurations with several named entries (not answered as "none configured"). */
-const UNSUPPORTED_BUCKET_SUBRESOURCES = ["inventory", "analytics", "metrics", "intelligent-tiering"]
-const UNSUPPORTED_OBJECT_SUBRESOURCES = ["retention", "legal-hold", "restore", "select", "torrent"]
+/** Object sub-resources of features the gateway does not have (no S3 answer fits "none configured"). */
+const UNSUPPORTED_OBJECT_SUBRESOURCES = ["restore", "select", "torrent"]
 /** Bucket subresources with their own handlers (never a bucket create or delete). */
 const BUCKET_SUBRESOURCES = ["encryption", "tagging", "versioning", "acl"]
 
@@ -244,13 +243,14 @@ const listBuckets = (r: Request) =>
 const bucketOperation = (r: Request, name: string) =>
   Effect.gen(function*() {
     const buckets = yield* Buckets
-    const unsupported = UNSUPPORTED_BUCKET_SUBRESOURCES.find((s) => has(r, s))
-    if (unsupported !== undefined) return yield* errors.notImplemented(`the ${unsupported} subresource is not implemented`)
     // Configurations the gateway never holds: S3's answers for a bucket without them.
+    const named = BucketSubresources.NAMED_CONFIGURATIONS.find((s) => has(r, s))
     const unconfigured = BucketSubresources.NAMES.find((s) => has(r, s))
-    if (unconfigured !== undefined) {
+    if (named !== undefined || unconfigured !== undefined) {
       yield* requireBucket(name)
-      const a = BucketSubresources.answer(r.method, unconfigured, name)
+      const a = named !== undefined
+        ? BucketSubresources.answerNamed(r.method, named, name, r.query.get("id"))
+        : BucketSubresources.answer(r.method, unconfigured ?? "", name)
       return a._tag === "Document" ? Http.xml(a.xml) : a._tag === "NoContent" ? Http.empty(204) : yield* Effect.fail(a.error)
     }
     if (r.method === "PUT" && !BUCKET_SUBRESOURCES.some((q) => has(r, q))) {
@@ -630,6 +630,17 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
     const unsupported = UNSUPPORTED_OBJECT_SUBRESOURCES.find((s) => has(r, s))
     if (unsupported !== undefined) return yield* errors.notImplemented(`the ${unsupported} subresource is not implemented`)
     const record = yield* requireBucket(bucketName)
+    // No bucket has Object Lock: S3 refuses its object sub-resources whether or not the key exists,
+    // and refuses a write asking for a lock before reading anything of it.
+    if (BucketSubresources.OBJECT_LOCK_SUBRESOURCES.some((s) => has(r, s))) {
+      if (r.method !== "GET" && r.method !== "PUT") return yield* methodNotAllowed()
+      return yield* BucketSubresources.missingObjectLock(`/${bucketName}/${key}`, { write: false })
+    }
+    const writes = (r.method === "PUT" && !has(r, "uploadId") && !has(r, "partNumber") && !has(r, "tagging") && !has(r, "acl")) ||
+      (r.method === "POST" && has(r, "uploads"))
+    if (writes && BucketSubresources.objectLockHeader(r.headers) !== undefined) {
+      return yield* BucketSubresources.missingObjectLock(`/${bucketName}/${key}`, { write: true })
+    }
     const buckets = yield* Buckets
     const store = yield* buckets.store(bucketName)
     // Versioning is never enabled: every object is the "null" version, any other id is invalid.
@@ -793,6 +804,7 @@ const postFile = (
     const asHeaders: Record<string, string> = {}
     for (const [k, v] of fields) if (k.startsWith("x-amz-") || (USER_HEADERS as ReadonlyArray<string>).includes(k) || k === "content-type") asHeaders[k] = v
     delete asHeaders["x-amz-signature"]
+    if (BucketSubresources.objectLockHeader(asHeaders) !== undefined) return yield* BucketSubresources.missingObjectLock(`/${bucketName}/${key}`, { write: true })
     const { keys, mode } = yield* writeMode({ headers: asHeaders }, record, key)
     yield* Acl.checkHeaders({ ...asHeaders, ...(fields.has("acl") ? { "x-amz-acl": fields.get("acl")! } : {}) }, record.owner)
     const tagging = fields.get("tagging")

@@ -26,7 +26,21 @@ describe("AccessLog.describe", () => {
       ["DELETE", "/b/k?tagging", "DeleteObjectTagging"],
       ["DELETE", "/b/k", "DeleteObject"],
       ["DELETE", "/b/k?uploadId=x", "AbortMultipartUpload"],
-      ["POST", "/b/k?uploads", "CreateMultipartUpload"]
+      ["POST", "/b/k?uploads", "CreateMultipartUpload"],
+      ["GET", "/b?inventory", "ListBucketInventoryConfigurations"],
+      ["GET", "/b?inventory&id=r1", "GetBucketInventoryConfiguration"],
+      ["PUT", "/b?inventory&id=r1", "PutBucketInventoryConfiguration"],
+      ["DELETE", "/b?inventory&id=r1", "DeleteBucketInventoryConfiguration"],
+      ["GET", "/b?analytics", "ListBucketAnalyticsConfigurations"],
+      ["GET", "/b?analytics&id=a", "GetBucketAnalyticsConfiguration"],
+      ["GET", "/b?metrics&x-id=ListBucketMetricsConfigurations", "ListBucketMetricsConfigurations"],
+      ["DELETE", "/b?metrics&id=m", "DeleteBucketMetricsConfiguration"],
+      ["GET", "/b?intelligent-tiering", "ListBucketIntelligentTieringConfigurations"],
+      ["PUT", "/b?intelligent-tiering&id=t", "PutBucketIntelligentTieringConfiguration"],
+      ["GET", "/b/k?retention", "GetObjectRetention"],
+      ["PUT", "/b/k?retention", "PutObjectRetention"],
+      ["GET", "/b/k?legal-hold", "GetObjectLegalHold"],
+      ["PUT", "/b/k?legal-hold", "PutObjectLegalHold"]
     ]
     for (const [method, url, name] of cases) assert.strictEqual(op(method, url), name, `${method} ${url}`)
   })

@@ -38,7 +38,44 @@ describe("BucketSubresources", () => {
     const put = BucketSubresources.answer("PUT", "lifecycle", "b")
     assert.isTrue(put._tag === "Error" && put.error.code === "NotImplemented" && put.error.status === 501)
     if (put._tag === "Error") assert.include(put.error.detail, "abortIncompleteUploadsAfterDays")
-    const unknown = BucketSubresources.answer("GET", "inventory", "b")
+    const unknown = BucketSubresources.answer("GET", "torrent", "b")
     assert.isTrue(unknown._tag === "Error" && unknown.error.code === "NotImplemented")
+  })
+
+  it("answers the configurations kept by id: an empty list, NoSuchConfiguration, PUT not implemented", () => {
+    const describeAnswer = (a: BucketSubresources.Answer) =>
+      a._tag === "Error" ? `${a.error.status} ${a.error.code}: ${a.error.detail}` : a._tag === "Document" ? a.xml : a._tag
+    assert.deepStrictEqual(BucketSubresources.NAMED_CONFIGURATIONS, ["inventory", "analytics", "metrics", "intelligent-tiering"])
+    assert.deepStrictEqual(
+      BucketSubresources.NAMED_CONFIGURATIONS.map((n) => describeAnswer(BucketSubresources.answerNamed("GET", n, "b", undefined))),
+      [
+        `<ListInventoryConfigurationsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListInventoryConfigurationsResult>`,
+        `<ListBucketAnalyticsConfigurationResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListBucketAnalyticsConfigurationResult>`,
+        `<ListMetricsConfigurationsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListMetricsConfigurationsResult>`,
+        `<ListBucketIntelligentTieringConfigurationsOutput xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListBucketIntelligentTieringConfigurationsOutput>`
+      ]
+    )
+    for (const n of BucketSubresources.NAMED_CONFIGURATIONS) {
+      assert.strictEqual(describeAnswer(BucketSubresources.answerNamed("GET", n, "b", "r1")), "404 NoSuchConfiguration: The specified configuration does not exist.")
+      assert.strictEqual(describeAnswer(BucketSubresources.answerNamed("DELETE", n, "b", "r1")), "404 NoSuchConfiguration: The specified configuration does not exist.")
+      assert.match(describeAnswer(BucketSubresources.answerNamed("DELETE", n, "b", undefined)), /^400 InvalidArgument: /)
+      assert.match(describeAnswer(BucketSubresources.answerNamed("PUT", n, "b", "r1")), new RegExp(`^501 NotImplemented: the gateway does not hold ${n} configurations: `))
+      assert.match(describeAnswer(BucketSubresources.answerNamed("POST", n, "b", "r1")), /^405 MethodNotAllowed/)
+    }
+    const get = BucketSubresources.answerNamed("GET", "metrics", "bk", "x")
+    assert.isTrue(get._tag === "Error" && get.error.resource === "/bk")
+    const unknown = BucketSubresources.answerNamed("GET", "policy", "b", undefined)
+    assert.isTrue(unknown._tag === "Error" && unknown.error.code === "NotImplemented")
+  })
+
+  it("refuses Object Lock as S3 does for a bucket without it", () => {
+    const read = BucketSubresources.missingObjectLock("/b/k", { write: false })
+    assert.deepStrictEqual([read.code, read.status, read.detail, read.resource], ["InvalidRequest", 400, "Bucket is missing Object Lock Configuration", "/b/k"])
+    const write = BucketSubresources.missingObjectLock("/b/k", { write: true })
+    assert.deepStrictEqual([write.code, write.status, write.detail], ["InvalidRequest", 400, "Bucket is missing ObjectLockConfiguration"])
+    assert.strictEqual(BucketSubresources.objectLockHeader({ "x-amz-object-lock-mode": "GOVERNANCE" }), "x-amz-object-lock-mode")
+    assert.strictEqual(BucketSubresources.objectLockHeader({ "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z" }), "x-amz-object-lock-retain-until-date")
+    assert.strictEqual(BucketSubresources.objectLockHeader({ "x-amz-object-lock-legal-hold": "OFF" }), "x-amz-object-lock-legal-hold")
+    assert.isUndefined(BucketSubresources.objectLockHeader({ "x-amz-meta-lock": "x", "content-type": "text/plain" }))
   })
 })

@@ -359,10 +359,10 @@ describe("auth", () => {
       assert.strictEqual(health.status, 200)
     }))
 
-  it.effect("answers NotImplemented for unsupported features (object retention)", () =>
+  it.effect("answers object retention as S3 does for a bucket without Object Lock", () =>
     Effect.gen(function*() {
       const r = yield* refused(() => s3.send(new GetObjectRetentionCommand({ Bucket: "alpha", Key: "plain" })))
-      assert.deepStrictEqual(r, { code: "NotImplemented", status: 501 })
+      assert.deepStrictEqual(r, { code: "InvalidRequest", status: 400 })
     }))
 })
 

@@ -418,7 +418,7 @@ describe("unsupported features", () => {
       assert.deepStrictEqual(policy, { code: "NotImplemented", status: 501 })
       yield* call(() => s3.send(new PutObjectCommand({ Bucket: "feat", Key: "acl", Body: "x" })))
       const hold = yield* refused(() => s3.send(new GetObjectLegalHoldCommand({ Bucket: "feat", Key: "acl" })))
-      assert.deepStrictEqual(hold, { code: "NotImplemented", status: 501 })
+      assert.deepStrictEqual(hold, { code: "InvalidRequest", status: 400 })
     }))
 
   it.effect("bucket configurations never set read as S3 reads them on a bucket without them", () =>

@@ -197,6 +197,23 @@ describe("browser POST uploads", () => {
       assert.deepStrictEqual(filesUnder(staging).map((f) => path.relative(staging, f)).filter((f) => f.startsWith("uploads") || f.startsWith("tmp")), [])
     }))
 
+  it.effect("refuses a form asking for an object lock, as S3 does on a bucket without Object Lock, storing nothing", () =>
+    Effect.gen(function*() {
+      const asks: ReadonlyArray<Record<string, string>> = [
+        { "x-amz-object-lock-legal-hold": "ON" },
+        { "x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": new Date(Date.now() + 86_400_000).toISOString() }
+      ]
+      for (const ask of asks) {
+        const fields = signedForm({ conditions: [{ key: "locked/one" }, ...Object.entries(ask).map(([k, v]) => ({ [k]: v }))], fields: { key: "locked/one", ...ask } })
+        const r = yield* post(fields, Buffer.from("never stored"))
+        assert.strictEqual(r.status, 400, r.text)
+        assert.strictEqual(code(r.text), "InvalidRequest")
+        assert.include(r.text, "Bucket is missing ObjectLockConfiguration")
+        const head = yield* refused(() => s3.send(new HeadObjectCommand({ Bucket: "posts", Key: "locked/one" })))
+        assert.deepStrictEqual(head, { code: "NotFound", status: 404 })
+      }
+    }))
+
   it.effect("never writes plaintext to the backend", () =>
     Effect.sync(() => {
       for (const f of filesUnder(api.root)) {
