@@ -171,6 +171,17 @@ export interface PutOptions {
   readonly sse?: ServerSideEncryption | undefined
   /** `"*"`: only create, fail with `PreconditionFailed` when the key exists. */
   readonly ifNoneMatch?: "*" | undefined
+  /**
+   * Only overwrite the object whose current etag is this one (the `etag` of its `ObjectInfo` or
+   * `PutResult`, quoted or not); fail with `PreconditionFailed` when the key is missing or has
+   * another etag, and write nothing then. The check and the write are one atomic step of the
+   * provider (S3 `If-Match`, GCS `ifGenerationMatch`, Azure `If-Match`; local-fs and S3-compatible
+   * servers: see each driver).
+   * On `createMultipart` it applies when the upload completes, where the driver can carry it
+   * there (local-fs, GCS, Azure); S3 cannot and refuses it (use `put`). Giving it with
+   * `ifNoneMatch` is a usage error (the driver's bad-request `ProviderError`, status 400).
+   */
+  readonly ifMatch?: string | undefined
 }
 
 /**

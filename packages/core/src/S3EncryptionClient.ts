@@ -379,18 +379,22 @@ const refusal = (key: string, e: unknown): DecryptError => {
   return decryptError(key, "MalformedMetadata", "unreadable content metadata")
 }
 
+/** Reads and parses `<key><suffix>`, with the etag of the version read (for a conditional rewrite). */
 const readInstructionFile = (
   store: Store,
   key: string,
   suffix: string
-): Effect.Effect<Option.Option<Record<string, string>>, StoreError | DecryptError> =>
+): Effect.Effect<Option.Option<{ readonly fields: Record<string, string>; readonly etag: string }>, StoreError | DecryptError> =>
   ObjectStore.readAll(store, key + suffix).pipe(
-    Effect.map((r) => Option.some(r.bytes)),
-    Effect.catchTag("ObjectNotFound", () => Effect.succeed(Option.none<Uint8Array>())),
+    Effect.map(Option.some),
+    Effect.catchTag("ObjectNotFound", () => Effect.succeed(Option.none<{ readonly info: ObjectStore.ObjectInfo; readonly bytes: Uint8Array }>())),
     Effect.flatMap((o) =>
       Option.isNone(o)
         ? Effect.succeed(Option.none())
-        : Effect.try({ try: () => Option.some(F.parseInstructionFile(o.value)), catch: (e) => refusal(key, e) })
+        : Effect.try({
+          try: () => Option.some({ fields: F.parseInstructionFile(o.value.bytes), etag: o.value.info.etag }),
+          catch: (e) => refusal(key, e)
+        })
     )
   )
 
@@ -400,7 +404,15 @@ const loadEnvelope = (
   key: string,
   metadata: Readonly<Record<string, string>>,
   suffix: string
-): Effect.Effect<{ readonly envelope: F.Envelope; readonly instruction?: Record<string, string> | undefined }, StoreError | DecryptError> =>
+): Effect.Effect<
+  {
+    readonly envelope: F.Envelope
+    readonly instruction?: Record<string, string> | undefined
+    /** The etag of the instruction file read, when the envelope came from one. */
+    readonly instructionEtag?: string | undefined
+  },
+  StoreError | DecryptError
+> =>
   Effect.gen(function*() {
     const found = yield* Effect.try({ try: () => F.detect(metadata), catch: (e) => refusal(key, e) })
     if (found === "V1" || found === "V2") {
@@ -419,7 +431,7 @@ const loadEnvelope = (
           : "no S3 Encryption Client content metadata in the object's metadata and no instruction file"
       )
     }
-    const instr = instruction.value
+    const instr = instruction.value.fields
     const envelope = yield* Effect.try({
       try: () => {
         const inFile = F.detect(instr)
@@ -435,8 +447,33 @@ const loadEnvelope = (
       },
       catch: (e) => refusal(key, e)
     })
-    return { envelope, instruction: instr }
+    return { envelope, instruction: instr, instructionEtag: instruction.value.etag }
   })
+
+/**
+ * Rewrites an instruction file only over the version that was read (`ifMatch` its etag): if another
+ * writer replaced the object and its instruction file meanwhile, nothing is written and the re-key
+ * fails with `PreconditionFailed`, rather than pairing the new object with a rewrap of the old data key.
+ */
+const rewriteInstructionFile = (
+  store: Store,
+  key: string,
+  target: string,
+  fields: Record<string, string>,
+  ifMatch: string | undefined
+): Effect.Effect<ObjectStore.PutResult, StoreError | UnsupportedMode> =>
+  store.put(target, Stream.succeed(F.encodeInstructionFile(fields)), {
+    contentType: "application/json",
+    ...(ifMatch === undefined ? {} : { ifMatch })
+  }).pipe(
+    Effect.catchTag("PreconditionFailed", () =>
+      Effect.fail(
+        new PreconditionFailed({
+          key,
+          reason: `the instruction file ${target} changed during the re-key (the object was replaced or re-keyed by another writer); nothing was written`
+        })
+      ))
+  )
 
 /** Applies the commitment policy and the legacy opt-ins before any key is touched. */
 const checkPolicy = (key: string, env: F.Envelope, options: ReadOptions): Effect.Effect<void, DecryptError> => {
@@ -1048,7 +1085,8 @@ export interface ReEncryptOptions extends ReadOptions {
 /**
  * Rotation without touching the object: unwraps the data key from the object's instruction file
  * with the current materials (checking the V3 commitment), wraps it with a new key and writes the
- * instruction file again (at `newSuffix`, or over the old one).
+ * instruction file again (at `newSuffix`, or over the old one: then only over the version read,
+ * with `ifMatch`, failing with `PreconditionFailed` if it was replaced meanwhile).
  *
  * @since 0.1.0
  * @category operations
@@ -1061,7 +1099,7 @@ export const reEncryptInstructionFile = (
   Effect.gen(function*() {
     const suffix = options.instructionFileSuffix ?? F.INSTRUCTION_SUFFIX
     const info = yield* store.head(key)
-    const { envelope: env, instruction } = yield* loadEnvelope(store, key, info.metadata, suffix)
+    const { envelope: env, instruction, instructionEtag } = yield* loadEnvelope(store, key, info.metadata, suffix)
     const fail = (reason: string) => Effect.fail(new EncryptError({ key, reason }))
     if (env.location !== "instruction" || instruction === undefined) {
       return yield* fail("the content metadata is in the object's metadata, not in an instruction file")
@@ -1072,8 +1110,10 @@ export const reEncryptInstructionFile = (
     const next = yield* rewrapped(key, env, instruction, dataKey, options.wrapping, options.newKmsContext).pipe(
       Effect.ensuring(Effect.sync(() => dataKey.fill(0)))
     )
-    const target = key + (options.newSuffix ?? suffix)
-    yield* store.put(target, Stream.succeed(F.encodeInstructionFile(next.fields)), { contentType: "application/json" })
+    const targetSuffix = options.newSuffix ?? suffix
+    const target = key + targetSuffix
+    // Over the file read: only over that very version. Elsewhere: a plain write, as before.
+    yield* rewriteInstructionFile(store, key, target, next.fields, targetSuffix === suffix ? instructionEtag : undefined)
     return { key: target, wrapAlgorithm: next.wrapAlgorithm }
   })
 
@@ -1160,7 +1200,9 @@ export interface RekeyResult {
  * Rewraps an object's data key under another key without touching its body: unwraps it with the
  * current materials (checking the V3 key commitment), wraps it with `wrapping`, and rewrites only
  * the content metadata where it was found — the object's metadata through a same-key `copy`
- * (user metadata and content type kept), or the instruction file. V2 stays V2 and V3 stays V3
+ * (user metadata and content type kept), or the instruction file (a put with `ifMatch` on the
+ * etag of the instruction file read, so one replaced meanwhile fails with `PreconditionFailed` and
+ * is not overwritten). V2 stays V2 and V3 stays V3
  * (the data key, hence the commitment, is unchanged). V1 and AES-CBC objects are refused; a
  * legacy wrap (read under `enableLegacyWrappingAlgorithms`) is replaced by the new one. On any
  * failure the object is left as it was.
@@ -1176,7 +1218,7 @@ export const rekey = (
   Effect.gen(function*() {
     const suffix = options.instructionFileSuffix ?? F.INSTRUCTION_SUFFIX
     const info = yield* store.head(key)
-    const { envelope: env, instruction } = yield* loadEnvelope(store, key, info.metadata, suffix)
+    const { envelope: env, instruction, instructionEtag } = yield* loadEnvelope(store, key, info.metadata, suffix)
     if (env.cekAlg === F.CEK_CBC || env.version === "V1") {
       return yield* new EncryptError({ key, reason: "legacy (V1, AES-CBC) objects cannot be re-keyed" })
     }
@@ -1187,7 +1229,8 @@ export const rekey = (
       Effect.ensuring(Effect.sync(() => dataKey.fill(0)))
     )
     if (inInstruction) {
-      yield* store.put(key + suffix, Stream.succeed(F.encodeInstructionFile(next.fields)), { contentType: "application/json" })
+      // Only over the instruction file the data key was read from: a concurrent replacement fails the put.
+      yield* rewriteInstructionFile(store, key, key + suffix, next.fields, instructionEtag)
     } else {
       // Only onto the body the envelope was read from: a concurrent rewrite fails the copy.
       yield* store.copy(key, key, { metadata: next.fields, contentType: info.contentType, ifSourceMatch: info.etag })

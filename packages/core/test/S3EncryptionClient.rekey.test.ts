@@ -123,6 +123,84 @@ describe("S3EncryptionClient.rekey", () => {
       assert.deepStrictEqual(now.metadata, { v: "2" })
     }))
 
+  for (const policy of ["ForbidEncryptAllowDecrypt", "RequireEncryptRequireDecrypt"] as const) {
+    for (const op of ["rekey", "reEncryptInstructionFile"] as const) {
+      it.effect(`${op}, ${policy}: an instruction file replaced between its read and the rewrite is not overwritten (PreconditionFailed)`, () =>
+        Effect.gen(function*() {
+          const store = MemoryStore.make()
+          yield* S3EC.put(store, "o", Stream.succeed(Buffer.from("old object")), { wrapping: aesW, commitmentPolicy: policy, instructionFile: true })
+          const seen: Array<string | undefined> = []
+          const theirs: Array<Buffer> = []
+          // Another writer replaces the object and its instruction file (a new data key) right
+          // before the re-key writes the instruction file back.
+          const racing: typeof store = {
+            ...store,
+            put: (key, body, options) =>
+              key === "o.instruction"
+                ? Effect.zipRight(
+                  Effect.sync(() => seen.push(options?.ifMatch)).pipe(
+                    Effect.zipRight(Effect.orDie(S3EC.put(store, "o", Stream.succeed(Buffer.from("new object")), {
+                      wrapping: aesW,
+                      commitmentPolicy: policy,
+                      instructionFile: true
+                    }))),
+                    Effect.zipRight(Effect.sync(() => theirs.push(Buffer.from(store.objects.get("o.instruction")!.bytes))))
+                  ),
+                  store.put(key, body, options)
+                )
+                : store.put(key, body, options)
+          }
+          const before = snapshot(store)
+          const run = op === "rekey"
+            ? S3EC.rekey(racing, "o", { materials: onlyOld, wrapping: newAesW, commitmentPolicy: ALLOW })
+            : S3EC.reEncryptInstructionFile(racing, "o", { materials: onlyOld, wrapping: newAesW, commitmentPolicy: ALLOW })
+          const e = yield* Effect.flip(run)
+          assert.strictEqual(seen.length, 1)
+          assert.isString(seen[0], "the rewrite is conditional")
+          assert.strictEqual(seen[0], before.get("o.instruction")!.etag, "the etag read is the old file's")
+          assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "o"])
+          assert.include((e as { reason: string }).reason, "changed during the re-key")
+          // The new object is intact: its instruction file is the other writer's, still under the old key.
+          assert.deepStrictEqual(yield* read(store, "o", onlyOld), Buffer.from("new object"))
+          assert.strictEqual(((yield* Effect.flip(read(store, "o", onlyNew))) as { reason: string }).reason, "WrongKey")
+          assert.isFalse(theirs[0]!.equals(before.get("o.instruction")!.bytes), "the other writer's instruction file differs")
+          assert.isTrue(Buffer.from(store.objects.get("o.instruction")!.bytes).equals(theirs[0]!), "and is left as it wrote it")
+        }))
+    }
+  }
+
+  it.effect("an instruction-file re-key without a race passes the etag it read as ifMatch and overwrites", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      yield* S3EC.put(store, "o", Stream.succeed(Buffer.from("object")), { wrapping: aesW, instructionFile: true })
+      const etag = store.objects.get("o.instruction")!.etag
+      const seen: Array<string | undefined> = []
+      const watching: typeof store = {
+        ...store,
+        put: (key, body, options) => Effect.zipRight(Effect.sync(() => seen.push(options?.ifMatch)), store.put(key, body, options))
+      }
+      yield* S3EC.rekey(watching, "o", { materials: onlyOld, wrapping: newAesW })
+      assert.deepStrictEqual(seen, [etag])
+      assert.deepStrictEqual(yield* read(store, "o", onlyNew), Buffer.from("object"))
+      // To a new suffix: nothing to match, a plain write.
+      seen.length = 0
+      yield* S3EC.reEncryptInstructionFile(watching, "o", { materials: onlyNew, wrapping: aesW, newSuffix: ".instruction.2" })
+      assert.deepStrictEqual(seen, [undefined])
+    }))
+
+  it.effect("the test store honours ifMatch: a mismatch or a missing key fails and writes nothing, a match overwrites", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const first = yield* store.put("k", Stream.succeed(Buffer.from("one")))
+      const e = yield* Effect.flip(store.put("k", Stream.succeed(Buffer.from("two")), { ifMatch: "\"0123\"" }))
+      assert.strictEqual(e._tag, "PreconditionFailed")
+      assert.strictEqual(Buffer.from(store.objects.get("k")!.bytes).toString(), "one")
+      assert.strictEqual((yield* Effect.flip(store.put("missing", Stream.succeed(Buffer.from("x")), { ifMatch: first.etag })))._tag, "PreconditionFailed")
+      assert.isFalse(store.objects.has("missing"))
+      yield* store.put("k", Stream.succeed(Buffer.from("three")), { ifMatch: first.etag.replace(/"/g, "") })
+      assert.strictEqual(Buffer.from(store.objects.get("k")!.bytes).toString(), "three")
+    }))
+
   it.effect("a tampered V3 commitment is refused before anything is written", () =>
     Effect.gen(function*() {
       const store = MemoryStore.make()

@@ -433,6 +433,22 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
       ...(bytes !== undefined && withMd5 ? { blobContentMD5: md5(bytes) } : {})
     })
 
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
+      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
+        ? Effect.fail(new ProviderError({ provider: "azure", operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
+        : Effect.void
+
+    /**
+     * A write with `If-Match`: Azure checks the etag and writes in one step (412 on another etag).
+     * A blob that does not exist is a failed precondition too, whatever status it is reported with.
+     */
+    const matching = <A, E extends StoreError>(key: string, ifMatch: string | undefined, self: Effect.Effect<A, E>) =>
+      ifMatch === undefined
+        ? self
+        : Effect.catchIf(self, (e) => e._tag === "ObjectNotFound", () =>
+          Effect.fail(new PreconditionFailed({ key, reason: "the blob does not exist (If-Match)" })))
+
     const commit = (
       operation: Operation,
       key: string,
@@ -441,7 +457,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
         contentType?: string | undefined
         metadata?: Readonly<Record<string, string>> | undefined
         ifNoneMatch?: "*" | undefined
-        /** Commit only over this version of the blob (its unquoted etag). */
+        /** Commit only over this version of the blob (its etag, quoted or not). */
         ifMatch?: string | undefined
       },
       enc: EncryptionFields,
@@ -453,10 +469,10 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           blobHTTPHeaders: httpHeadersOf(options.contentType),
           metadata: encodeMetadata(options.metadata),
           ...(options.ifNoneMatch === undefined ? {} : { conditions: { ifNoneMatch: "*" } }),
-          ...(options.ifMatch === undefined ? {} : { conditions: { ifMatch: `"${options.ifMatch}"` } }),
+          ...(options.ifMatch === undefined ? {} : { conditions: { ifMatch: `"${unquote(options.ifMatch)}"` } }),
           ...(enc.customerProvidedKey === undefined ? {} : { customerProvidedKey: enc.customerProvidedKey }),
           ...(enc.encryptionScope === undefined ? {} : { encryptionScope: enc.encryptionScope })
-        }), { customerKey: enc.customerProvidedKey !== undefined, ...ctx })
+        }), { customerKey: enc.customerProvidedKey !== undefined, ...ctx }).pipe((self) => matching(key, options.ifMatch, self))
 
     const putSingle = (key: string, bytes: Buffer, options: PutOptions | undefined, enc: EncryptionFields) =>
       send("put", key, (abortSignal) =>
@@ -465,9 +481,10 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           blobHTTPHeaders: httpHeadersOf(options?.contentType, bytes),
           metadata: encodeMetadata(options?.metadata),
           ...(options?.ifNoneMatch === undefined ? {} : { conditions: { ifNoneMatch: "*" } }),
+          ...(options?.ifMatch === undefined ? {} : { conditions: { ifMatch: `"${unquote(options.ifMatch)}"` } }),
           ...(enc.customerProvidedKey === undefined ? {} : { customerProvidedKey: enc.customerProvidedKey }),
           ...(enc.encryptionScope === undefined ? {} : { encryptionScope: enc.encryptionScope })
-        }), { customerKey: enc.customerProvidedKey !== undefined })
+        }), { customerKey: enc.customerProvidedKey !== undefined }).pipe((self) => matching(key, options?.ifMatch, self))
 
     const resultOf = (key: string, etag: string | undefined, size: number, r: { isServerEncrypted?: boolean | undefined; encryptionKeySha256?: string | undefined; encryptionScope?: string | undefined }, sse: ServerSideEncryption | undefined, enc: EncryptionFields): PutResult => ({
       key,
@@ -480,6 +497,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
       Effect.scoped(
         Effect.gen(function*() {
           yield* validKey(key)
+          yield* checkConditions("put", key, options)
           const enc = yield* planWrite(options?.sse)
           const reader = yield* partReader(body, blockSize)
           const first = Option.getOrElse(yield* reader.next, () => Buffer.alloc(0))
@@ -619,6 +637,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
     const createMultipart = (key: string, options?: PutOptions): Effect.Effect<MultipartUpload, StoreError | UnsupportedMode> =>
       Effect.gen(function*() {
         yield* validKey(key)
+        yield* checkConditions("createMultipart", key, options)
         const enc = yield* planWrite(options?.sse)
         const id = newUploadId()
         yield* stage("createMultipart", key, markerId("o", id), Buffer.from("o"), enc)
@@ -629,7 +648,8 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
             contentType: options?.contentType,
             metadata: options?.metadata,
             scope: enc.encryptionScope,
-            ifNoneMatch: options?.ifNoneMatch
+            ifNoneMatch: options?.ifNoneMatch,
+            ifMatch: options?.ifMatch === undefined ? undefined : unquote(options.ifMatch)
           })
         }
       })

@@ -117,6 +117,8 @@ interface UploadManifest {
   readonly contentType?: string | undefined
   readonly metadata: Readonly<Record<string, string>>
   readonly ifNoneMatch: boolean
+  /** `PutOptions.ifMatch`, unquoted; checked when the upload completes. */
+  readonly ifMatch?: string | undefined
 }
 
 /**
@@ -273,6 +275,23 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
       )
     }
 
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any I/O. */
+    const checkConditions = (operation: string, key: string, options: PutOptions | undefined) =>
+      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
+        ? Effect.fail(badRequest(operation, key, "InvalidRequest", "ifMatch and ifNoneMatch cannot be combined"))
+        : Effect.void
+
+    /**
+     * `ifMatch`: the object in place must still have this etag. Run as the `guard` of `publish`
+     * (under the key's lock, right before the rename), so no write of this process comes between
+     * the check and the rename.
+     */
+    const matchGuard = (key: string, ifMatch: string) => () =>
+      currentEtag(key).then((etag) => {
+        if (etag === undefined) throw new PreconditionFailed({ key, reason: "the object does not exist (If-Match)" })
+        if (etag !== stripQuotes(ifMatch)) throw new PreconditionFailed({ key, reason: "the object's etag does not match (If-Match): it was replaced" })
+      })
+
     const exists = (key: string) =>
       io("put", key, () => fs.access(objectPath(key).target).then(() => true, (e) => (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR" ? false : Promise.reject(e))))
 
@@ -427,16 +446,21 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         yield* checkKey(key)
         yield* rejectSse(options?.sse)
         yield* checkMetadata("put", key, options?.metadata)
+        yield* checkConditions("put", key, options)
         const createOnly = options?.ifNoneMatch === "*"
         if (createOnly && (yield* exists(key))) {
           return yield* Effect.fail(new PreconditionFailed({ key, reason: "the object exists (If-None-Match: *)" }))
         }
+        const guard = options?.ifMatch === undefined ? undefined : matchGuard(key, options.ifMatch)
+        // Checked early too, so a stale etag fails before the body is written out.
+        if (guard !== undefined) yield* io("put", key, guard)
         const r = yield* writeObject(
           "put",
           key,
           { contentType: options?.contentType, metadata: { ...options?.metadata } },
           createOnly,
-          writeBody("put", key, body, options?.contentLength)
+          writeBody("put", key, body, options?.contentLength),
+          guard
         )
         return { key: r.key, etag: r.etag, size: r.size, encryption: r.encryption } satisfies PutResult
       })
@@ -575,12 +599,14 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         yield* checkKey(key)
         yield* rejectSse(options?.sse)
         yield* checkMetadata("createMultipart", key, options?.metadata)
+        yield* checkConditions("createMultipart", key, options)
         const uploadId = crypto.randomBytes(16).toString("hex")
         const manifest: UploadManifest = {
           key,
           contentType: options?.contentType,
           metadata: { ...options?.metadata },
-          ifNoneMatch: options?.ifNoneMatch === "*"
+          ifNoneMatch: options?.ifNoneMatch === "*",
+          ...(options?.ifMatch === undefined ? {} : { ifMatch: stripQuotes(options.ifMatch) })
         }
         yield* io("createMultipart", key, async () => {
           // Built aside and renamed in whole, so an upload directory always has its manifest.
@@ -707,7 +733,8 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
               let at = offset
               for (const o of opened) at += await copyRange(o.handle, o.dataOffset, o.header.size, dst, at)
               return { size: at - offset, etag }
-            })
+            }),
+          typeof manifest.ifMatch === "string" ? matchGuard(key, manifest.ifMatch) : undefined
         )
         yield* io("completeMultipart", key, () => fs.rm(uploadDir(upload), { recursive: true, force: true })).pipe(Effect.ignore)
         return { key: r.key, etag: r.etag, size: r.size, encryption: r.encryption } satisfies PutResult

@@ -477,6 +477,106 @@ describe("FsObjectStore conditional copy", () => {
     ))
 })
 
+describe("FsObjectStore conditional put (ifMatch)", () => {
+  const body = (s: string) => Stream.make(Buffer.from(s))
+  const contents = (store: FsObjectStore.FsObjectStore["Type"], key: string) =>
+    Effect.map(ObjectStore.readAll(store, key), (r) => ({ text: Buffer.from(r.bytes).toString(), metadata: { ...r.info.metadata }, etag: r.info.etag }))
+
+  for (const etags of ["md5", "random"] as const) {
+    it.effect(`${etags} etags: a mismatch or a missing key is PreconditionFailed and writes nothing; a match (quoted or not) overwrites`, () =>
+      withStore((store, root) =>
+        Effect.gen(function*() {
+          const first = yield* store.put("k", body("one"), { metadata: { v: "1" } })
+          const before = tree(root)
+          const stale = yield* Effect.flip(store.put("k", body("two"), { metadata: { v: "2" }, ifMatch: crypto.randomBytes(16).toString("hex") }))
+          assert.deepStrictEqual([stale._tag, (stale as { key?: string }).key], ["PreconditionFailed", "k"])
+          assert.deepStrictEqual(yield* contents(store, "k"), { text: "one", metadata: { v: "1" }, etag: first.etag })
+          const missing = yield* Effect.flip(store.put("nope", body("x"), { ifMatch: first.etag }))
+          assert.strictEqual(missing._tag, "PreconditionFailed")
+          assert.strictEqual((yield* Effect.flip(store.head("nope")))._tag, "ObjectNotFound")
+          assert.deepStrictEqual(tree(root), before, "no temp file or object left")
+
+          const second = yield* store.put("k", body("two"), { metadata: { v: "2" }, ifMatch: `"${first.etag}"` })
+          assert.deepStrictEqual(yield* contents(store, "k"), { text: "two", metadata: { v: "2" }, etag: second.etag })
+          const third = yield* store.put("k", body("three"), { ifMatch: second.etag })
+          assert.strictEqual((yield* contents(store, "k")).text, "three")
+          // The etag of a replaced version no longer matches.
+          if (etags === "random" || second.etag !== third.etag) {
+            assert.strictEqual((yield* Effect.flip(store.put("k", body("four"), { ifMatch: first.etag })))._tag, "PreconditionFailed")
+            assert.strictEqual((yield* contents(store, "k")).text, "three")
+          }
+        }), { etags }))
+  }
+
+  it.effect("ifMatch with ifNoneMatch is a usage error (400 InvalidRequest), for put and createMultipart, before any write", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const first = yield* store.put("k", body("one"))
+        const before = tree(root)
+        for (const e of [
+          yield* Effect.flip(store.put("k", body("two"), { ifMatch: first.etag, ifNoneMatch: "*" })),
+          yield* Effect.flip(store.createMultipart("k", { ifMatch: first.etag, ifNoneMatch: "*" }))
+        ]) {
+          assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+        }
+        assert.deepStrictEqual(tree(root), before)
+        assert.strictEqual((yield* contents(store, "k")).text, "one")
+      })))
+
+  it.effect("createMultipart with ifMatch: checked at completion; a replaced or removed key fails and is left as is, a match completes", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const first = yield* store.put("k", body("one"))
+        const upload = (ifMatch: string) =>
+          Effect.gen(function*() {
+            const u = yield* store.createMultipart("k", { ifMatch, metadata: { v: "mp" } })
+            const p = yield* store.uploadPart(u, 1, body("multipart"))
+            return { u, p }
+          })
+        const a = yield* upload(first.etag)
+        const replaced = yield* store.put("k", body("replaced"))
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(a.u, [a.p])))._tag, "PreconditionFailed")
+        assert.strictEqual((yield* contents(store, "k")).text, "replaced")
+        yield* store.abortMultipart(a.u)
+
+        const b = yield* upload(replaced.etag)
+        yield* store.remove("k")
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, [b.p])))._tag, "PreconditionFailed")
+        assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+        yield* store.abortMultipart(b.u)
+
+        const again = yield* store.put("k", body("again"))
+        const c = yield* upload(`"${again.etag}"`)
+        yield* store.completeMultipart(c.u, [c.p])
+        assert.deepStrictEqual(
+          { ...(yield* contents(store, "k")), etag: "" },
+          { text: "multipart", metadata: { v: "mp" }, etag: "" }
+        )
+      })))
+
+  it.effect("a put with ifMatch never replaces a version another store of the process wrote while it ran", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const other = yield* FsObjectStore.make({ root })
+        let refused = 0
+        for (let round = 0; round < 4; round++) {
+          const { etag } = yield* store.put("k", body("old"))
+          const putting = yield* Effect.fork(Effect.either(store.put("k", Stream.make(crypto.randomBytes(8 * 1024 * 1024)), { ifMatch: etag })))
+          yield* Effect.sleep("1 millis")
+          const fresh = crypto.randomBytes(100)
+          yield* other.put("k", Stream.make(fresh), { metadata: { v: "new" } })
+          const r = yield* Fiber.join(putting)
+          if (r._tag === "Left") {
+            assert.strictEqual(r.left._tag, "PreconditionFailed")
+            refused++
+          }
+          const now = yield* ObjectStore.readAll(store, "k")
+          assert.isTrue(Buffer.from(now.bytes).equals(fresh), `round ${round}: the other writer's body`)
+        }
+        assert.isAbove(refused, 0, "the other put landed while a conditional put ran")
+      })))
+})
+
 describe("FsObjectStore conditional copy (random etags)", () => {
   it.effect("a copy is a new version with its own random etag: a metadata rewrite changes it, so a stale etag is refused", () =>
     withStore((store) =>

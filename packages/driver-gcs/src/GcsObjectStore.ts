@@ -112,6 +112,14 @@ export const limits: StoreLimits = {
 const SSE_TAGS = ["SseS3", "SseKms", "SseC"] as const
 const COMPOSE_MAX = 32
 
+/** The generation preconditions of one GCS write. */
+interface Preconditions {
+  readonly ifGenerationMatch?: number | undefined
+  readonly ifMetagenerationMatch?: number | undefined
+}
+
+const unquote = (etag: string) => etag.replace(/^"(.*)"$/, "$1")
+
 /**
  * The client the driver uses. A custom `apiEndpoint` without credentials gets no authentication
  * (the client's default for custom endpoints); otherwise a key file, explicit service-account
@@ -332,7 +340,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const saveBuffer = (operation: Operation, key: string, name: string, bytes: Buffer, sse: ServerSideEncryption | undefined, options: {
       readonly contentType?: string | undefined
       readonly metadata?: Readonly<Record<string, string>> | undefined
-      readonly ifGenerationMatch?: number | undefined
+      readonly preconditions?: Preconditions | undefined
     }) =>
       Effect.gen(function*() {
         const file = fileOf(name, sse)
@@ -342,7 +350,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             gzip: false,
             validation: "md5",
             metadata: writeMetadata(options),
-            ...(options.ifGenerationMatch === undefined ? {} : { preconditionOpts: { ifGenerationMatch: options.ifGenerationMatch } })
+            ...(options.preconditions === undefined ? {} : { preconditionOpts: { ...options.preconditions } })
           }))
         return file.metadata
       })
@@ -352,7 +360,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const uploadBuffer = (upload: MultipartUpload, partNumber: number, bytes: Buffer, sse: ServerSideEncryption | undefined) =>
       Effect.map(
         // A part's name is new: `ifGenerationMatch: 0` makes the write idempotent, so the client retries it.
-        saveBuffer("uploadPart", upload.key, partName(upload.uploadId, partNumber), bytes, sse, { ifGenerationMatch: 0 }),
+        saveBuffer("uploadPart", upload.key, partName(upload.uploadId, partNumber), bytes, sse, { preconditions: { ifGenerationMatch: 0 } }),
         (m): CompletedPart => ({ partNumber, etag: String(m.generation ?? ""), size: bytes.length })
       )
 
@@ -431,7 +439,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
       parts: ReadonlyArray<CompletedPart>,
       sse: ServerSideEncryption | undefined,
       options: { readonly contentType?: string | undefined; readonly metadata?: Readonly<Record<string, string>> | undefined },
-      ifNoneMatch: "*" | undefined
+      preconditions: Preconditions | undefined
     ): Effect.Effect<PutResult, StoreError> =>
       Effect.gen(function*() {
         const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber)
@@ -457,7 +465,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             return Effect.map(composeRequest(name, group, sse, { contentType: "application/octet-stream" }, {}), (m) => ({ name, generation: String(m.generation) }))
           }, { concurrency })
         }
-        const m = yield* composeRequest(upload.key, sources, sse, writeMetadata(options), ifNoneMatch === "*" ? { ifGenerationMatch: 0 } : {}).pipe(
+        const m = yield* composeRequest(upload.key, sources, sse, writeMetadata(options), { ...preconditions }).pipe(
           Effect.catchTag("ObjectNotFound", () =>
             Effect.fail(new PreconditionFailed({ key: upload.key, reason: "a part of the upload is missing (aborted, or not the part uploaded)" })))
         )
@@ -466,13 +474,57 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
 
     const newUploadId = () => crypto.randomBytes(12).toString("hex")
 
-    const putSingle = (key: string, bytes: Buffer, options: PutOptions | undefined, sse: ServerSideEncryption | undefined) =>
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
+      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
+        ? Effect.fail(new ProviderError({ provider: PROVIDER, operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
+        : Effect.void
+
+    /**
+     * The preconditions a write sends. `ifNoneMatch: "*"` is `ifGenerationMatch=0`. `ifMatch`: a GCS
+     * etag stands for one (generation, metageneration) of the object, so the version whose etag
+     * matches now is pinned with `ifGenerationMatch` and `ifMetagenerationMatch`, which GCS checks
+     * atomically with the write: an object replaced (new generation), patched (new metageneration)
+     * or removed after this read of its metadata fails the write with 412.
+     */
+    const preconditionsOf = (
+      operation: Operation,
+      key: string,
+      options: { readonly ifNoneMatch?: "*" | undefined; readonly ifMatch?: string | undefined } | undefined
+    ): Effect.Effect<Preconditions | undefined, StoreError> =>
+      Effect.gen(function*() {
+        if (options?.ifNoneMatch === "*") return { ifGenerationMatch: 0 }
+        if (options?.ifMatch === undefined) return undefined
+        const expected = unquote(options.ifMatch)
+        const m = yield* send(operation, key, () => fileOf(key, undefined).getMetadata()).pipe(
+          Effect.map(([m]) => m),
+          Effect.catchTag("ObjectNotFound", () => Effect.fail(new PreconditionFailed({ key, reason: "the object does not exist (If-Match)" })))
+        )
+        if (unquote(infoOf(key, m).etag) !== expected || m.generation === undefined || m.metageneration === undefined) {
+          return yield* new PreconditionFailed({ key, reason: "the object's etag does not match (If-Match): it was replaced" })
+        }
+        return { ifGenerationMatch: Number(m.generation), ifMetagenerationMatch: Number(m.metageneration) }
+      })
+
+    const putSingle = (
+      key: string,
+      bytes: Buffer,
+      options: PutOptions | undefined,
+      sse: ServerSideEncryption | undefined,
+      preconditions: Preconditions | undefined
+    ) =>
       Effect.map(
-        saveBuffer("put", key, key, bytes, sse, { ...options, ifGenerationMatch: options?.ifNoneMatch === "*" ? 0 : undefined }),
+        saveBuffer("put", key, key, bytes, sse, { ...options, preconditions }),
         (m) => resultOf(key, m, options?.sse)
       )
 
-    const putResumable = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions | undefined, sse: ServerSideEncryption | undefined) =>
+    const putResumable = <E>(
+      key: string,
+      body: Stream.Stream<Uint8Array, E>,
+      options: PutOptions | undefined,
+      sse: ServerSideEncryption | undefined,
+      preconditions: Preconditions | undefined
+    ) =>
       Effect.gen(function*() {
         const file = fileOf(key, sse)
         // Resumable chunks must be multiples of 256 KiB.
@@ -483,7 +535,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
           gzip: false,
           validation: false,
           metadata: writeMetadata(options),
-          ...(options?.ifNoneMatch === "*" ? { preconditionOpts: { ifGenerationMatch: 0 } } : {})
+          ...(preconditions === undefined ? {} : { preconditionOpts: { ...preconditions } })
         })
         yield* feed(w, body, (e) => toStoreError("put", key, e))
         return resultOf(key, file.metadata, options?.sse)
@@ -492,7 +544,10 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const put = <E = never>(key: string, body: Stream.Stream<Uint8Array, E>, options?: PutOptions): Effect.Effect<PutResult, StoreError | UnsupportedMode | E> =>
       Effect.gen(function*() {
         yield* validKey(key)
+        yield* checkConditions("put", key, options)
         const sse = yield* planWrite(options?.sse)
+        // Before any byte is sent: a stale etag fails at once, a match pins the version it names.
+        const preconditions = yield* preconditionsOf("put", key, options)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
         return yield* Effect.scoped(
@@ -500,7 +555,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             const reader = yield* partReader(body, partSize)
             const first = Option.getOrElse(yield* reader.next, () => Buffer.alloc(0))
             const second = first.length < partSize ? Option.none<Buffer>() : yield* reader.next
-            if (Option.isNone(second) || second.value.length === 0) return yield* putSingle(key, first, options, sse)
+            if (Option.isNone(second) || second.value.length === 0) return yield* putSingle(key, first, options, sse, preconditions)
             const rest = Stream.repeatEffectOption(
               reader.next.pipe(
                 Effect.mapError(Option.some),
@@ -508,7 +563,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
               )
             )
             const all = Stream.make(first, second.value).pipe(Stream.concat(rest), Stream.filter((b) => b.length > 0))
-            if (!parallel) return yield* putResumable(key, all, options, sse)
+            if (!parallel) return yield* putResumable(key, all, options, sse, preconditions)
             yield* sweepOnce
             const upload: MultipartUpload = { key, uploadId: newUploadId() }
             return yield* Effect.uninterruptibleMask((restore) =>
@@ -529,7 +584,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
                     return Effect.uninterruptible(uploadBuffer(upload, i + 1, bytes, sse))
                   }, { concurrency }),
                   Stream.runCollect,
-                  Effect.flatMap((parts) => composeParts(upload, [...parts], sse, options ?? {}, options?.ifNoneMatch))
+                  Effect.flatMap((parts) => composeParts(upload, [...parts], sse, options ?? {}, preconditions))
                 )
               ).pipe(Effect.onError(() => cleanup(upload.uploadId)))
             ).pipe(Effect.map((r) => ({ ...r, encryption: { ...r.encryption, ...(options?.sse?._tag === "SseC" ? { customerKeyMd5: options.sse.key.md5 } : {}) } })))
@@ -574,6 +629,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
       readonly contentType?: string | undefined
       readonly metadata?: Readonly<Record<string, string>> | undefined
       readonly kmsKeyName?: string | undefined
+      /** `PutOptions.ifMatch`, checked (and pinned) at completion. */
+      readonly ifMatch?: string | undefined
     }
 
     const markerOf = (upload: MultipartUpload, operation: Operation): Effect.Effect<Marker, StoreError> =>
@@ -595,13 +652,15 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const createMultipart = (key: string, options?: PutOptions): Effect.Effect<MultipartUpload, StoreError | UnsupportedMode> =>
       Effect.gen(function*() {
         yield* validKey(key)
+        yield* checkConditions("createMultipart", key, options)
         const sse = yield* planWrite(options?.sse)
         yield* sweepOnce
         const uploadId = newUploadId()
         const marker: Marker = {
           contentType: options?.contentType,
           metadata: options?.metadata,
-          kmsKeyName: sse?._tag === "SseKms" ? sse.keyId : undefined
+          kmsKeyName: sse?._tag === "SseKms" ? sse.keyId : undefined,
+          ...(options?.ifMatch === undefined ? {} : { ifMatch: options.ifMatch })
         }
         // The upload's record: an empty object under the hidden prefix, its settings in metadata.
         yield* send("createMultipart", key, () =>
@@ -652,7 +711,11 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     ): Effect.Effect<PutResult, StoreError> =>
       Effect.gen(function*() {
         const marker = yield* markerOf(upload, "completeMultipart")
-        return yield* composeParts(upload, parts, sseOfUpload(marker, options?.sse), marker, undefined)
+        // Pinned here, then checked by GCS on the final compose: atomic with the write.
+        const preconditions = typeof marker.ifMatch === "string"
+          ? yield* preconditionsOf("completeMultipart", upload.key, { ifMatch: marker.ifMatch }).pipe(Effect.onError(() => cleanup(upload.uploadId)))
+          : undefined
+        return yield* composeParts(upload, parts, sseOfUpload(marker, options?.sse), marker, preconditions)
       })
 
     const abortMultipart = (upload: MultipartUpload): Effect.Effect<void, StoreError> => cleanup(upload.uploadId)

@@ -178,6 +178,20 @@ const streamedEncryptedCopy: ReadonlySet<ProfileName> = new Set<ProfileName>(["c
  */
 const rgwCopyConditions: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
+/**
+ * Profiles whose server compares `If-Match` on PutObject byte for byte with its stored, unquoted
+ * etag: Ceph RGW 16 answers 412 to the quoted (RFC 9110) form even when the etag is right, so it
+ * is sent bare there. (RGW 16 also ignores `If-Match` on CompleteMultipartUpload: see the README.)
+ */
+const bareIfMatch: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
+
+/**
+ * Profiles whose server ignores `If-Match` on CompleteMultipartUpload (Ceph RGW 16 completes the
+ * upload whatever the current etag): a conditional put that would need several parts is refused
+ * there before anything is sent, rather than written without its condition.
+ */
+const unconditionalComplete: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
+
 /** Profiles whose server rewrites `_` to `-` in metadata names (see `internal/metadata.ts`). */
 const mangledMetadataNames: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
@@ -210,6 +224,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const copyThreshold = config.multipartCopyThreshold ?? defaults.multipartCopyThreshold
     const withMd5 = config.contentMd5 ?? defaults.contentMd5
     const escapeNames = mangledMetadataNames.has(profile)
+    const ifMatchValue = (etag: string) => (bareIfMatch.has(profile) ? unquote(etag) : quote(etag))
 
     const send = <A>(operation: Operation, key: string | undefined, f: (signal: AbortSignal) => Promise<A>, ctx?: Parameters<typeof toStoreError>[3]) =>
       Effect.tryPromise({ try: f, catch: (e) => toStoreError(operation, key, e, ctx) })
@@ -301,6 +316,22 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         }
       })
 
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
+      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
+        ? Effect.fail(new ProviderError({ provider: "s3", operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
+        : Effect.void
+
+    /**
+     * A write with `If-Match`: the server checks the etag and writes in one step. A key that does
+     * not exist (AWS answers 404 NoSuchKey to some conditional writes) is a failed precondition too.
+     */
+    const matching = <A, E extends StoreError>(key: string, ifMatch: string | undefined, self: Effect.Effect<A, E>) =>
+      ifMatch === undefined
+        ? self
+        : Effect.catchIf(self, (e) => e._tag === "ObjectNotFound", () =>
+          Effect.fail(new PreconditionFailed({ key, reason: "the object does not exist (If-Match)" })))
+
     const putSingle = (key: string, bytes: Buffer, options: PutOptions | undefined, fields: object) =>
       Effect.map(
         send("put", key, (abortSignal) =>
@@ -314,10 +345,11 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
               ...(options?.contentType === undefined ? {} : { ContentType: options.contentType }),
               ...(options?.metadata === undefined ? {} : { Metadata: encodeMetadata(options.metadata, escapeNames)! }),
               ...(options?.ifNoneMatch === undefined ? {} : { IfNoneMatch: options.ifNoneMatch }),
+              ...(options?.ifMatch === undefined ? {} : { IfMatch: ifMatchValue(options.ifMatch) }),
               ...fields
             }),
             { abortSignal }
-          )),
+          )).pipe((self) => matching(key, options?.ifMatch, self)),
         (r): PutResult => ({ key, etag: unquote(r.ETag), size: bytes.length, encryption: infoOrRequested(r, options?.sse) })
       )
 
@@ -371,7 +403,8 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
       upload: MultipartUpload,
       parts: ReadonlyArray<CompletedPart>,
       sse: ServerSideEncryption | undefined,
-      ifNoneMatch?: "*" | undefined
+      ifNoneMatch?: "*" | undefined,
+      ifMatch?: string | undefined
     ): Effect.Effect<PutResult, StoreError> =>
       send("completeMultipart", upload.key, (abortSignal) =>
         client.send(
@@ -383,10 +416,12 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
               Parts: [...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) }))
             },
             ...(ifNoneMatch === undefined ? {} : { IfNoneMatch: ifNoneMatch }),
+            ...(ifMatch === undefined ? {} : { IfMatch: ifMatchValue(ifMatch) }),
             ...customerKeyFields(sse)
           }),
           { abortSignal }
         )).pipe(
+          (self) => matching(upload.key, ifMatch, self),
           // Ceph RGW 16 answers 500 ("completion already in progress") for an upload it no longer
           // has; ask for the upload's parts to tell a gone upload from a real server error.
           Effect.catchIf((e) => e._tag === "ProviderError", (e) =>
@@ -430,6 +465,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const put = <E = never>(key: string, body: Stream.Stream<Uint8Array, E>, options?: PutOptions): Effect.Effect<PutResult, StoreError | UnsupportedMode | E> =>
       Effect.gen(function*() {
         yield* validKey(key)
+        yield* checkConditions("put", key, options)
         const fields = yield* planWrite(options?.sse)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
@@ -439,6 +475,16 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
             const first = Option.getOrElse(yield* reader.next, () => Buffer.alloc(0))
             const second = first.length < partSize ? Option.none<Buffer>() : yield* reader.next
             if (Option.isNone(second) || second.value.length === 0) return yield* putSingle(key, first, options, fields)
+            if (options?.ifMatch !== undefined && unconditionalComplete.has(profile)) {
+              return yield* new ProviderError({
+                provider: "s3",
+                operation: "put",
+                key,
+                code: "InvalidRequest",
+                detail: `this server (profile ${profile}) ignores If-Match when completing a multipart upload: a conditional put over ${partSize} bytes is refused rather than written unconditionally`,
+                status: 400
+              })
+            }
             const rest = Stream.repeatEffectOption(
               reader.next.pipe(
                 Effect.mapError(Option.some),
@@ -452,7 +498,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                 Stream.zipWithIndex,
                 Stream.mapEffect(([bytes, i]) => uploadBuffer(upload, i + 1, bytes, options?.sse), { concurrency }),
                 Stream.runCollect,
-                Effect.flatMap((parts) => complete(upload, [...parts], options?.sse, options?.ifNoneMatch))
+                Effect.flatMap((parts) => complete(upload, [...parts], options?.sse, options?.ifNoneMatch, options?.ifMatch))
               ))
           })
         )
@@ -514,6 +560,18 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const createMultipart = (key: string, options?: PutOptions): Effect.Effect<MultipartUpload, StoreError | UnsupportedMode> =>
       Effect.gen(function*() {
         yield* validKey(key)
+        yield* checkConditions("createMultipart", key, options)
+        if (options?.ifMatch !== undefined) {
+          // S3 checks If-Match on CompleteMultipartUpload, whose options here carry no condition.
+          return yield* new ProviderError({
+            provider: "s3",
+            operation: "createMultipart",
+            key,
+            code: "InvalidRequest",
+            detail: "ifMatch is not carried from createMultipart to completeMultipart by this driver; use put, which sends If-Match on completion",
+            status: 400
+          })
+        }
         const fields = yield* planWrite(options?.sse)
         return yield* createUpload(key, options, fields)
       })

@@ -291,6 +291,57 @@ describe("S3ObjectStore on the wire", () => {
       assert.isTrue(srv.requests.some((x) => x.method === "DELETE" && x.url.searchParams.has("uploadId")), "the multipart copy is aborted")
     }))
 
+  it.scoped("ifMatch: If-Match on PutObject (quoted; bare on ceph-rgw) and only on CompleteMultipartUpload of a multipart put", () =>
+    Effect.gen(function*() {
+      const srv = yield* recorder()
+      const store = yield* S3ObjectStore.make(config(srv.endpoint))
+      const rgw = yield* S3ObjectStore.make(config(srv.endpoint, { profile: "ceph-rgw" }))
+      yield* store.put("k", Stream.make(Buffer.from("x")), { ifMatch: "abc" })
+      assert.strictEqual(srv.requests.at(-1)!.headers["if-match"], "\"abc\"")
+      yield* store.put("k", Stream.make(Buffer.from("x")), { ifMatch: "\"abc\"" })
+      assert.strictEqual(srv.requests.at(-1)!.headers["if-match"], "\"abc\"")
+      yield* rgw.put("k", Stream.make(Buffer.from("x")), { ifMatch: "\"abc\"" })
+      assert.strictEqual(srv.requests.at(-1)!.headers["if-match"], "abc")
+      yield* store.put("k", Stream.make(Buffer.from("x")))
+      assert.isUndefined(srv.requests.at(-1)!.headers["if-match"])
+
+      const MiB = 1024 * 1024
+      const big = yield* S3ObjectStore.make(config(srv.endpoint, { partSize: 5 * MiB }))
+      srv.requests.length = 0
+      yield* big.put("big", Stream.make(crypto.randomBytes(6 * MiB)), { ifMatch: "abc" })
+      const done = srv.requests.filter((x) => x.method === "POST" && x.url.searchParams.has("uploadId"))
+      assert.strictEqual(done.length, 1)
+      assert.strictEqual(done[0]!.headers["if-match"], "\"abc\"")
+      assert.deepStrictEqual(srv.requests.filter((x) => x !== done[0]).map((x) => x.headers["if-match"]), [undefined, undefined, undefined], "not on create or parts")
+    }))
+
+  it.scoped("ifMatch: 412 and 404 NoSuchKey are PreconditionFailed; with ifNoneMatch, or on createMultipart, a 400 usage error before any request", () =>
+    Effect.gen(function*() {
+      const srv = yield* recorder({
+        reply: (r) =>
+          r.method === "PUT" && r.url.pathname === "/bucket/stale"
+            ? { status: 412, body: xml("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>") }
+            : r.method === "PUT" && r.url.pathname === "/bucket/gone"
+            ? { status: 404, body: xml("<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>") }
+            : undefined
+      })
+      const store = yield* S3ObjectStore.make(config(srv.endpoint))
+      for (const key of ["stale", "gone"]) {
+        const e = yield* Effect.flip(store.put(key, Stream.make(Buffer.from("x")), { ifMatch: "abc" }))
+        assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", key])
+      }
+      srv.requests.length = 0
+      const usage = [
+        yield* Effect.flip(store.put("k", Stream.make(Buffer.from("x")), { ifMatch: "abc", ifNoneMatch: "*" })),
+        yield* Effect.flip(store.createMultipart("k", { ifMatch: "abc", ifNoneMatch: "*" })),
+        yield* Effect.flip(store.createMultipart("k", { ifMatch: "abc" }))
+      ]
+      for (const e of usage) {
+        assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+      }
+      assert.strictEqual(srv.requests.length, 0)
+    }))
+
   it.scoped("non-ASCII metadata values go as RFC 2047 encoded-words and come back decoded", () =>
     Effect.gen(function*() {
       const srv = yield* recorder()

@@ -2,7 +2,8 @@
  * An in-memory implementation of core's own `ObjectStore` contract, for core's tests (core may not
  * depend on a driver). It honours ranges, the metadata limit, multipart uploads (parts assembled in
  * part-number order on completion, nothing visible before) and copy with replaced metadata and
- * `ifSourceMatch`.
+ * `ifSourceMatch`, and `put` with `ifNoneMatch`/`ifMatch` (checked in the same synchronous step as
+ * the write).
  * Counters let tests assert what was fetched.
  */
 import { Effect, Option, Stream } from "effect"
@@ -27,6 +28,8 @@ export interface MemoryStore extends Contract {
   /** Fail `uploadPart` for this part number (fault injection). */
   failPart?: number | undefined
 }
+
+const unquote = (etag: string) => etag.replace(/^"(.*)"$/, "$1")
 
 const collect = <E>(body: Stream.Stream<Uint8Array, E>) =>
   Effect.map(Stream.runCollect(body), (c) => ObjectStore.concat(c))
@@ -102,9 +105,20 @@ export const make = (options?: {
           stats.puts++
           return { ...store(key, new Uint8Array(0), { ...opts?.metadata }, opts?.contentType), size: n }
         }
+        if (opts?.ifMatch !== undefined && opts.ifNoneMatch !== undefined) {
+          return yield* new ProviderError({ provider: "fs", operation: "put", key, code: "InvalidRequest", detail: "ifMatch with ifNoneMatch", status: 400 })
+        }
         const bytes = yield* collect(body)
         if (opts?.contentLength !== undefined && opts.contentLength !== bytes.length) {
           return yield* new ProviderError({ provider: "fs", operation: "put", key, code: "BadLength", detail: "length differs" })
+        }
+        // The precondition and the write run in one synchronous step: nothing can write in between.
+        const current = objects.get(key)
+        if (opts?.ifNoneMatch === "*" && current !== undefined) {
+          return yield* new PreconditionFailed({ key, reason: "the object exists" })
+        }
+        if (opts?.ifMatch !== undefined && (current === undefined || unquote(current.etag) !== unquote(opts.ifMatch))) {
+          return yield* new PreconditionFailed({ key, reason: current === undefined ? "no such object" : "the etag does not match" })
         }
         stats.puts++
         return store(key, bytes, { ...opts?.metadata }, opts?.contentType)

@@ -39,6 +39,8 @@ export interface UploadState {
   readonly metadata?: Readonly<Record<string, string>> | undefined
   readonly scope?: string | undefined
   readonly ifNoneMatch?: "*" | undefined
+  /** `PutOptions.ifMatch` (unquoted), sent on the commit. */
+  readonly ifMatch?: string | undefined
 }
 
 /** @internal */
@@ -50,7 +52,8 @@ export const formatUploadId = (s: UploadState): string => {
     ...(s.contentType === undefined ? {} : { t: s.contentType }),
     ...(s.metadata === undefined ? {} : { m: s.metadata }),
     ...(s.scope === undefined ? {} : { s: s.scope }),
-    ...(s.ifNoneMatch === undefined ? {} : { n: s.ifNoneMatch })
+    ...(s.ifNoneMatch === undefined ? {} : { n: s.ifNoneMatch }),
+    ...(s.ifMatch === undefined ? {} : { i: s.ifMatch })
   }
   return `${s.id.toString("hex")}.${Buffer.from(JSON.stringify(extra), "utf8").toString("base64url")}`
 }
@@ -72,7 +75,8 @@ export const parseUploadId = (uploadId: string): UploadState | undefined => {
       contentType: str(extra["t"]),
       metadata: metadata as Record<string, string> | undefined,
       scope: str(extra["s"]),
-      ifNoneMatch: extra["n"] === "*" ? "*" : undefined
+      ifNoneMatch: extra["n"] === "*" ? "*" : undefined,
+      ifMatch: str(extra["i"])
     }
   } catch {
     return undefined

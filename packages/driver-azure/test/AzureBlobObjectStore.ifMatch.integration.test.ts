@@ -1,0 +1,143 @@
+/**
+ * `put` and `createMultipart` with `ifMatch` against a real Azurite: `If-Match` on Put Blob and on
+ * Put Block List. Races are made real by a request policy in the store's own SDK pipeline that
+ * lets another writer replace the blob just before a chosen request goes out.
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import type { RequestPolicy, RequestPolicyFactory, WebResource } from "@azure/storage-blob"
+import * as ObjectStore from "@objcrypt/core/ObjectStore"
+import * as Azurite from "@objcrypt/test-kit/Azurite"
+import { Effect, ManagedRuntime, Redacted, Stream } from "effect"
+import * as crypto from "node:crypto"
+import * as AzureBlobObjectStore from "../src/AzureBlobObjectStore.js"
+import type { AzureConfig } from "../src/AzureConfig.js"
+
+const azurite = ManagedRuntime.make(Azurite.layer())
+afterAll(() => azurite.dispose(), 60_000)
+
+type Trigger = { readonly when: (r: WebResource) => boolean; readonly run: () => Promise<unknown> }
+
+/** Runs the armed trigger (once) before the first request it matches is sent. */
+const injector = (state: { armed: Trigger | undefined }): RequestPolicyFactory => ({
+  create: (next: RequestPolicy): RequestPolicy => ({
+    sendRequest: async (req: WebResource) => {
+      const t = state.armed
+      if (t !== undefined && t.when(req)) {
+        state.armed = undefined
+        await t.run()
+      }
+      return next.sendRequest(req)
+    }
+  })
+})
+
+const comp = (r: WebResource) => new URL(r.url).searchParams.get("comp")
+const putBlob = (r: WebResource) => r.method === "PUT" && comp(r) === null
+const commits = (r: WebResource) => r.method === "PUT" && comp(r) === "blocklist"
+
+const setup = Effect.gen(function*() {
+  const info = yield* Effect.promise(() => azurite.runPromise(Azurite.Azurite))
+  const state: { armed: Trigger | undefined; seen: Array<WebResource> } = { armed: undefined, seen: [] }
+  const base: AzureConfig = {
+    container: `ifmatch-${crypto.randomBytes(5).toString("hex")}`,
+    accountUrl: info.blobEndpoint,
+    credentials: { _tag: "SharedKey", accountName: info.accountName, accountKey: Redacted.make(info.accountKey) },
+    blockSize: 64 * 1024
+  }
+  const direct = yield* AzureBlobObjectStore.make(base)
+  yield* Effect.orDie(AzureBlobObjectStore.createContainer(direct.client))
+  const store = yield* AzureBlobObjectStore.make({ ...base, requestPolicyFactories: [injector(state)] })
+  return {
+    direct,
+    store,
+    arm: (when: Trigger["when"], run: Trigger["run"]) => {
+      state.armed = { when, run }
+    },
+    isArmed: () => state.armed !== undefined
+  }
+})
+
+const text = (store: ObjectStore.ObjectStore["Type"], key: string) =>
+  Effect.map(ObjectStore.readAll(store, key), (r) => ({ text: Buffer.from(r.bytes).toString(), metadata: { ...r.info.metadata } }))
+
+describe("AzureBlobObjectStore ifMatch (Azurite)", () => {
+  for (const [name, size] of [["Put Blob", 10], ["staged blocks + Put Block List", 200 * 1024]] as const) {
+    it.scoped(`${name}: a stale etag or a missing blob is PreconditionFailed and writes nothing; a match (quoted or not) overwrites`, () =>
+      Effect.gen(function*() {
+        const { store } = yield* setup
+        const body = () => crypto.randomBytes(size)
+        const one = body()
+        const first = yield* store.put("k", Stream.make(one), { metadata: { v: "1" } })
+        const stale = yield* Effect.flip(store.put("k", Stream.make(body()), { ifMatch: "0x8D0000000000000" }))
+        assert.deepStrictEqual([stale._tag, (stale as { key?: string }).key], ["PreconditionFailed", "k"])
+        const now = yield* ObjectStore.readAll(store, "k")
+        assert.isTrue(Buffer.from(now.bytes).equals(one))
+        assert.deepStrictEqual({ ...now.info.metadata }, { v: "1" })
+        const missing = yield* Effect.flip(store.put("nope", Stream.make(body()), { ifMatch: first.etag }))
+        assert.strictEqual(missing._tag, "PreconditionFailed")
+        assert.strictEqual((yield* Effect.flip(store.head("nope")))._tag, "ObjectNotFound")
+        const two = body()
+        const second = yield* store.put("k", Stream.make(two), { ifMatch: `"${first.etag}"`, metadata: { v: "2" } })
+        assert.isTrue(Buffer.from((yield* ObjectStore.readAll(store, "k")).bytes).equals(two))
+        const three = body()
+        yield* store.put("k", Stream.make(three), { ifMatch: second.etag })
+        assert.strictEqual((yield* Effect.flip(store.put("k", Stream.make(body()), { ifMatch: first.etag })))._tag, "PreconditionFailed")
+        assert.isTrue(Buffer.from((yield* ObjectStore.readAll(store, "k")).bytes).equals(three))
+      }))
+  }
+
+  it.scoped("ifMatch with ifNoneMatch is a usage error (400 InvalidRequest) for put and createMultipart", () =>
+    Effect.gen(function*() {
+      const { store } = yield* setup
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")))
+      for (const e of [
+        yield* Effect.flip(store.put("k", Stream.make(Buffer.from("two")), { ifMatch: first.etag, ifNoneMatch: "*" })),
+        yield* Effect.flip(store.createMultipart("k", { ifMatch: first.etag, ifNoneMatch: "*" }))
+      ]) {
+        assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+      }
+      assert.strictEqual((yield* text(store, "k")).text, "one")
+    }))
+
+  for (const [name, size, when] of [["Put Blob", 10, putBlob], ["Put Block List", 200 * 1024, commits]] as const) {
+    it.scoped(`${name}: a blob replaced just before the write goes out is not overwritten`, () =>
+      Effect.gen(function*() {
+        const { arm, direct, isArmed, store } = yield* setup
+        const first = yield* store.put("race", Stream.make(Buffer.from("first")))
+        const theirs = crypto.randomBytes(50)
+        arm(when, () => Effect.runPromise(direct.put("race", Stream.make(theirs), { metadata: { v: "other" } })))
+        const e = yield* Effect.flip(store.put("race", Stream.make(crypto.randomBytes(size)), { ifMatch: first.etag }))
+        assert.isFalse(isArmed(), "the other writer ran")
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        const now = yield* ObjectStore.readAll(direct, "race")
+        assert.isTrue(Buffer.from(now.bytes).equals(theirs), "the other writer's blob is intact")
+        assert.deepStrictEqual({ ...now.info.metadata }, { v: "other" })
+      }))
+  }
+
+  it.scoped("createMultipart with ifMatch: sent on the commit; replaced or removed meanwhile fails, a match completes", () =>
+    Effect.gen(function*() {
+      const { store } = yield* setup
+      const first = yield* store.put("mp", Stream.make(Buffer.from("one")))
+      const upload = (ifMatch: string) =>
+        Effect.gen(function*() {
+          const u = yield* store.createMultipart("mp", { ifMatch, metadata: { v: "mp" } })
+          const p = yield* store.uploadPart(u, 1, Stream.make(Buffer.from("multipart")))
+          return { u, p }
+        })
+      const a = yield* upload(first.etag)
+      const replaced = yield* store.put("mp", Stream.make(Buffer.from("replaced")))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(a.u, [a.p])))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "mp")).text, "replaced")
+
+      const b = yield* upload(replaced.etag)
+      yield* store.remove("mp")
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, [b.p])))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* Effect.flip(store.head("mp")))._tag, "ObjectNotFound")
+
+      const again = yield* store.put("mp", Stream.make(Buffer.from("again")))
+      const c = yield* upload(`"${again.etag}"`)
+      yield* store.completeMultipart(c.u, [c.p])
+      assert.deepStrictEqual(yield* text(store, "mp"), { text: "multipart", metadata: { v: "mp" } })
+    }))
+})
