@@ -851,8 +851,24 @@ const postFile = (
     return Http.empty(outcome.status, h)
   })
 
+/**
+ * `If-None-Match: *` on PutObject (create only) is honoured; `If-Match` on PutObject and conditions
+ * on CompleteMultipartUpload are refused rather than ignored (an ignored condition would overwrite).
+ */
+const writeConditions = (r: Request, operation: "PutObject" | "CompleteMultipartUpload") =>
+  Effect.gen(function*() {
+    const ifNoneMatch = r.headers["if-none-match"]
+    if (r.headers["if-match"] !== undefined) return yield* errors.notImplemented(`If-Match on ${operation} is not implemented by the gateway`)
+    if (ifNoneMatch === undefined) return false
+    if (operation !== "PutObject" || ifNoneMatch.trim() !== "*") {
+      return yield* errors.notImplemented(`If-None-Match ${operation === "PutObject" ? "other than *" : `on ${operation}`} is not implemented by the gateway`)
+    }
+    return true
+  })
+
 const putObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
+    const createOnly = yield* writeConditions(r, "PutObject")
     const { keys, mode } = yield* writeMode(r, record, key)
     const meta = { ...(yield* userMetadata(r.headers)), ...(yield* writeTagsAndAcl(r.headers, record)) }
     const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
@@ -860,14 +876,19 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
+    // S3 conditional writes: `If-None-Match: *` creates only (checked by the backend with the write).
+    if (createOnly && Option.isSome(before)) return yield* errors.preconditionFailed("at least one of the preconditions you specified did not hold")
     // A Content-MD5 was verified by decodeBody: that MD5 is the ETag, not hashed again.
     const md5 = Etag.md5Tap(mode, system, record.name, key, r.headers["content-md5"] === undefined ? undefined : decoded.md5Hex)
     const result = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentLength: length,
       contentType: r.headers["content-type"],
       metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
-      context: mode._tag === "SseKms" ? mode.context : undefined
-    })
+      context: mode._tag === "SseKms" ? mode.context : undefined,
+      ifNoneMatch: createOnly ? "*" : undefined
+    }).pipe(
+      Effect.catchTag("PreconditionFailed", () => errors.preconditionFailed("at least one of the preconditions you specified did not hold"))
+    )
     const etag = md5?.hex() ?? result.etag
     const checksum = verifiedChecksum(decoded)
     if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, result.etag, checksum)
@@ -1332,6 +1353,7 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
 
 const completeUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
+    yield* writeConditions(r, "CompleteMultipartUpload")
     const { id, upload, system } = yield* uploadContext(r, record, key)
     const doc = Xml.parse(yield* readSmallBody(r, { objectChecksumHeaders: true }))
     if (doc === undefined || Xml.localName(doc) !== "CompleteMultipartUpload") {

@@ -76,6 +76,11 @@ export interface PutOptions {
    * copies each chunk first (and never transfers one). @default false
    */
   readonly borrowedBody?: boolean | undefined
+  /**
+   * `"*"`: only create the object, `PreconditionFailed` when the key exists (passed to the store's
+   * single write; refused with a `partSize`, whose completion not every store checks).
+   */
+  readonly ifNoneMatch?: "*" | undefined
 }
 
 /**
@@ -218,6 +223,8 @@ export const put = <E>(
     const sealAsItArrives = contentLength !== undefined && options?.partSize === undefined && options?.pool === undefined
     const transfer = options?.transferBody === true && !borrowed
     const input = borrowed && !sealAsItArrives ? Stream.map(body, (c) => new Uint8Array(c)) : body
+    // Not every store checks a condition when a multipart upload completes: refused, not ignored.
+    if (options?.ifNoneMatch !== undefined && options.partSize !== undefined) return yield* fail("ifNoneMatch cannot be combined with partSize")
 
     const random = yield* FiberRef.get(currentRandom)
     const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
@@ -266,7 +273,8 @@ export const put = <E>(
       const result = yield* store.put(key, sealed, {
         contentLength: NativeFormat.ciphertextSize(contentLength, segmentSize),
         contentType: options?.contentType,
-        metadata: placed.metadata
+        metadata: placed.metadata,
+        ifNoneMatch: options?.ifNoneMatch
       }).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: contentLength, envelope: placed.location, parts: 1 } satisfies PutResult
@@ -290,7 +298,8 @@ export const put = <E>(
       const result = yield* store.put(key, Stream.fromIterable(ct), {
         contentLength: sum(ct),
         contentType: options?.contentType,
-        metadata: placed.metadata
+        metadata: placed.metadata,
+        ifNoneMatch: options?.ifNoneMatch
       }).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: firstPart.size, envelope: placed.location, parts: 1 }
@@ -323,7 +332,8 @@ export const put = <E>(
       const result = yield* store.put(key, checked, {
         contentLength: contentLength === undefined ? undefined : NativeFormat.ciphertextSize(contentLength, segmentSize),
         contentType: options?.contentType,
-        metadata: placed.metadata
+        metadata: placed.metadata,
+        ifNoneMatch: options?.ifNoneMatch
       }).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: total, envelope: placed.location, parts: 1 } satisfies PutResult

@@ -282,6 +282,28 @@ describe("ClientSide multipart", () => {
       )
     ))
 
+  it.effect("ifNoneMatch: \"*\" creates only, on every put path; an existing object is left as it was", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const pt = crypto.randomBytes(3000)
+      const paths = [
+        { segmentSize: 64, contentLength: pt.length },
+        { segmentSize: 64 }
+      ]
+      for (const [i, p] of paths.entries()) {
+        yield* ClientSide.put(store, `k${i}`, body(pt, 700), [aes()], { ...p, ifNoneMatch: "*" })
+        const before = store.objects.get(`k${i}`)!.bytes
+        const e = yield* Effect.flip(ClientSide.put(store, `k${i}`, body(crypto.randomBytes(pt.length), 700), [aes()], { ...p, ifNoneMatch: "*" }))
+        assert.strictEqual(e._tag, "PreconditionFailed")
+        assert.strictEqual(store.objects.get(`k${i}`)!.bytes, before)
+        assert.isTrue((yield* read(store, `k${i}`)).equals(pt))
+      }
+      // Client-side parts: refused before anything is written (not every store checks a condition on completion).
+      const parts = yield* Effect.flip(ClientSide.put(store, "k2", body(pt, 700), [aes()], { segmentSize: 64, partSize: 256, ifNoneMatch: "*" }))
+      assert.strictEqual(parts._tag, "EncryptError")
+      assert.isFalse(store.objects.has("k2"))
+    }))
+
   it.effect("a body sealed as it arrives that is shorter or longer than contentLength fails and stores nothing", () =>
     Effect.gen(function*() {
       const store = MemoryStore.make()
