@@ -8,6 +8,7 @@ import { Chunk, Context, Effect, Option, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import type { CustomerKey } from "./CustomerKey.js"
 import type { ModeTag, EncryptionContext } from "./EncryptionMode.js"
+import { ProviderError } from "./Errors.js"
 import type { StoreError, UnsupportedMode } from "./Errors.js"
 import type { Provider } from "./Provider.js"
 
@@ -398,3 +399,20 @@ export const metadataSize = (metadata: Readonly<Record<string, string>>): number
  * @category utils
  */
 export const isMetadataKey = (k: string): boolean => /^[a-z0-9][a-z0-9._-]*$/.test(k)
+
+/**
+ * The write conditions every driver refuses before any I/O: `ifMatch` with `ifNoneMatch` is a usage
+ * error (`ProviderError` `InvalidRequest`, status 400).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const checkConditions = (
+  provider: string,
+  operation: string,
+  key: string,
+  options: Pick<PutOptions, "ifMatch" | "ifNoneMatch"> | undefined
+): Effect.Effect<void, ProviderError> =>
+  options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
+    ? Effect.fail(new ProviderError({ provider, operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
+    : Effect.void

@@ -23,7 +23,7 @@ import type { BucketFacts } from "@objcrypt/core/CompatibilityMatrix"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   ByteRange,
   CompletedPart,
@@ -433,11 +433,9 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
       ...(bytes !== undefined && withMd5 ? { blobContentMD5: md5(bytes) } : {})
     })
 
-    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
     const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
-      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
-        ? Effect.fail(new ProviderError({ provider: "azure", operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
-        : Effect.void
+      refuseConflictingConditions("azure", operation, key, options)
 
     /**
      * A write with `If-Match`: Azure checks the etag and writes in one step (412 on another etag).

@@ -10,7 +10,7 @@ import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { InvalidRange, ObjectNotFound, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
   CopyOptions,
@@ -275,11 +275,9 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
       )
     }
 
-    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any I/O. */
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
     const checkConditions = (operation: string, key: string, options: PutOptions | undefined) =>
-      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
-        ? Effect.fail(badRequest(operation, key, "InvalidRequest", "ifMatch and ifNoneMatch cannot be combined"))
-        : Effect.void
+      refuseConflictingConditions(PROVIDER, operation, key, options)
 
     /**
      * `ifMatch`: the object in place must still have this etag. Run as the `guard` of `publish`

@@ -21,7 +21,7 @@ import type { BucketFacts, ProfileName } from "@objcrypt/core/CompatibilityMatri
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import { collect, partReader } from "@objcrypt/core/StreamParts"
 import type {
   CompletedPart,
@@ -474,11 +474,9 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
 
     const newUploadId = () => crypto.randomBytes(12).toString("hex")
 
-    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
     const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
-      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
-        ? Effect.fail(new ProviderError({ provider: PROVIDER, operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
-        : Effect.void
+      refuseConflictingConditions(PROVIDER, operation, key, options)
 
     /**
      * The preconditions a write sends. `ifNoneMatch: "*"` is `ifGenerationMatch=0`. `ifMatch`: a GCS

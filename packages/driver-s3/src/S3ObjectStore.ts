@@ -28,7 +28,7 @@ import type { BucketFacts, ProfileName } from "@objcrypt/core/CompatibilityMatri
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { formatRange, ObjectStore } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, formatRange, ObjectStore } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
   CopyOptions,
@@ -316,11 +316,9 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         }
       })
 
-    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request. */
+    /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
     const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
-      options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
-        ? Effect.fail(new ProviderError({ provider: "s3", operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
-        : Effect.void
+      refuseConflictingConditions("s3", operation, key, options)
 
     /**
      * A write with `If-Match`: the server checks the etag and writes in one step. A key that does
