@@ -251,6 +251,14 @@ export const put = <E>(
       Effect.orElseSucceed(() => undefined)
     )
 
+    /** The options of the object's own write (each path: one `store.put` of the ciphertext). */
+    const objectPut = (placed: { readonly metadata: Readonly<Record<string, string>> }, ciphertextLength: number | undefined): ObjectStore.PutOptions => ({
+      contentLength: ciphertextLength,
+      contentType: options?.contentType,
+      metadata: placed.metadata,
+      ifNoneMatch: options?.ifNoneMatch
+    })
+
     if (sealAsItArrives) {
       const placed = yield* placeEnvelope(store, key, envelopeFor(contentLength), userMeta)
       const sealer = NativeFormat.makeSizedSealer(keys, contentLength)
@@ -270,12 +278,7 @@ export const put = <E>(
             return Stream.fromIterable(out)
           }))
         )
-      const result = yield* store.put(key, sealed, {
-        contentLength: NativeFormat.ciphertextSize(contentLength, segmentSize),
-        contentType: options?.contentType,
-        metadata: placed.metadata,
-        ifNoneMatch: options?.ifNoneMatch
-      }).pipe(Effect.onError(() => placed.cleanup))
+      const result = yield* store.put(key, sealed, objectPut(placed, NativeFormat.ciphertextSize(contentLength, segmentSize))).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: contentLength, envelope: placed.location, parts: 1 } satisfies PutResult
     }
@@ -295,12 +298,7 @@ export const put = <E>(
       }
       const placed = yield* placeEnvelope(store, key, envelopeFor(firstPart.size), userMeta)
       const ct = yield* sealPart(keys, firstPart, segmentsPerPart, options?.pool, transfer)
-      const result = yield* store.put(key, Stream.fromIterable(ct), {
-        contentLength: sum(ct),
-        contentType: options?.contentType,
-        metadata: placed.metadata,
-        ifNoneMatch: options?.ifNoneMatch
-      }).pipe(Effect.onError(() => placed.cleanup))
+      const result = yield* store.put(key, Stream.fromIterable(ct), objectPut(placed, sum(ct))).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: firstPart.size, envelope: placed.location, parts: 1 }
     }
@@ -329,12 +327,11 @@ export const put = <E>(
         }),
         Stream.mapConcat((ct) => ct)
       )
-      const result = yield* store.put(key, checked, {
-        contentLength: contentLength === undefined ? undefined : NativeFormat.ciphertextSize(contentLength, segmentSize),
-        contentType: options?.contentType,
-        metadata: placed.metadata,
-        ifNoneMatch: options?.ifNoneMatch
-      }).pipe(Effect.onError(() => placed.cleanup))
+      const result = yield* store.put(
+        key,
+        checked,
+        objectPut(placed, contentLength === undefined ? undefined : NativeFormat.ciphertextSize(contentLength, segmentSize))
+      ).pipe(Effect.onError(() => placed.cleanup))
       yield* removeSidecar(store, key, previousSidecar, placed.sidecarId)
       return { ...result, plaintextSize: total, envelope: placed.location, parts: 1 } satisfies PutResult
     }
