@@ -82,7 +82,7 @@ describe("KMS service with the AWS CLI v2 (/usr/bin/aws kms)", () => {
         new Promise<string>((resolve) => execFile(AWS, ["--version"], (_e, out, err) => resolve(`${out}${err}`)))
       )
       assert.match(r, /^aws-cli\/2\./)
-    }))
+    }), { timeout: 600_000 })
 
   it.effect("create-key, describe-key, list-keys, create/list/update/delete-alias", () =>
     Effect.gen(function*() {
