@@ -84,17 +84,21 @@ for (let off = 0; off < plaintext.length; off += 64 * MiB) crypto.randomFillSync
 const chunks: Array<Buffer> = []
 for (let off = 0; off < plaintext.length; off += CHUNK) chunks.push(plaintext.subarray(off, off + CHUNK))
 
-// Raw baseline: one cipher over all bytes, update() per 1 MiB chunk.
+// Raw baseline: one cipher over all bytes, update() per 1 MiB chunk. Measured runs drop every
+// output as soon as it is made (as a stream that writes it on does), like the runs they compare to.
 const rawKey = crypto.createSecretKey(crypto.randomBytes(32))
-const rawEncrypt = () => {
+const rawEncrypt = (keep = false) => {
   const out: Array<Buffer> = []
   const c = crypto.createCipheriv("aes-256-gcm", rawKey, Buffer.alloc(12))
-  for (const ch of chunks) out.push(c.update(ch))
+  for (const ch of chunks) {
+    const o = c.update(ch)
+    if (keep) out.push(o)
+  }
   c.final()
   out.push(c.getAuthTag())
   return out
 }
-const rawCt = rawEncrypt()
+const rawCt = rawEncrypt(true)
 const rawTag = rawCt.pop()!
 const rawDecrypt = () => {
   const d = crypto.createDecipheriv("aes-256-gcm", rawKey, Buffer.alloc(12))
@@ -152,6 +156,13 @@ const kinds = ["rawEnc", "rawDec", "enc", "dec", "encStream", "decStream", "enc2
 type Kind = typeof kinds[number]
 const rows: Array<{ segmentKiB: number } & Record<Kind, Sample>> = []
 const bytes = plaintext.length
+/** The bytes of `xs` cut into fresh buffers of `size` bytes (the last one shorter). */
+const recut = (xs: ReadonlyArray<Uint8Array>, size: number): Array<Uint8Array> => {
+  const all = Buffer.concat(xs)
+  const out: Array<Uint8Array> = []
+  for (let off = 0; off < all.length; off += size) out.push(Uint8Array.from(all.subarray(off, off + size)))
+  return out
+}
 /** Fresh copies of chunks, each owning its ArrayBuffer (as file reads give), for the transferring runs. */
 const freshCopies = (xs: ReadonlyArray<Uint8Array>) => xs.map((x) => Uint8Array.from(x))
 
@@ -160,14 +171,17 @@ await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
   for (const kib of segmentsKiB) {
     const segmentSize = kib * 1024
     const keys = keysFor(segmentSize)
-    const sealAll = () => {
+    const sealAll = (keep: boolean) => {
       const out: Array<Uint8Array> = []
       const s = NativeFormat.makeSealer(keys)
-      for (const ch of chunks) s.push(ch, out)
+      for (const ch of chunks) {
+        s.push(ch, out)
+        if (!keep) out.length = 0
+      }
       s.end(out)
       return out
     }
-    const ct = sealAll()
+    const ct = recut(sealAll(true), CHUNK)
     const plan = NativeFormat.planRange(bytes, segmentSize)
     const openAll = () => {
       const out: Array<Uint8Array> = []
@@ -179,27 +193,31 @@ await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       if (o.end(out) !== undefined) throw new Error("open failed")
     }
     const drain = (s: Stream.Stream<Uint8Array, unknown>) => Effect.runPromise(Stream.runDrain(s))
+    // One buffer per pull, as a file or socket delivers them. `Stream.fromIterable` alone would put
+    // every buffer of the object into one Chunk, so the whole object would be encrypted (and its
+    // output allocated, all 1 GiB of it) before the first write downstream: not a stream.
+    const oneByOne = (xs: ReadonlyArray<Uint8Array>) => Stream.fromIterable(xs).pipe(Stream.rechunk(1))
     const samples = Object.fromEntries(kinds.map((k) => [k, [] as Array<Sample>])) as Record<Kind, Array<Sample>>
     for (let round = 0; round < rounds; round++) {
-      samples.rawEnc.push(yield* Effect.promise(() => measure(rawEncrypt)))
-      samples.enc.push(yield* Effect.promise(() => measure(sealAll)))
+      samples.rawEnc.push(yield* Effect.promise(() => measure(() => rawEncrypt())))
+      samples.enc.push(yield* Effect.promise(() => measure(() => sealAll(false))))
       samples.rawDec.push(yield* Effect.promise(() => measure(rawDecrypt)))
       samples.dec.push(yield* Effect.promise(() => measure(openAll)))
-      samples.encStream.push(yield* Effect.promise(() => measure(() => drain(Stream.fromIterable(chunks).pipe(NativeFormat.encrypt(keys))))))
-      samples.decStream.push(yield* Effect.promise(() => measure(() => drain(Stream.fromIterable(ct).pipe(NativeFormat.decrypt(keys, plan, "bench"))))))
+      samples.encStream.push(yield* Effect.promise(() => measure(() => drain(oneByOne(chunks).pipe(NativeFormat.encrypt(keys))))))
+      samples.decStream.push(yield* Effect.promise(() => measure(() => drain(oneByOne(ct).pipe(NativeFormat.decrypt(keys, plan, "bench"))))))
       const freshPt = freshCopies(chunks)
       samples.enc2w.push(yield* Effect.promise(() =>
-        measure(() => drain(Stream.fromIterable(freshPt).pipe(NativeFormat.encryptParallel(keys, { pool, transfer: true }))))
+        measure(() => drain(oneByOne(freshPt).pipe(NativeFormat.encryptParallel(keys, { pool, transfer: true }))))
       ))
       samples.enc2wCopy.push(yield* Effect.promise(() =>
-        measure(() => drain(Stream.fromIterable(chunks).pipe(NativeFormat.encryptParallel(keys, { pool }))))
+        measure(() => drain(oneByOne(chunks).pipe(NativeFormat.encryptParallel(keys, { pool }))))
       ))
       const freshCt = freshCopies(ct)
       samples.dec2w.push(yield* Effect.promise(() =>
-        measure(() => drain(Stream.fromIterable(freshCt).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool, transfer: true }))))
+        measure(() => drain(oneByOne(freshCt).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool, transfer: true }))))
       ))
       samples.dec2wCopy.push(yield* Effect.promise(() =>
-        measure(() => drain(Stream.fromIterable(ct).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool }))))
+        measure(() => drain(oneByOne(ct).pipe(NativeFormat.decryptParallel(keys, plan, "bench", { pool }))))
       ))
     }
     rows.push({ segmentKiB: kib, ...Object.fromEntries(kinds.map((k) => [k, medianSample(samples[k])])) as Record<Kind, Sample> })
