@@ -9,6 +9,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpMultipart from "@effect/platform/Multipart"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import type { CustomerKey } from "@objcrypt/core/CustomerKey"
+import type { StoreError } from "@objcrypt/core/Errors"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import { Context, Effect, Either, Exit, Option, Scope, Stream } from "effect"
 import * as crypto from "node:crypto"
@@ -564,6 +565,10 @@ const deleteObjects = (r: Request, record: BucketRecord) =>
     if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.key === undefined || o.key === "")) {
       return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     }
+    // Conditional deletes (an ETag per object): refused before any key is deleted, not ignored.
+    if (Xml.children(doc, "Object").some((o) => Xml.childText(o, "ETag") !== undefined)) {
+      return yield* errors.notImplemented("ETag conditions in DeleteObjects (conditional deletes) are not implemented by the gateway")
+    }
     const buckets = yield* Buckets
     const store = yield* buckets.store(record.name)
     const results = yield* Effect.forEach(objects as ReadonlyArray<{ key: string; versionId: string | undefined }>, ({ key: k, versionId }) =>
@@ -668,6 +673,8 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
           yield* Multipart.abort(buckets.system, store, id, upload)
           return Http.empty(204)
         }
+        // S3's conditional delete: the store has no conditional remove, so it is refused, not ignored.
+        if (r.headers["if-match"] !== undefined) return yield* errors.notImplemented("If-Match on DeleteObject (a conditional delete) is not implemented by the gateway")
         yield* removeObject(store, buckets.system, record.name, key)
         return Http.empty(204)
       case "POST":
@@ -852,23 +859,89 @@ const postFile = (
   })
 
 /**
- * `If-None-Match: *` on PutObject (create only) is honoured; `If-Match` on PutObject and conditions
- * on CompleteMultipartUpload are refused rather than ignored (an ignored condition would overwrite).
+ * Whether an `If-Match`/`If-None-Match` header names this client ETag: `*`, or one of its
+ * comma-separated entity tags, quoted or not.
  */
-const writeConditions = (r: Request, operation: "PutObject" | "CompleteMultipartUpload") =>
+const etagListed = (header: string, clientEtag: string): boolean =>
+  header.split(",").map((s) => s.trim()).some((t) => t === "*" || t === `"${clientEtag}"` || t === clientEtag)
+
+/** A write's S3 condition: none, create only (`If-None-Match: *`), or replace only a version (`If-Match`). */
+type WriteCondition =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "CreateOnly" }
+  | { readonly _tag: "Match"; readonly header: string }
+
+const PRECONDITION = "at least one of the preconditions you specified did not hold"
+
+/**
+ * The S3 conditional-write headers of PutObject and CopyObject. `If-None-Match` takes only `*` (S3
+ * answers any other value 501 NotImplemented); the two headers together are refused the same way.
+ * On CompleteMultipartUpload any condition is refused: the backend upload was created without one
+ * and the store contract cannot add one at completion (see apps/gateway/README.md), and an ignored
+ * condition would overwrite.
+ */
+const writeCondition = (r: Request, operation: "PutObject" | "CopyObject" | "CompleteMultipartUpload"): Effect.Effect<WriteCondition, S3Error> =>
   Effect.gen(function*() {
+    const ifMatch = r.headers["if-match"]
     const ifNoneMatch = r.headers["if-none-match"]
-    if (r.headers["if-match"] !== undefined) return yield* errors.notImplemented(`If-Match on ${operation} is not implemented by the gateway`)
-    if (ifNoneMatch === undefined) return false
-    if (operation !== "PutObject" || ifNoneMatch.trim() !== "*") {
-      return yield* errors.notImplemented(`If-None-Match ${operation === "PutObject" ? "other than *" : `on ${operation}`} is not implemented by the gateway`)
+    if (ifMatch === undefined && ifNoneMatch === undefined) return { _tag: "None" } as const
+    if (operation === "CompleteMultipartUpload") {
+      return yield* errors.notImplemented(`${ifMatch === undefined ? "If-None-Match" : "If-Match"} on CompleteMultipartUpload is not implemented by the gateway`)
     }
-    return true
+    if (ifMatch !== undefined) {
+      if (ifNoneMatch !== undefined) return yield* errors.notImplemented("If-Match with If-None-Match is not implemented")
+      return { _tag: "Match", header: ifMatch } as const
+    }
+    if (ifNoneMatch?.trim() !== "*") return yield* errors.notImplemented(`If-None-Match other than * on ${operation} is not implemented (S3 takes only *)`)
+    return { _tag: "CreateOnly" } as const
+  })
+
+/**
+ * Checks a write's condition against the version headed before it (`before`) and gives the store
+ * condition that makes the write atomic: `If-None-Match: *` is the backend's create-only write;
+ * `If-Match` compares the client's ETag (for SSE-S3 the plaintext MD5 of its record, see
+ * internal/etag) with the version's, then has the backend replace only that very version (its
+ * backend etag), so a writer slipping in between fails the write instead of being overwritten.
+ */
+const storeCondition = (
+  condition: WriteCondition,
+  before: Option.Option<ObjectStore.ObjectInfo>,
+  bucket: string,
+  key: string
+): Effect.Effect<Pick<ObjectStore.PutOptions, "ifMatch" | "ifNoneMatch">, S3Error | StoreError, Buckets> =>
+  Effect.gen(function*() {
+    switch (condition._tag) {
+      case "None":
+        return {}
+      case "CreateOnly":
+        if (Option.isSome(before)) return yield* errors.preconditionFailed(PRECONDITION)
+        return { ifNoneMatch: "*" as const }
+      case "Match": {
+        // S3: no current version to compare is 404, not 412.
+        if (Option.isNone(before)) return yield* errors.noSuchKey("the specified key does not exist", `/${bucket}/${key}`)
+        const clientEtag = yield* Etag.clientEtag((yield* Buckets).system, bucket, before.value)
+        if (!etagListed(condition.header, clientEtag)) return yield* errors.preconditionFailed(PRECONDITION)
+        return { ifMatch: before.value.etag }
+      }
+    }
+  })
+
+/**
+ * The answer to a conditional write the backend refused: the version checked was replaced (412),
+ * or, under `If-Match`, deleted meanwhile (404 NoSuchKey, as S3 answers a concurrent delete).
+ */
+const refusedWrite = (store: Store, conditions: Pick<ObjectStore.PutOptions, "ifMatch">, bucket: string, key: string) =>
+  Effect.gen(function*() {
+    if (conditions.ifMatch !== undefined) {
+      const gone = yield* store.head(key).pipe(Effect.as(false), Effect.catchTag("ObjectNotFound", () => Effect.succeed(true)), Effect.orElseSucceed(() => false))
+      if (gone) return yield* errors.noSuchKey("the specified key does not exist", `/${bucket}/${key}`)
+    }
+    return yield* errors.preconditionFailed(PRECONDITION)
   })
 
 const putObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
-    const createOnly = yield* writeConditions(r, "PutObject")
+    const condition = yield* writeCondition(r, "PutObject")
     const { keys, mode } = yield* writeMode(r, record, key)
     const meta = { ...(yield* userMetadata(r.headers)), ...(yield* writeTagsAndAcl(r.headers, record)) }
     const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
@@ -876,8 +949,7 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
     const system = (yield* Buckets).system
     const before = yield* store.head(key).pipe(Effect.option)
-    // S3 conditional writes: `If-None-Match: *` creates only (checked by the backend with the write).
-    if (createOnly && Option.isSome(before)) return yield* errors.preconditionFailed("at least one of the preconditions you specified did not hold")
+    const conditions = yield* storeCondition(condition, before, record.name, key)
     // A Content-MD5 was verified by decodeBody: that MD5 is the ETag, not hashed again.
     const md5 = Etag.md5Tap(mode, system, record.name, key, r.headers["content-md5"] === undefined ? undefined : decoded.md5Hex)
     const result = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
@@ -885,9 +957,9 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
       contentType: r.headers["content-type"],
       metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
       context: mode._tag === "SseKms" ? mode.context : undefined,
-      ifNoneMatch: createOnly ? "*" : undefined
+      ...conditions
     }).pipe(
-      Effect.catchTag("PreconditionFailed", () => errors.preconditionFailed("at least one of the preconditions you specified did not hold"))
+      Effect.catchTag("PreconditionFailed", () => refusedWrite(store, conditions, record.name, key))
     )
     const etag = md5?.hex() ?? result.etag
     const checksum = verifiedChecksum(decoded)
@@ -910,7 +982,7 @@ const verifiedChecksum = (decoded: DecodedBody): Multipart.PartChecksum | undefi
 const conditional = (r: Request, info: ObjectStore.ObjectInfo, clientEtag: string): Effect.Effect<HttpServerResponse.HttpServerResponse | undefined, S3Error> =>
   Effect.gen(function*() {
     const etag = `"${clientEtag}"`
-    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
+    const matches = (h: string) => etagListed(h, clientEtag)
     const ifMatch = r.headers["if-match"]
     const ifNoneMatch = r.headers["if-none-match"]
     const since = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
@@ -1088,6 +1160,7 @@ const parseCopySource = (r: Request) =>
 
 const copyObject = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
+    const condition = yield* writeCondition(r, "CopyObject")
     const src = yield* parseCopySource(r)
     if (!SigV4.mayUse(r.user, src.bucket)) return yield* errors.accessDenied("access denied", `/${src.bucket}`)
     yield* requireBucket(src.bucket)
@@ -1097,6 +1170,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     const info = yield* srcStore.head(src.key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${src.bucket}/${src.key}`)))
     )
+    yield* copySourceConditions(r, info, src.bucket)
     const directive = r.headers["x-amz-metadata-directive"] ?? "COPY"
     if (directive !== "COPY" && directive !== "REPLACE") return yield* errors.invalidArgument("unknown metadata directive")
     const { keys, mode } = yield* writeMode(r, record, key)
@@ -1123,16 +1197,21 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     const computing = algText === undefined ? undefined : Checksums.make(algText)
     const md5 = Etag.md5Tap(mode, buckets.system, record.name, key)
     const result = yield* Effect.gen(function*() {
-      const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
+      // The destination's condition before the source is opened (an opened body must be consumed).
       const before = yield* store.head(key).pipe(Effect.option)
+      const conditions = yield* storeCondition(condition, before, record.name, key)
+      const opened = yield* openObject(srcStore, buckets.system, src.bucket, src.key, info, srcKey, undefined)
       const hashed = computing === undefined ? opened.body : opened.body.pipe(Stream.tap((b) => Effect.sync(() => computing.update(b))))
       const copied = md5 === undefined ? hashed : md5.pipe(hashed)
       const put = yield* ClientSide.put(store, key, copied, [Sse.keyringFor(keys, mode)], {
         contentLength: opened.size,
         contentType,
         metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
-        context: mode._tag === "SseKms" ? mode.context : undefined
-      })
+        context: mode._tag === "SseKms" ? mode.context : undefined,
+        ...conditions
+      }).pipe(
+        Effect.catchTag("PreconditionFailed", () => refusedWrite(store, conditions, record.name, key))
+      )
       // The source, when copied onto itself, has been read in full by now.
       yield* dropManifest(buckets.system, record.name, before)
       return put
@@ -1252,8 +1331,7 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
 const copySourceConditions = (r: Request, info: ObjectStore.ObjectInfo, bucket: string) =>
   Effect.gen(function*() {
     const clientEtag = yield* Etag.clientEtag((yield* Buckets).system, bucket, info)
-    const etag = `"${clientEtag}"`
-    const matches = (h: string) => h.split(",").map((s) => s.trim()).some((t) => t === "*" || t === etag || t === clientEtag)
+    const matches = (h: string) => etagListed(h, clientEtag)
     const date = (h: string | undefined) => (h === undefined ? undefined : new Date(h))
     const modified = Math.floor(Tagging.lastModified(info).getTime() / 1000) * 1000
     const ifMatch = r.headers["x-amz-copy-source-if-match"]
@@ -1353,7 +1431,7 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
 
 const completeUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
-    yield* writeConditions(r, "CompleteMultipartUpload")
+    yield* writeCondition(r, "CompleteMultipartUpload")
     const { id, upload, system } = yield* uploadContext(r, record, key)
     const doc = Xml.parse(yield* readSmallBody(r, { objectChecksumHeaders: true }))
     if (doc === undefined || Xml.localName(doc) !== "CompleteMultipartUpload") {

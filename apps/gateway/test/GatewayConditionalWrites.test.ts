@@ -1,34 +1,66 @@
 /**
- * S3 conditional writes through the real @aws-sdk/client-s3: `If-None-Match: *` on PutObject
- * creates only (412 when the key exists, the stored object untouched, with SSE-S3 and SSE-C), and
- * the conditions the gateway does not implement (`If-Match` on PutObject, any condition on
- * CompleteMultipartUpload) are refused with 501 instead of being ignored — an ignored condition
- * would overwrite (a Terraform state lock, for one, relies on `If-None-Match: *`).
+ * S3 conditional writes through the real @aws-sdk/client-s3 against a gateway on driver-fs:
+ * `If-None-Match: *` creates only and `If-Match: <etag>` replaces only the version with that ETag,
+ * on PutObject and CopyObject, with SSE-S3, SSE-C and SSE-KMS. The client's ETag is the gateway's
+ * (for SSE-S3 the plaintext MD5), checked against the version headed; the backend then writes only
+ * over that version's backend etag, so a writer slipping in between is refused, not overwritten
+ * (a store wrapper runs the racing writer deterministically between the two steps). A condition
+ * on CompleteMultipartUpload is still refused with 501 (see README), never ignored.
  */
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import type { S3Client } from "@aws-sdk/client-s3"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import type * as ObjectStore from "@objcrypt/core/ObjectStore"
+import { afterAll, assert, beforeAll, beforeEach, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import { bytes, call, client, start } from "./apiHarness.js"
 import type { Api } from "./apiHarness.js"
 
+type Store = ObjectStore.ObjectStore["Type"]
+
+/** The conditions each backend write of an object key carried (system-store writes excluded). */
+let conditions: Array<{ readonly key: string; readonly ifMatch: string | undefined; readonly ifNoneMatch: string | undefined }> = []
+/** Runs once, right before the backend write of `key` that carries an `ifMatch`: a racing writer. */
+let beforeConditionalPut: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
+
+const hooked = (store: Store): Store => ({
+  ...store,
+  put: (key, body, options) => {
+    if (store.bucket === "cond") conditions.push({ key, ifMatch: options?.ifMatch, ifNoneMatch: options?.ifNoneMatch })
+    const hook = beforeConditionalPut
+    if (hook === undefined || hook.key !== key || options?.ifMatch === undefined) return store.put(key, body, options)
+    beforeConditionalPut = undefined
+    return Effect.zipRight(Effect.promise(() => hook.run()), store.put(key, body, options))
+  }
+})
+
 let api: Api
 let s3: S3Client
 
 beforeAll(async () => {
-  api = await start()
-  s3 = client(api)
+  api = await start({ wrapStore: hooked })
+  s3 = client(api, undefined, { maxAttempts: 1 })
   await s3.send(new CreateBucketCommand({ Bucket: "cond" }))
 }, 60_000)
+
+beforeEach(() => {
+  conditions = []
+  beforeConditionalPut = undefined
+})
 
 afterAll(async () => {
   await api?.close()
@@ -81,17 +113,20 @@ describe("conditional writes", () => {
       assert.isTrue(stored.equals(body(winner)))
     }))
 
-  it.effect("If-Match on PutObject and If-None-Match other than * are 501, nothing written", () =>
+  it.effect("If-None-Match other than *, and If-Match with If-None-Match, are 501 NotImplemented as S3 answers them; nothing written", () =>
     Effect.gen(function*() {
       const first = yield* call(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "m", Body: "one" })))
-      assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "m", Body: "two", IfMatch: first.ETag }))), "501 NotImplemented")
       assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "m", Body: "two", IfNoneMatch: first.ETag }))), "501 NotImplemented")
-      assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "new", Body: "two", IfMatch: first.ETag }))), "501 NotImplemented")
+      assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "new", Body: "two", IfNoneMatch: first.ETag }))), "501 NotImplemented")
+      assert.strictEqual(
+        yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "m", Body: "two", IfMatch: first.ETag, IfNoneMatch: "*" }))),
+        "501 NotImplemented"
+      )
       assert.strictEqual(yield* text("m"), "one")
       assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "new" }))), "404 NotFound")
     }))
 
-  it.effect("a condition on CompleteMultipartUpload is 501 and completes nothing", () =>
+  it.effect("a condition on CompleteMultipartUpload is 501 (it cannot be made atomic, see README) and completes nothing; the upload then completes or aborts", () =>
     Effect.gen(function*() {
       const { UploadId } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "cond", Key: "mp" })))
       const part = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "cond", Key: "mp", UploadId, PartNumber: 1, Body: "only part" })))
@@ -108,5 +143,169 @@ describe("conditional writes", () => {
       )
       assert.strictEqual(done.$metadata.httpStatusCode, 200)
       assert.strictEqual(yield* text("mp"), "only part")
+      // Over the existing key: refused, the object intact, and the upload can be aborted.
+      const second = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "cond", Key: "mp" })))
+      const again = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId, PartNumber: 1, Body: "another" })))
+      assert.strictEqual(
+        yield* failure(() =>
+          s3.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: "cond",
+              Key: "mp",
+              UploadId: second.UploadId,
+              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: again.ETag }] },
+              IfNoneMatch: "*"
+            })
+          )
+        ),
+        "501 NotImplemented"
+      )
+      assert.strictEqual(yield* text("mp"), "only part")
+      yield* call(() => s3.send(new AbortMultipartUploadCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId })))
+      assert.strictEqual(yield* failure(() => s3.send(new ListPartsCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId }))), "404 NoSuchUpload")
+    }))
+})
+
+const kms = { ServerSideEncryption: "aws:kms" as const }
+/** Each mode: the write's headers and a read's (SSE-KMS needs none to read). */
+const modes = [
+  { name: "SSE-S3", write: {}, read: {} },
+  { name: "SSE-C", write: ssec, read: ssec },
+  { name: "SSE-KMS", write: kms, read: {} }
+] as const
+const unquote = (etag: string | undefined) => etag?.replace(/^"(.*)"$/, "$1")
+const md5 = (b: string | Buffer) => crypto.createHash("md5").update(b).digest("hex")
+const put = (key: string, body: string | Buffer, extra: object = {}) => call(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: body, ...extra })))
+const head = (key: string, extra: object = {}) => call(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: key, ...extra })))
+
+describe("If-Match on PutObject", () => {
+  it.effect("replaces only the version with the client's ETag (SSE-S3's plaintext MD5, SSE-C's pinned ETag, SSE-KMS); the backend writes over that version's own etag", () =>
+    Effect.gen(function*() {
+      for (const mode of modes) {
+        const key = `match-${mode.name}`
+        const first = yield* put(key, "v1", mode.write)
+        if (mode.name === "SSE-S3") assert.strictEqual(first.ETag, `"${md5("v1")}"`)
+        if (mode.name === "SSE-C") {
+          // A tag update rewrites the backend object (a new backend etag); the client's ETag stays.
+          yield* call(() => s3.send(new PutObjectTaggingCommand({ Bucket: "cond", Key: key, Tagging: { TagSet: [{ Key: "a", Value: "b" }] } })))
+          assert.strictEqual((yield* head(key, mode.read)).ETag, first.ETag)
+        }
+        const wrong = yield* failure(() =>
+          s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "wrong", IfMatch: "\"0123456789abcdef0123456789abcdef\"", ...mode.write }))
+        )
+        assert.strictEqual(wrong, "412 PreconditionFailed", mode.name)
+        assert.strictEqual(yield* text(key, mode.read), "v1")
+        conditions = []
+        const second = yield* put(key, "v2", { IfMatch: first.ETag, ...mode.write })
+        assert.strictEqual(second.$metadata.httpStatusCode, 200)
+        assert.strictEqual(yield* text(key, mode.read), "v2")
+        assert.strictEqual((yield* head(key, mode.read)).ETag, second.ETag)
+        // One backend write, conditional on the backend's etag of the version checked — for SSE-S3
+        // and the re-tagged SSE-C object that is not the ETag the client sent.
+        const written = conditions.filter((c) => c.key === key)
+        assert.strictEqual(written.length, 1, mode.name)
+        const backendCondition = written[0]?.ifMatch
+        assert.isString(backendCondition)
+        if (mode.name !== "SSE-KMS") assert.notStrictEqual(unquote(backendCondition), unquote(first.ETag), mode.name)
+        // The replaced version's ETag no longer matches.
+        assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "v3", IfMatch: first.ETag, ...mode.write }))), "412 PreconditionFailed")
+        assert.strictEqual(yield* text(key, mode.read), "v2")
+        // Unquoted, in a list, or * (any current version): matches too.
+        yield* put(key, "v4", { IfMatch: unquote(second.ETag), ...mode.write })
+        const fourth = yield* head(key, mode.read)
+        yield* put(key, "v5", { IfMatch: `"other", ${fourth.ETag}`, ...mode.write })
+        yield* put(key, "v6", { IfMatch: "*", ...mode.write })
+        assert.strictEqual(yield* text(key, mode.read), "v6")
+      }
+    }))
+
+  it.effect("on a missing key is 404 NoSuchKey (as S3 answers it), and creates nothing", () =>
+    Effect.gen(function*() {
+      for (const mode of modes) {
+        const key = `absent-${mode.name}`
+        for (const ifMatch of ["\"0123456789abcdef0123456789abcdef\"", "*"]) {
+          assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "x", IfMatch: ifMatch, ...mode.write }))), "404 NoSuchKey")
+        }
+        assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: key, ...mode.read }))), "404 NotFound")
+      }
+      assert.isFalse(conditions.some((c) => c.key.startsWith("absent-")))
+    }))
+
+  it.effect("a writer slipping in between the gateway's check and its write keeps its object: the conditional PUT is 412 (404 when the object was deleted)", () =>
+    Effect.gen(function*() {
+      for (const mode of modes) {
+        const key = `raced-${mode.name}`
+        const first = yield* put(key, "v1", mode.write)
+        beforeConditionalPut = { key, run: () => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "racer", ...mode.write })) }
+        assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "mine", IfMatch: first.ETag, ...mode.write }))), "412 PreconditionFailed")
+        assert.isUndefined(beforeConditionalPut, "the racing writer ran")
+        assert.strictEqual(yield* text(key, mode.read), "racer")
+        // A delete slipping in: S3's answer to a concurrent delete is 404, and nothing is created.
+        const current = yield* head(key, mode.read)
+        beforeConditionalPut = { key, run: () => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: key })) }
+        assert.strictEqual(yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "mine", IfMatch: current.ETag, ...mode.write }))), "404 NoSuchKey")
+        assert.isUndefined(beforeConditionalPut, "the racing delete ran")
+        assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: key, ...mode.read }))), "404 NotFound")
+      }
+    }))
+
+  it.effect("of four concurrent PUTs with the same If-Match, exactly one wins and the others are 412", () =>
+    Effect.gen(function*() {
+      const body = (i: number) => Buffer.alloc(3 * 1024 * 1024, i)
+      const first = yield* put("cas", body(0))
+      const results = yield* Effect.all(
+        [1, 2, 3, 4].map((i) =>
+          Effect.either(failure(() => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "cas", Body: body(i), IfMatch: first.ETag }))))
+        ),
+        { concurrency: "unbounded" }
+      )
+      // `failure` flips: a Left is a request that succeeded, a Right the error it answered.
+      assert.strictEqual(results.filter((r) => r._tag === "Left").length, 1)
+      assert.deepStrictEqual(results.flatMap((r) => (r._tag === "Right" ? [r.right] : [])), Array(3).fill("412 PreconditionFailed"))
+      const winner = results.findIndex((r) => r._tag === "Left") + 1
+      const stored = Buffer.from(yield* Effect.flatMap(call(() => s3.send(new GetObjectCommand({ Bucket: "cond", Key: "cas" }))), (o) => bytes(o.Body)))
+      assert.isTrue(stored.equals(body(winner)))
+      assert.strictEqual((yield* head("cas")).ETag, `"${md5(body(winner))}"`)
+    }))
+})
+
+describe("conditions on CopyObject", () => {
+  it.effect("If-None-Match: * and If-Match apply to the destination as on PutObject; x-amz-copy-source-if-match to the source", () =>
+    Effect.gen(function*() {
+      yield* put("copy/src", "source")
+      const dst = yield* put("copy/dst", "old", ssec)
+      const copy = (key: string, extra: object) =>
+        call(() => s3.send(new CopyObjectCommand({ Bucket: "cond", Key: key, CopySource: "cond/copy/src", ...extra })))
+      const refusedCopy = (key: string, extra: object) =>
+        failure(() => s3.send(new CopyObjectCommand({ Bucket: "cond", Key: key, CopySource: "cond/copy/src", ...extra })))
+      assert.strictEqual(yield* refusedCopy("copy/dst", { IfNoneMatch: "*" }), "412 PreconditionFailed")
+      assert.strictEqual(yield* refusedCopy("copy/dst", { IfMatch: "\"0123456789abcdef0123456789abcdef\"" }), "412 PreconditionFailed")
+      assert.strictEqual(yield* refusedCopy("copy/none", { IfMatch: dst.ETag }), "404 NoSuchKey")
+      assert.strictEqual(yield* refusedCopy("copy/dst", { CopySourceIfMatch: "\"0123456789abcdef0123456789abcdef\"" }), "412 PreconditionFailed")
+      assert.strictEqual(yield* refusedCopy("copy/dst", { IfNoneMatch: dst.ETag }), "501 NotImplemented")
+      assert.strictEqual(yield* text("copy/dst", ssec), "old")
+      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "copy/none" }))), "404 NotFound")
+      yield* copy("copy/new", { IfNoneMatch: "*" })
+      assert.strictEqual(yield* text("copy/new"), "source")
+      const replaced = yield* copy("copy/dst", { IfMatch: dst.ETag, CopySourceIfMatch: `"${md5("source")}"` })
+      assert.strictEqual(replaced.CopyObjectResult?.ETag, `"${md5("source")}"`)
+      assert.strictEqual(yield* text("copy/dst"), "source")
+    }))
+})
+
+describe("conditional deletes", () => {
+  it.effect("If-Match on DeleteObject and ETags in DeleteObjects are 501 NotImplemented (the store has no conditional remove), nothing deleted", () =>
+    Effect.gen(function*() {
+      const a = yield* put("del/a", "a")
+      yield* put("del/b", "b")
+      assert.strictEqual(yield* failure(() => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: "del/a", IfMatch: a.ETag }))), "501 NotImplemented")
+      assert.strictEqual(
+        yield* failure(() => s3.send(new DeleteObjectsCommand({ Bucket: "cond", Delete: { Objects: [{ Key: "del/b" }, { Key: "del/a", ETag: a.ETag }] } }))),
+        "501 NotImplemented"
+      )
+      assert.deepStrictEqual([yield* text("del/a"), yield* text("del/b")], ["a", "b"])
+      // Without conditions they delete as before.
+      yield* call(() => s3.send(new DeleteObjectsCommand({ Bucket: "cond", Delete: { Objects: [{ Key: "del/a" }, { Key: "del/b" }] } })))
+      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "del/a" }))), "404 NotFound")
     }))
 })

@@ -81,6 +81,14 @@ export interface PutOptions {
    * single write; refused with a `partSize`, whose completion not every store checks).
    */
   readonly ifNoneMatch?: "*" | undefined
+  /**
+   * Only replace the stored version whose store etag (`ObjectStore.ObjectInfo.etag`, quoted or not)
+   * is this one: `PreconditionFailed` when the key is missing or holds another version, and nothing
+   * is written (passed to the store's single write, which checks it atomically; refused with a
+   * `partSize`, as `ifNoneMatch` is). With `ifNoneMatch` it is the store's usage error (see
+   * `ObjectStore.checkConditions`), refused before any write.
+   */
+  readonly ifMatch?: string | undefined
 }
 
 /**
@@ -225,6 +233,8 @@ export const put = <E>(
     const input = borrowed && !sealAsItArrives ? Stream.map(body, (c) => new Uint8Array(c)) : body
     // Not every store checks a condition when a multipart upload completes: refused, not ignored.
     if (options?.ifNoneMatch !== undefined && options.partSize !== undefined) return yield* fail("ifNoneMatch cannot be combined with partSize")
+    if (options?.ifMatch !== undefined && options.partSize !== undefined) return yield* fail("ifMatch cannot be combined with partSize")
+    yield* ObjectStore.checkConditions(store.provider, "put", key, options)
 
     const random = yield* FiberRef.get(currentRandom)
     const dataKey = Redacted.make(Uint8Array.from(random(NativeFormat.KEY_LENGTH)))
@@ -256,7 +266,8 @@ export const put = <E>(
       contentLength: ciphertextLength,
       contentType: options?.contentType,
       metadata: placed.metadata,
-      ifNoneMatch: options?.ifNoneMatch
+      ifNoneMatch: options?.ifNoneMatch,
+      ifMatch: options?.ifMatch
     })
 
     if (sealAsItArrives) {

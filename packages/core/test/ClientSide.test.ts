@@ -304,6 +304,74 @@ describe("ClientSide multipart", () => {
       assert.isFalse(store.objects.has("k2"))
     }))
 
+  it.effect("ifMatch replaces only the version with that store etag, on every put path; otherwise nothing is written", () =>
+    Effect.gen(function*() {
+      const rsaRing = Keyring.recipient({ keyId: "rsa", publicKey: crypto.createPublicKey(rsa) })
+      const paths: ReadonlyArray<{
+        store: MemoryStore.MemoryStore
+        size: number
+        options: ClientSide.PutOptions
+        envelope: "metadata" | "sidecar"
+        keyrings?: ReadonlyArray<Keyring.Keyring>
+      }> = [
+        { store: MemoryStore.make(), size: 3000, options: { segmentSize: 64, contentLength: 3000 }, envelope: "metadata" },
+        { store: MemoryStore.make(), size: 3000, options: { segmentSize: 64 }, envelope: "metadata" },
+        // Unknown length, larger than one part: one streaming put the store cuts itself.
+        { store: MemoryStore.make({ minPartSize: 1024 }), size: 9 * 1024 * 1024 + 77, options: { segmentSize: 4096 }, envelope: "metadata" },
+        // The envelope in a sidecar: a refused write leaves neither its own sidecar nor a damaged old one.
+        {
+          store: MemoryStore.make({ maxMetadataBytes: 700 }),
+          size: 3000,
+          options: { segmentSize: 64, contentLength: 3000 },
+          envelope: "sidecar",
+          keyrings: [rsaRing, aes()]
+        }
+      ]
+      for (const { envelope, options, size, store, ...p } of paths) {
+        const keyrings = p.keyrings ?? [aes()]
+        const v1 = crypto.randomBytes(size)
+        const first = yield* ClientSide.put(store, "k", body(v1, 65536), keyrings, options)
+        assert.strictEqual(first.envelope, envelope)
+        const stored = [...store.objects.keys()].sort()
+        const stale = yield* Effect.flip(
+          ClientSide.put(store, "k", body(crypto.randomBytes(size), 65536), keyrings, { ...options, ifMatch: "\"0123456789abcdef0123456789abcdef\"" })
+        )
+        assert.strictEqual(stale._tag, "PreconditionFailed")
+        const missing = yield* Effect.flip(ClientSide.put(store, "absent", body(crypto.randomBytes(size), 65536), keyrings, { ...options, ifMatch: first.etag }))
+        assert.strictEqual(missing._tag, "PreconditionFailed")
+        assert.deepStrictEqual([...store.objects.keys()].sort(), stored)
+        assert.isTrue((yield* read(store, "k")).equals(v1))
+        // The current etag, quoted or not: replaced.
+        const v2 = crypto.randomBytes(size)
+        const second = yield* ClientSide.put(store, "k", body(v2, 65536), keyrings, { ...options, ifMatch: first.etag.replace(/"/g, "") })
+        assert.notStrictEqual(second.etag, first.etag)
+        assert.isTrue((yield* read(store, "k")).equals(v2))
+        // The replaced version's etag no longer matches.
+        const old = yield* Effect.flip(ClientSide.put(store, "k", body(v1, 65536), keyrings, { ...options, ifMatch: first.etag }))
+        assert.strictEqual(old._tag, "PreconditionFailed")
+        assert.isTrue((yield* read(store, "k")).equals(v2))
+        assert.strictEqual(store.objects.size, stored.length)
+      }
+    }), { timeout: 60_000 })
+
+  it.effect("ifMatch is refused before any write with a partSize, and with ifNoneMatch", () =>
+    Effect.gen(function*() {
+      const store = MemoryStore.make()
+      const pt = crypto.randomBytes(3000)
+      const first = yield* ClientSide.put(store, "k", body(pt, 700), [aes()], { segmentSize: 64 })
+      const puts = store.stats.puts
+      // Client-side parts: not every store checks a condition when an upload completes.
+      const parts = yield* Effect.flip(ClientSide.put(store, "k", body(pt, 700), [aes()], { segmentSize: 64, partSize: 256, ifMatch: first.etag }))
+      assert.strictEqual(parts._tag, "EncryptError")
+      assert.match(parts.message, /ifMatch cannot be combined with partSize/)
+      const both = yield* Effect.flip(ClientSide.put(store, "k", body(pt, 700), [aes()], { segmentSize: 64, ifMatch: first.etag, ifNoneMatch: "*" }))
+      assert.strictEqual(both._tag, "ProviderError")
+      assert.strictEqual(both._tag === "ProviderError" ? both.status : undefined, 400)
+      assert.strictEqual(store.stats.puts, puts)
+      assert.strictEqual(store.uploads.size, 0)
+      assert.strictEqual(store.objects.get("k")!.etag, first.etag)
+    }))
+
   it.effect("a body sealed as it arrives that is shorter or longer than contentLength fails and stores nothing", () =>
     Effect.gen(function*() {
       const store = MemoryStore.make()
