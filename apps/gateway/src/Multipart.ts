@@ -403,6 +403,8 @@ export const complete = (options: {
   readonly minPartSize: number
   /** A whole-object checksum the client sent with CompleteMultipartUpload, to verify. */
   readonly expected?: PartChecksum | undefined
+  /** The client's write condition as the backend checks it when it publishes the object. */
+  readonly conditions?: Pick<ObjectStore.CompleteOptions, "ifMatch" | "ifNoneMatch"> | undefined
 }): Effect.Effect<ObjectStore.PutResult & { readonly manifest: Manifest; readonly clientEtag: string }, StoreError | S3Error> =>
   Effect.gen(function*() {
     if (options.parts.length === 0) return yield* errors.malformedXml("you must specify at least one part")
@@ -457,7 +459,8 @@ export const complete = (options: {
     // The backend checks its own minimum on ciphertext sizes, which are larger: no extra refusal.
     const result = yield* options.store.completeMultipart(
       { key: options.record.key, uploadId: options.record.backendUploadId },
-      chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher }))
+      chosen.map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.cipher })),
+      options.conditions
     ).pipe(Effect.tapError(() => options.system.remove(mkey).pipe(Effect.ignore)))
     yield* removeRecords(options.system, options.id, options.record)
     const clientEtag = md5Etag ?? result.etag

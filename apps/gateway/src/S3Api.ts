@@ -874,20 +874,15 @@ type WriteCondition =
 const PRECONDITION = "at least one of the preconditions you specified did not hold"
 
 /**
- * The S3 conditional-write headers of PutObject and CopyObject. `If-None-Match` takes only `*` (S3
- * answers any other value 501 NotImplemented); the two headers together are refused the same way.
- * On CompleteMultipartUpload any condition is refused: the backend upload was created without one
- * and the store contract cannot add one at completion (see apps/gateway/README.md), and an ignored
- * condition would overwrite.
+ * The S3 conditional-write headers of PutObject, CopyObject and CompleteMultipartUpload.
+ * `If-None-Match` takes only `*` (S3 answers any other value 501 NotImplemented); the two headers
+ * together are refused the same way.
  */
 const writeCondition = (r: Request, operation: "PutObject" | "CopyObject" | "CompleteMultipartUpload"): Effect.Effect<WriteCondition, S3Error> =>
   Effect.gen(function*() {
     const ifMatch = r.headers["if-match"]
     const ifNoneMatch = r.headers["if-none-match"]
     if (ifMatch === undefined && ifNoneMatch === undefined) return { _tag: "None" } as const
-    if (operation === "CompleteMultipartUpload") {
-      return yield* errors.notImplemented(`${ifMatch === undefined ? "If-None-Match" : "If-Match"} on CompleteMultipartUpload is not implemented by the gateway`)
-    }
     if (ifMatch !== undefined) {
       if (ifNoneMatch !== undefined) return yield* errors.notImplemented("If-Match with If-None-Match is not implemented")
       return { _tag: "Match", header: ifMatch } as const
@@ -1431,7 +1426,7 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
 
 const completeUpload = (r: Request, record: BucketRecord, store: Store, key: string) =>
   Effect.gen(function*() {
-    yield* writeCondition(r, "CompleteMultipartUpload")
+    const condition = yield* writeCondition(r, "CompleteMultipartUpload")
     const { id, upload, system } = yield* uploadContext(r, record, key)
     const doc = Xml.parse(yield* readSmallBody(r, { objectChecksumHeaders: true }))
     if (doc === undefined || Xml.localName(doc) !== "CompleteMultipartUpload") {
@@ -1455,8 +1450,16 @@ const completeUpload = (r: Request, record: BucketRecord, store: Store, key: str
     })
     if (wholeHeaders.length > 1) return yield* errors.invalidRequest("expecting a single x-amz-checksum- header")
     const before = yield* store.head(key).pipe(Effect.option)
+    // Checked against the version headed now, then by the backend as it publishes the object; a
+    // refused completion leaves the upload to complete again or abort, as S3 does.
+    const conditions = yield* storeCondition(condition, before, record.name, key)
     const settings = yield* ApiSettings
-    const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize, expected: wholeHeaders[0] })
+    const result = yield* Multipart.complete({ system, store, id, record: upload, parts, minPartSize: settings.minPartSize, expected: wholeHeaders[0], conditions }).pipe(
+      Effect.catchIf(
+        (e) => e._tag === "PreconditionFailed" && (conditions.ifMatch !== undefined || conditions.ifNoneMatch !== undefined),
+        () => refusedWrite(store, conditions, record.name, key)
+      )
+    )
     yield* dropManifest(system, record.name, before)
     const checksum = result.manifest.checksum
     return Http.xml(Xml.el("CompleteMultipartUploadResult", [

@@ -4,8 +4,8 @@
  * on PutObject and CopyObject, with SSE-S3, SSE-C and SSE-KMS. The client's ETag is the gateway's
  * (for SSE-S3 the plaintext MD5), checked against the version headed; the backend then writes only
  * over that version's backend etag, so a writer slipping in between is refused, not overwritten
- * (a store wrapper runs the racing writer deterministically between the two steps). A condition
- * on CompleteMultipartUpload is still refused with 501 (see README), never ignored.
+ * (a store wrapper runs the racing writer deterministically between the two steps). The same
+ * holds for CompleteMultipartUpload, whose condition the backend checks as it publishes the object.
  */
 import {
   AbortMultipartUploadCommand,
@@ -36,9 +36,23 @@ type Store = ObjectStore.ObjectStore["Type"]
 let conditions: Array<{ readonly key: string; readonly ifMatch: string | undefined; readonly ifNoneMatch: string | undefined }> = []
 /** Runs once, right before the backend write of `key` that carries an `ifMatch`: a racing writer. */
 let beforeConditionalPut: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
+/** The same for the backend's completion of a multipart upload of `key`. */
+let beforeConditionalComplete: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
 
-const hooked = (store: Store): Store => ({
+/** The backend store of bucket `cond`, as the gateway opened it. */
+let condStore: Store | undefined
+
+const hooked = (store: Store): Store => {
+  if (store.bucket === "cond") condStore = store
+  return {
   ...store,
+  completeMultipart: (upload, parts, options) => {
+    if (store.bucket === "cond") conditions.push({ key: upload.key, ifMatch: options?.ifMatch, ifNoneMatch: options?.ifNoneMatch })
+    const hook = beforeConditionalComplete
+    if (hook === undefined || hook.key !== upload.key) return store.completeMultipart(upload, parts, options)
+    beforeConditionalComplete = undefined
+    return Effect.zipRight(Effect.promise(() => hook.run()), store.completeMultipart(upload, parts, options))
+  },
   put: (key, body, options) => {
     if (store.bucket === "cond") conditions.push({ key, ifMatch: options?.ifMatch, ifNoneMatch: options?.ifNoneMatch })
     const hook = beforeConditionalPut
@@ -46,7 +60,8 @@ const hooked = (store: Store): Store => ({
     beforeConditionalPut = undefined
     return Effect.zipRight(Effect.promise(() => hook.run()), store.put(key, body, options))
   }
-})
+  }
+}
 
 let api: Api
 let s3: S3Client
@@ -60,6 +75,7 @@ beforeAll(async () => {
 beforeEach(() => {
   conditions = []
   beforeConditionalPut = undefined
+  beforeConditionalComplete = undefined
 })
 
 afterAll(async () => {
@@ -126,43 +142,61 @@ describe("conditional writes", () => {
       assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "new" }))), "404 NotFound")
     }))
 
-  it.effect("a condition on CompleteMultipartUpload is 501 (it cannot be made atomic, see README) and completes nothing; the upload then completes or aborts", () =>
+  it.effect("CompleteMultipartUpload: If-None-Match: * and If-Match are checked as the backend publishes the object; a refused completion leaves the upload to complete or abort", () =>
     Effect.gen(function*() {
-      const { UploadId } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "cond", Key: "mp" })))
-      const part = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "cond", Key: "mp", UploadId, PartNumber: 1, Body: "only part" })))
-      const complete = (extra: object) =>
-        failure(() =>
-          s3.send(new CompleteMultipartUploadCommand({ Bucket: "cond", Key: "mp", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...extra }))
-        )
-      assert.strictEqual(yield* complete({ IfNoneMatch: "*" }), "501 NotImplemented")
-      assert.strictEqual(yield* complete({ IfMatch: part.ETag }), "501 NotImplemented")
-      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "mp" }))), "404 NotFound")
-      // The upload is still there and completes without a condition.
-      const done = yield* call(() =>
-        s3.send(new CompleteMultipartUploadCommand({ Bucket: "cond", Key: "mp", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }))
-      )
-      assert.strictEqual(done.$metadata.httpStatusCode, 200)
-      assert.strictEqual(yield* text("mp"), "only part")
-      // Over the existing key: refused, the object intact, and the upload can be aborted.
-      const second = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "cond", Key: "mp" })))
-      const again = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId, PartNumber: 1, Body: "another" })))
-      assert.strictEqual(
-        yield* failure(() =>
-          s3.send(
-            new CompleteMultipartUploadCommand({
-              Bucket: "cond",
-              Key: "mp",
-              UploadId: second.UploadId,
-              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: again.ETag }] },
-              IfNoneMatch: "*"
-            })
-          )
-        ),
-        "501 NotImplemented"
-      )
-      assert.strictEqual(yield* text("mp"), "only part")
-      yield* call(() => s3.send(new AbortMultipartUploadCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId })))
-      assert.strictEqual(yield* failure(() => s3.send(new ListPartsCommand({ Bucket: "cond", Key: "mp", UploadId: second.UploadId }))), "404 NoSuchUpload")
+      const key = "mp"
+      const begin = (body: string, extra: object = {}) =>
+        Effect.gen(function*() {
+          const { UploadId } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: "cond", Key: key, ...extra })))
+          const part = yield* call(() => s3.send(new UploadPartCommand({ Bucket: "cond", Key: key, UploadId, PartNumber: 1, Body: body, ...extra })))
+          const parts = { MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }
+          return {
+            UploadId,
+            complete: (condition: object) => call(() => s3.send(new CompleteMultipartUploadCommand({ Bucket: "cond", Key: key, UploadId, ...parts, ...condition, ...extra }))),
+            refused: (condition: object) =>
+              failure(() => s3.send(new CompleteMultipartUploadCommand({ Bucket: "cond", Key: key, UploadId, ...parts, ...condition, ...extra })))
+          }
+        })
+      const listed = (UploadId: string | undefined) => call(() => s3.send(new ListPartsCommand({ Bucket: "cond", Key: key, UploadId })))
+
+      // Missing key: If-Match is 404 NoSuchKey and publishes nothing; If-None-Match: * publishes.
+      const a = yield* begin("first")
+      assert.strictEqual(yield* a.refused({ IfMatch: "\"0123456789abcdef0123456789abcdef-1\"" }), "404 NoSuchKey")
+      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: key }))), "404 NotFound")
+      const created = yield* a.complete({ IfNoneMatch: "*" })
+      assert.strictEqual(yield* text(key), "first")
+      assert.deepStrictEqual(conditions.filter((c) => c.ifNoneMatch !== undefined).map((c) => c.ifNoneMatch), ["*"], "create-only reached the backend")
+
+      // Existing key: If-None-Match: * and a wrong If-Match are 412, the object intact and the
+      // upload still listed; the multipart ETag the client saw (S3's MD5-of-MD5s) then replaces it.
+      const b = yield* begin("second")
+      assert.strictEqual(yield* b.refused({ IfNoneMatch: "*" }), "412 PreconditionFailed")
+      assert.strictEqual(yield* b.refused({ IfMatch: `"${md5("first")}"` }), "412 PreconditionFailed")
+      assert.strictEqual(yield* text(key), "first")
+      assert.strictEqual((yield* listed(b.UploadId)).Parts?.length, 1)
+      const before = yield* condStore!.head(key)
+      conditions = []
+      assert.match(created.ETag ?? "", /^"[0-9a-f]{32}-1"$/)
+      const replaced = yield* b.complete({ IfMatch: created.ETag })
+      assert.strictEqual(yield* text(key), "second")
+      assert.deepStrictEqual(conditions.map((c) => c.ifMatch), [before.etag], "the backend completion carried the backend etag, not the client's")
+      assert.notStrictEqual(unquote(created.ETag), before.etag)
+
+      // A writer slipping in between the gateway's check and the backend's completion keeps its
+      // object: 412, and the upload can still be aborted.
+      const c = yield* begin("third")
+      beforeConditionalComplete = { key, run: () => s3.send(new PutObjectCommand({ Bucket: "cond", Key: key, Body: "racer" })) }
+      assert.strictEqual(yield* c.refused({ IfMatch: replaced.ETag }), "412 PreconditionFailed")
+      assert.strictEqual(yield* text(key), "racer")
+      yield* call(() => s3.send(new AbortMultipartUploadCommand({ Bucket: "cond", Key: key, UploadId: c.UploadId })))
+      assert.strictEqual(yield* failure(() => s3.send(new ListPartsCommand({ Bucket: "cond", Key: key, UploadId: c.UploadId }))), "404 NoSuchUpload")
+
+      // SSE-C: the client's ETag of an SSE-C object is the opaque one the gateway gave.
+      const d = yield* begin("fourth", ssec)
+      const current = yield* call(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: key })))
+      assert.strictEqual(yield* d.refused({ IfMatch: replaced.ETag }), "412 PreconditionFailed")
+      yield* d.complete({ IfMatch: current.ETag })
+      assert.strictEqual(yield* text(key, ssec), "fourth")
     }))
 })
 

@@ -186,6 +186,23 @@ export interface PutOptions {
 }
 
 /**
+ * Options of `completeMultipart`. The conditions are those of {@link PutOptions}, checked when the
+ * upload is published, atomically with publishing it (S3 `If-None-Match`/`If-Match` on
+ * CompleteMultipartUpload, GCS preconditions on the compose, Azure conditions on Put Block List,
+ * local-fs at the rename): `PreconditionFailed` and nothing published, the upload left in place
+ * to complete again or abort (as S3 leaves it). Combined with a condition given to
+ * `createMultipart`, both must hold; `ifMatch` with `ifNoneMatch` is a usage error (400).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CompleteOptions {
+  readonly sse?: ServerSideEncryption | undefined
+  readonly ifNoneMatch?: "*" | undefined
+  readonly ifMatch?: string | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -333,7 +350,7 @@ export class ObjectStore extends Context.Tag("@objcrypt/core/ObjectStore")<Objec
   readonly completeMultipart: (
     upload: MultipartUpload,
     parts: ReadonlyArray<CompletedPart>,
-    options?: { readonly sse?: ServerSideEncryption | undefined }
+    options?: CompleteOptions
   ) => Effect.Effect<PutResult, StoreError>
   readonly abortMultipart: (upload: MultipartUpload) => Effect.Effect<void, StoreError>
 }>() {}

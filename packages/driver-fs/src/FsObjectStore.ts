@@ -13,6 +13,7 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import { checkConditions as refuseConflictingConditions, formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
+  CompleteOptions,
   CopyOptions,
   GetOptions,
   ListedObject,
@@ -276,7 +277,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
     }
 
     /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
-    const checkConditions = (operation: string, key: string, options: PutOptions | undefined) =>
+    const checkConditions = (operation: string, key: string, options: Pick<PutOptions, "ifMatch" | "ifNoneMatch"> | undefined) =>
       refuseConflictingConditions(PROVIDER, operation, key, options)
 
     /**
@@ -676,12 +677,20 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
     const completeMultipart = (
       upload: MultipartUpload,
       parts: ReadonlyArray<CompletedPart>,
-      options?: { readonly sse?: ServerSideEncryption | undefined }
+      options?: CompleteOptions
     ): Effect.Effect<PutResult, StoreError> =>
       Effect.scoped(Effect.gen(function*() {
         const key = upload.key
         yield* rejectSseRead("completeMultipart", key, options?.sse)
+        yield* checkConditions("completeMultipart", key, options)
         const manifest = yield* loadUpload("completeMultipart", upload)
+        // The conditions given at creation and now must both hold (one of each kind is a usage error).
+        const ifNoneMatch = manifest.ifNoneMatch || options?.ifNoneMatch === "*"
+        const ifMatches = [...new Set([manifest.ifMatch, options?.ifMatch].flatMap((m) => (typeof m === "string" ? [stripQuotes(m)] : [])))]
+        yield* checkConditions("completeMultipart", key, { ifNoneMatch: ifNoneMatch ? "*" : undefined, ifMatch: ifMatches[0] })
+        if (ifMatches.length > 1) {
+          return yield* Effect.fail(new PreconditionFailed({ key, reason: "the upload's If-Match and the completion's name different versions" }))
+        }
         if (parts.length === 0) return yield* Effect.fail(badRequest("completeMultipart", key, "InvalidPart", "no parts given"))
         for (let i = 1; i < parts.length; i++) {
           if (parts[i]!.partNumber <= parts[i - 1]!.partNumber) {
@@ -725,14 +734,14 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           "completeMultipart",
           key,
           { contentType: manifest.contentType, metadata: manifest.metadata },
-          manifest.ifNoneMatch,
+          ifNoneMatch,
           (dst, offset) =>
             io("completeMultipart", key, async () => {
               let at = offset
               for (const o of opened) at += await copyRange(o.handle, o.dataOffset, o.header.size, dst, at)
               return { size: at - offset, etag }
             }),
-          typeof manifest.ifMatch === "string" ? matchGuard(key, manifest.ifMatch) : undefined
+          ifMatches.length === 1 ? matchGuard(key, ifMatches[0]!) : undefined
         )
         yield* io("completeMultipart", key, () => fs.rm(uploadDir(upload), { recursive: true, force: true })).pipe(Effect.ignore)
         return { key: r.key, etag: r.etag, size: r.size, encryption: r.encryption } satisfies PutResult

@@ -554,6 +554,59 @@ describe("FsObjectStore conditional put (ifMatch)", () => {
         )
       })))
 
+  it.effect("completeMultipart's own conditions: checked when publishing, a failure publishes nothing and leaves the upload to complete or abort", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        let n = 0
+        const started = (key: string, options?: ObjectStore.PutOptions) =>
+          Effect.gen(function*() {
+            const u = yield* store.createMultipart(key, { metadata: { v: "mp" }, ...options })
+            return { u, parts: [yield* store.uploadPart(u, 1, body(`multipart ${++n}`))] }
+          })
+        const first = yield* store.put("k", body("one"))
+
+        // ifNoneMatch over an existing key: refused, the object intact, the upload still there.
+        const a = yield* started("k")
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+        assert.deepStrictEqual(yield* contents(store, "k"), { text: "one", metadata: {}, etag: first.etag })
+        // ... and it completes without the condition.
+        yield* store.completeMultipart(a.u, a.parts)
+        assert.strictEqual((yield* contents(store, "k")).text, "multipart 1")
+        const current = yield* store.head("k")
+
+        // ifNoneMatch over a missing key publishes.
+        const b = yield* started("new")
+        yield* store.completeMultipart(b.u, b.parts, { ifNoneMatch: "*" })
+        assert.strictEqual((yield* contents(store, "new")).text, "multipart 2")
+
+        // ifMatch: stale or missing refused (upload aborted afterwards), right one replaces.
+        const c = yield* started("k")
+        for (const stale of [first.etag, crypto.randomBytes(16).toString("hex")]) {
+          assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts, { ifMatch: stale })))._tag, "PreconditionFailed")
+        }
+        assert.strictEqual((yield* store.head("k")).etag, current.etag)
+        const d = yield* started("gone")
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(d.u, d.parts, { ifMatch: current.etag })))._tag, "PreconditionFailed")
+        assert.strictEqual((yield* Effect.flip(store.head("gone")))._tag, "ObjectNotFound")
+        yield* store.abortMultipart(d.u)
+        yield* store.completeMultipart(c.u, c.parts, { ifMatch: `"${current.etag}"` })
+        assert.strictEqual((yield* contents(store, "k")).text, "multipart 3")
+
+        // With the creation's condition: both must hold; one of each kind is the usage error.
+        const now = yield* store.head("k")
+        const e = yield* started("k", { ifMatch: now.etag })
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(e.u, e.parts, { ifMatch: first.etag })))._tag, "PreconditionFailed")
+        const usage = yield* Effect.flip(store.completeMultipart(e.u, e.parts, { ifNoneMatch: "*" }))
+        assert.deepStrictEqual([usage._tag, (usage as { status?: number }).status], ["ProviderError", 400])
+        const both = yield* Effect.flip(store.completeMultipart(e.u, e.parts, { ifNoneMatch: "*", ifMatch: now.etag }))
+        assert.deepStrictEqual([both._tag, (both as { status?: number }).status], ["ProviderError", 400])
+        assert.strictEqual((yield* store.head("k")).etag, now.etag)
+        yield* store.completeMultipart(e.u, e.parts, { ifMatch: now.etag })
+        assert.strictEqual((yield* contents(store, "k")).text, "multipart 5")
+        // Nothing of the refused attempts is left behind: no uploads, no temp files.
+        assert.deepStrictEqual(tree(root).sort(), ["k%", "new%"])
+      })))
+
   it.effect("a put with ifMatch never replaces a version another store of the process wrote while it ran", () =>
     withStore((store, root) =>
       Effect.gen(function*() {
