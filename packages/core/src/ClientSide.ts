@@ -77,16 +77,16 @@ export interface PutOptions {
    */
   readonly borrowedBody?: boolean | undefined
   /**
-   * `"*"`: only create the object, `PreconditionFailed` when the key exists (passed to the store's
-   * single write; refused with a `partSize`, whose completion not every store checks).
+   * `"*"`: only create the object, `PreconditionFailed` when the key exists and nothing written.
+   * The store checks it atomically: on its single write, or with a `partSize` when it completes
+   * the multipart upload (which is then aborted).
    */
   readonly ifNoneMatch?: "*" | undefined
   /**
    * Only replace the stored version whose store etag (`ObjectStore.ObjectInfo.etag`, quoted or not)
    * is this one: `PreconditionFailed` when the key is missing or holds another version, and nothing
-   * is written (passed to the store's single write, which checks it atomically; refused with a
-   * `partSize`, as `ifNoneMatch` is). With `ifNoneMatch` it is the store's usage error (see
-   * `ObjectStore.checkConditions`), refused before any write.
+   * is written (checked atomically by the store, as `ifNoneMatch` is). With `ifNoneMatch` it is
+   * the store's usage error (see `ObjectStore.checkConditions`), refused before any write.
    */
   readonly ifMatch?: string | undefined
 }
@@ -231,9 +231,6 @@ export const put = <E>(
     const sealAsItArrives = contentLength !== undefined && options?.partSize === undefined && options?.pool === undefined
     const transfer = options?.transferBody === true && !borrowed
     const input = borrowed && !sealAsItArrives ? Stream.map(body, (c) => new Uint8Array(c)) : body
-    // Not every store checks a condition when a multipart upload completes: refused, not ignored.
-    if (options?.ifNoneMatch !== undefined && options.partSize !== undefined) return yield* fail("ifNoneMatch cannot be combined with partSize")
-    if (options?.ifMatch !== undefined && options.partSize !== undefined) return yield* fail("ifMatch cannot be combined with partSize")
     yield* ObjectStore.checkConditions(store.provider, "put", key, options)
 
     const random = yield* FiberRef.get(currentRandom)
@@ -367,7 +364,9 @@ export const put = <E>(
             return yield* fail(`the body is ${total} bytes, not the ${contentLength} announced`)
           }
           const sorted = Chunk.toReadonlyArray(parts).slice().sort((a, b) => a.partNumber - b.partNumber)
-          const result = yield* store.completeMultipart(upload, sorted)
+          // The condition is the store's to check as it publishes the object (a refused upload is
+          // aborted below, with the sidecar this put wrote).
+          const result = yield* store.completeMultipart(upload, sorted, { ifNoneMatch: options?.ifNoneMatch, ifMatch: options?.ifMatch })
           return { ...result, plaintextSize: total, envelope: placed.location, parts: sorted.length }
         }),
       (upload, exit) => Exit.isSuccess(exit) ? Effect.void : store.abortMultipart(upload).pipe(Effect.ignore)

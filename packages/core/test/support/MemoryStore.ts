@@ -198,10 +198,19 @@ export const make = (options?: {
         stats.parts++
         return { partNumber, etag: `"${partNumber}"`, size: length }
       }),
-    completeMultipart: (upload, parts) =>
+    completeMultipart: (upload, parts, opts) =>
       Effect.gen(function*() {
+        if (opts?.ifMatch !== undefined && opts.ifNoneMatch !== undefined) {
+          return yield* new ProviderError({ provider: "fs", operation: "completeMultipart", key: upload.key, code: "InvalidRequest", detail: "ifMatch with ifNoneMatch", status: 400 })
+        }
         const u = uploads.get(upload.uploadId)
         if (u === undefined) return yield* new PreconditionFailed({ key: upload.key, reason: "no such upload" })
+        // Checked with the publish in one synchronous step; a refused upload stays to retry or abort.
+        const current = objects.get(u.key)
+        if (opts?.ifNoneMatch === "*" && current !== undefined) return yield* new PreconditionFailed({ key: u.key, reason: "the object exists" })
+        if (opts?.ifMatch !== undefined && (current === undefined || unquote(current.etag) !== unquote(opts.ifMatch))) {
+          return yield* new PreconditionFailed({ key: u.key, reason: current === undefined ? "no such object" : "the etag does not match" })
+        }
         const chunks: Array<Uint8Array> = []
         for (const p of parts) {
           const b = u.parts.get(p.partNumber)
