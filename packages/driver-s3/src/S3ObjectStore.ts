@@ -31,6 +31,7 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import { checkConditions as refuseConflictingConditions, formatRange, ObjectStore } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
+  CompleteOptions,
   CopyOptions,
   GetOptions,
   ListOptions,
@@ -181,14 +182,15 @@ const rgwCopyConditions: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-
 /**
  * Profiles whose server compares `If-Match` on PutObject byte for byte with its stored, unquoted
  * etag: Ceph RGW 16 answers 412 to the quoted (RFC 9110) form even when the etag is right, so it
- * is sent bare there. (RGW 16 also ignores `If-Match` on CompleteMultipartUpload: see the README.)
+ * is sent bare there. (RGW 16 ignores the conditions on CompleteMultipartUpload: see below.)
  */
 const bareIfMatch: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
 /**
- * Profiles whose server ignores `If-Match` on CompleteMultipartUpload (Ceph RGW 16 completes the
- * upload whatever the current etag): a conditional put that would need several parts is refused
- * there before anything is sent, rather than written without its condition.
+ * Profiles whose server ignores both `If-Match` and `If-None-Match` on CompleteMultipartUpload
+ * (Ceph RGW 16 completes the upload over any object, whatever its etag, and over a missing key):
+ * a conditional `completeMultipart`, or a conditional `put` that needs several parts, is refused
+ * there before it is sent, rather than published without its condition.
  */
 const unconditionalComplete: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
@@ -317,8 +319,34 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
       })
 
     /** `ifMatch` with `ifNoneMatch` is a usage error, refused before any request (the same in every driver). */
-    const checkConditions = (operation: Operation, key: string, options: PutOptions | undefined) =>
+    const checkConditions = (operation: Operation, key: string, options: Pick<PutOptions, "ifMatch" | "ifNoneMatch"> | undefined) =>
       refuseConflictingConditions("s3", operation, key, options)
+
+    /**
+     * Where the server would publish a multipart upload without checking its condition (see
+     * `unconditionalComplete`), the conditional completion is refused: nothing is sent, and an
+     * upload the caller made stays in place, to complete unconditionally or abort.
+     */
+    const conditionalCompletion = (
+      operation: Operation,
+      key: string,
+      options: Pick<PutOptions, "ifMatch" | "ifNoneMatch"> | undefined,
+      what: string
+    ): Effect.Effect<void, ProviderError> => {
+      const header = options?.ifMatch !== undefined ? "If-Match" : options?.ifNoneMatch !== undefined ? "If-None-Match" : undefined
+      return header === undefined || !unconditionalComplete.has(profile)
+        ? Effect.void
+        : Effect.fail(
+          new ProviderError({
+            provider: "s3",
+            operation,
+            key,
+            code: "InvalidRequest",
+            detail: `this server (profile ${profile}) ignores If-Match and If-None-Match when completing a multipart upload: ${what} with ${header} is refused rather than published unconditionally`,
+            status: 400
+          })
+        )
+    }
 
     /**
      * A write with `If-Match`: the server checks the etag and writes in one step. A key that does
@@ -473,16 +501,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
             const first = Option.getOrElse(yield* reader.next, () => Buffer.alloc(0))
             const second = first.length < partSize ? Option.none<Buffer>() : yield* reader.next
             if (Option.isNone(second) || second.value.length === 0) return yield* putSingle(key, first, options, fields)
-            if (options?.ifMatch !== undefined && unconditionalComplete.has(profile)) {
-              return yield* new ProviderError({
-                provider: "s3",
-                operation: "put",
-                key,
-                code: "InvalidRequest",
-                detail: `this server (profile ${profile}) ignores If-Match when completing a multipart upload: a conditional put over ${partSize} bytes is refused rather than written unconditionally`,
-                status: 400
-              })
-            }
+            yield* conditionalCompletion("put", key, options, `a put over ${partSize} bytes (a multipart upload)`)
             const rest = Stream.repeatEffectOption(
               reader.next.pipe(
                 Effect.mapError(Option.some),
@@ -559,14 +578,16 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
       Effect.gen(function*() {
         yield* validKey(key)
         yield* checkConditions("createMultipart", key, options)
-        if (options?.ifMatch !== undefined) {
-          // S3 checks If-Match on CompleteMultipartUpload, whose options here carry no condition.
+        const condition = options?.ifMatch !== undefined ? "ifMatch" : options?.ifNoneMatch !== undefined ? "ifNoneMatch" : undefined
+        if (condition !== undefined) {
+          // S3 checks the conditions on CompleteMultipartUpload only, and an upload id carries no
+          // state from here to there: refused rather than dropped.
           return yield* new ProviderError({
             provider: "s3",
             operation: "createMultipart",
             key,
             code: "InvalidRequest",
-            detail: "ifMatch is not carried from createMultipart to completeMultipart by this driver; use put, which sends If-Match on completion",
+            detail: `${condition} is not carried from createMultipart to completeMultipart by this driver; give it to completeMultipart (or use put)`,
             status: 400
           })
         }
@@ -596,11 +617,21 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         return yield* uploadBuffer(upload, partNumber, bytes, options?.sse)
       })
 
+    /**
+     * The conditions go on CompleteMultipartUpload, checked by the server as it publishes the
+     * upload. A failed one (412, or 404 for `ifMatch` on a missing key) leaves the upload in place:
+     * it is the caller's, to complete again or abort, so it is not aborted here.
+     */
     const completeMultipart = (
       upload: MultipartUpload,
       parts: ReadonlyArray<CompletedPart>,
-      options?: { readonly sse?: ServerSideEncryption | undefined }
-    ) => complete(upload, parts, options?.sse)
+      options?: CompleteOptions
+    ): Effect.Effect<PutResult, StoreError> =>
+      Effect.gen(function*() {
+        yield* checkConditions("completeMultipart", upload.key, options)
+        yield* conditionalCompletion("completeMultipart", upload.key, options, "a completion")
+        return yield* complete(upload, parts, options?.sse, options?.ifNoneMatch, options?.ifMatch)
+      })
 
     const copy = (source: string, destination: string, options?: CopyOptions): Effect.Effect<PutResult, StoreError | UnsupportedMode> =>
       Effect.gen(function*() {

@@ -1,10 +1,13 @@
 /**
  * Against moto_server (AWS KMS and an S3 that echoes SSE-S3/SSE-KMS and stores bucket encryption
  * configuration, but does not enforce SSE-C): AwsKms, SSE-S3 response headers, bucket default
- * encryption, and a probe that notices SSE-C is not enforced.
+ * encryption, a probe that notices SSE-C is not enforced, and `If-None-Match: *` on
+ * CompleteMultipartUpload (which moto checks as AWS does: 412, the upload left in place; moto 5.2
+ * ignores `If-Match` there, so that one is asserted on the wire only, in S3ObjectStore.test.ts).
  */
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
-import { assert } from "@effect/vitest"
+import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3"
+import { assert, layer } from "@effect/vitest"
 import * as CustomerKey from "@objcrypt/core/CustomerKey"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as KmsSuite from "@objcrypt/test-kit/KmsSuite"
@@ -90,4 +93,69 @@ KmsSuite.kmsSuite({
         assert.deepStrictEqual(listed.objects, [], "probe objects are removed")
       }))
   }
+})
+
+const conditionalBucket = `objcrypt-moto-${crypto.randomBytes(4).toString("hex")}`
+const MiB = 1024 * 1024
+const conditionalLayer = Layer.unwrapEffect(
+  Effect.map(MotoServer.MotoServer, (m) => S3ObjectStore.layer({ bucket: conditionalBucket, ...MotoServer.s3Settings(m), partSize: 5 * MiB }))
+).pipe(Layer.provide(MotoServer.layer()))
+
+layer(conditionalLayer, { timeout: "60 seconds", excludeTestServices: true })("moto_server: conditional completion (aws-s3 profile)", (it) => {
+  const setup = Effect.flatMap(S3ObjectStore.S3ObjectStore, (store) =>
+    Effect.as(Effect.ignore(S3Buckets.createBucket(store.client, conditionalBucket)), store))
+  const text = (store: ObjectStore.ObjectStore["Type"], key: string) => Effect.map(ObjectStore.readAll(store, key), (r) => Buffer.from(r.bytes).toString())
+  const uploads = (store: S3ObjectStore.S3ObjectStore["Type"]) =>
+    Effect.map(Effect.promise(() => store.client.send(new ListMultipartUploadsCommand({ Bucket: conditionalBucket }))), (r) =>
+      (r.Uploads ?? []).map((u) => u.Key))
+
+  it.effect("completeMultipart ifNoneMatch over an existing key: PreconditionFailed, the old object intact, the upload still there to complete or abort; over a missing key it creates", () =>
+    Effect.gen(function*() {
+      const store = yield* setup
+      yield* store.put("inm/k", Stream.make(Buffer.from("old")))
+      const upload = yield* store.createMultipart("inm/k")
+      const part = yield* store.uploadPart(upload, 1, Stream.make(Buffer.from("new")))
+      const e = yield* Effect.flip(store.completeMultipart(upload, [part], { ifNoneMatch: "*" }))
+      assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "inm/k"])
+      assert.strictEqual(yield* text(store, "inm/k"), "old")
+      assert.deepStrictEqual(yield* uploads(store), ["inm/k"], "the upload is left in place")
+      // Completed again without the condition, it replaces the object.
+      const done = yield* store.completeMultipart(upload, [part])
+      assert.strictEqual(yield* text(store, "inm/k"), "new")
+      assert.strictEqual((yield* store.head("inm/k")).etag, done.etag)
+      assert.deepStrictEqual(yield* uploads(store), [])
+      // Or aborted.
+      const second = yield* store.createMultipart("inm/k")
+      const p2 = yield* store.uploadPart(second, 1, Stream.make(Buffer.from("newer")))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(second, [p2], { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      yield* store.abortMultipart(second)
+      assert.deepStrictEqual(yield* uploads(store), [])
+      assert.strictEqual(yield* text(store, "inm/k"), "new")
+      // Over a missing key the condition holds.
+      const fresh = yield* store.createMultipart("inm/missing")
+      const p3 = yield* store.uploadPart(fresh, 1, Stream.make(Buffer.from("created")))
+      yield* store.completeMultipart(fresh, [p3], { ifNoneMatch: "*" })
+      assert.strictEqual(yield* text(store, "inm/missing"), "created")
+      // ifMatch with ifNoneMatch: the usage error, before the server sees it (the upload is untouched).
+      const third = yield* store.createMultipart("inm/k")
+      const p4 = yield* store.uploadPart(third, 1, Stream.make(Buffer.from("x")))
+      const usage = yield* Effect.flip(store.completeMultipart(third, [p4], { ifNoneMatch: "*", ifMatch: done.etag }))
+      assert.deepStrictEqual([usage._tag, (usage as { status?: number }).status], ["ProviderError", 400])
+      assert.deepStrictEqual(yield* uploads(store), ["inm/k"])
+      yield* store.abortMultipart(third)
+    }))
+
+  it.effect("a put that needs parts with ifNoneMatch over an existing key: PreconditionFailed at completion, nothing written, its upload aborted", () =>
+    Effect.gen(function*() {
+      const store = yield* setup
+      yield* store.put("inm/big", Stream.make(Buffer.from("small")))
+      const body = crypto.randomBytes(5 * MiB + 1000)
+      const e = yield* Effect.flip(store.put("inm/big", Stream.make(body), { ifNoneMatch: "*" }))
+      assert.strictEqual(e._tag, "PreconditionFailed")
+      assert.strictEqual(yield* text(store, "inm/big"), "small")
+      assert.deepStrictEqual(yield* uploads(store), [])
+      const created = yield* store.put("inm/big-new", Stream.make(body), { ifNoneMatch: "*" })
+      assert.match(created.etag, /-2$/, "a 2-part upload")
+      assert.isTrue(same((yield* ObjectStore.readAll(store, "inm/big-new")).bytes, body))
+    }))
 })

@@ -3,7 +3,7 @@
  * @objcrypt/test-kit/CephRgw): the conformance suite, then what only RGW can show — SSE-C and
  * SSE-KMS really enforced, ciphertext in RADOS, multipart under both, and aborts leaving nothing.
  */
-import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3"
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3"
 import { afterAll, assert, layer } from "@effect/vitest"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import * as CustomerKey from "@objcrypt/core/CustomerKey"
@@ -260,6 +260,88 @@ layer(storeLayer(), { timeout: "120 seconds", excludeTestServices: true })("S3Ob
       assert.strictEqual((yield* Effect.flip(store.put("im/big-missing", Stream.make(body), { ifMatch: first.etag })))._tag, "ProviderError")
       assert.strictEqual((yield* Effect.flip(store.head("im/big-missing")))._tag, "ObjectNotFound")
       assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+    }), 120_000)
+
+  it.effect("RGW 16 itself ignores If-None-Match and If-Match on CompleteMultipartUpload (raw SDK requests overwrite): why ceph-rgw refuses them", () =>
+    Effect.gen(function*() {
+      // The server behaviour the profile's refusals rest on. Should a later RGW honour the
+      // conditions, this test fails and `unconditionalComplete` can drop the profile.
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const send = <A>(f: () => Promise<A>) => Effect.promise(f)
+      const text = (key: string) => Effect.map(ObjectStore.readAll(store, key), (r) => Buffer.from(r.bytes).toString())
+      for (const [name, condition] of [["If-None-Match", { IfNoneMatch: "*" }], ["If-Match", { IfMatch: crypto.randomBytes(16).toString("hex") }]] as const) {
+        const Key = `raw/${name}`
+        yield* store.put(Key, Stream.make(Buffer.from("old")))
+        const { UploadId } = yield* send(() => store.client.send(new CreateMultipartUploadCommand({ Bucket: store.bucket, Key })))
+        const part = yield* send(() => store.client.send(new UploadPartCommand({ Bucket: store.bucket, Key, UploadId, PartNumber: 1, Body: Buffer.from("new") })))
+        yield* send(() =>
+          store.client.send(new CompleteMultipartUploadCommand({ Bucket: store.bucket, Key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag! }] }, ...condition }))
+        )
+        assert.strictEqual(yield* text(Key), "new", `${name} was ignored: the object was overwritten`)
+      }
+    }), 60_000)
+
+  it.effect("completeMultipart with ifNoneMatch or ifMatch on RGW: refused (400) before it is sent, the old object intact, the upload left to complete unconditionally or abort", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config } = yield* Bucket
+      const text = (key: string) => Effect.map(ObjectStore.readAll(store, key), (r) => Buffer.from(r.bytes).toString())
+      const old = yield* store.put("cm/k", Stream.make(Buffer.from("old")))
+      const badRequest = (e: { readonly _tag: string; readonly message: string }, what: string) =>
+        assert.deepStrictEqual([e._tag, (e as { status?: number }).status], ["ProviderError", 400], what)
+
+      const upload = yield* store.createMultipart("cm/k")
+      const part = yield* store.uploadPart(upload, 1, Stream.make(Buffer.from("new")))
+      const conditions = [
+        ["ifNoneMatch over an existing key", { ifNoneMatch: "*" as const }],
+        ["a stale ifMatch", { ifMatch: crypto.randomBytes(16).toString("hex") }],
+        ["the current ifMatch", { ifMatch: old.etag }],
+        ["ifMatch with ifNoneMatch", { ifMatch: old.etag, ifNoneMatch: "*" as const }]
+      ] as const
+      for (const [what, options] of conditions) {
+        const e = yield* Effect.flip(store.completeMultipart(upload, [part], options))
+        badRequest(e, what)
+        assert.match(e.message, what === "ifMatch with ifNoneMatch" ? /cannot be combined/ : /ignores If-Match and If-None-Match/, what)
+        assert.strictEqual(yield* text("cm/k"), "old", `${what}: the old object is intact`)
+        assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), ["cm/k"], `${what}: the upload is still there`)
+      }
+      // The caller can still complete it without a condition...
+      const done = yield* store.completeMultipart(upload, [part])
+      assert.strictEqual(yield* text("cm/k"), "new")
+      assert.strictEqual((yield* store.head("cm/k")).etag, done.etag)
+      // ...or abort it.
+      const second = yield* store.createMultipart("cm/k")
+      const p2 = yield* store.uploadPart(second, 1, Stream.make(Buffer.from("newer")))
+      badRequest(yield* Effect.flip(store.completeMultipart(second, [p2], { ifNoneMatch: "*" })), "second upload")
+      yield* store.abortMultipart(second)
+      assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+      assert.strictEqual(yield* text("cm/k"), "new")
+      // Over a missing key too: the profile cannot tell RGW would check it, so it is refused.
+      const fresh = yield* store.createMultipart("cm/missing")
+      const p3 = yield* store.uploadPart(fresh, 1, Stream.make(Buffer.from("created")))
+      badRequest(yield* Effect.flip(store.completeMultipart(fresh, [p3], { ifNoneMatch: "*" })), "missing key")
+      assert.strictEqual((yield* Effect.flip(store.head("cm/missing")))._tag, "ObjectNotFound")
+      yield* store.completeMultipart(fresh, [p3])
+      assert.strictEqual(yield* text("cm/missing"), "created")
+    }), 60_000)
+
+  it.effect("ifNoneMatch on a put that needs parts: refused on RGW (which ignores If-None-Match on completion), nothing written, no upload left; a single PUT is still checked", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config } = yield* Bucket
+      yield* store.put("inm/big", Stream.make(Buffer.from("small")))
+      const body = random(PART + 1000)
+      const e = yield* Effect.flip(store.put("inm/big", Stream.make(body), { ifNoneMatch: "*" }))
+      assert.deepStrictEqual([e._tag, (e as { status?: number }).status], ["ProviderError", 400])
+      assert.match(e.message, /ignores If-Match and If-None-Match/)
+      assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "inm/big")).bytes).toString(), "small")
+      const missing = yield* Effect.flip(store.put("inm/big-missing", Stream.make(body), { ifNoneMatch: "*" }))
+      assert.strictEqual(missing._tag, "ProviderError")
+      assert.strictEqual((yield* Effect.flip(store.head("inm/big-missing")))._tag, "ObjectNotFound")
+      assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+      // One part: a PutObject, where RGW does check If-None-Match.
+      assert.strictEqual((yield* Effect.flip(store.put("inm/big", Stream.make(random(1000)), { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "inm/big")).bytes).toString(), "small")
     }), 120_000)
 
   it.effect("copies of encrypted objects stream through the client and stay encrypted (RGW copies them wrongly)", () =>

@@ -342,6 +342,86 @@ describe("S3ObjectStore on the wire", () => {
       assert.strictEqual(srv.requests.length, 0)
     }))
 
+  it.scoped("completeMultipart: ifNoneMatch/ifMatch go as If-None-Match/If-Match on CompleteMultipartUpload; 412 and 404 NoSuchKey are PreconditionFailed, the upload not aborted", () =>
+    Effect.gen(function*() {
+      const completion = (r: Recorded) => r.method === "POST" && r.url.searchParams.has("uploadId")
+      const srv = yield* recorder({
+        reply: (r) =>
+          completion(r) && r.url.pathname === "/bucket/stale"
+            ? { status: 412, body: xml("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>") }
+            : completion(r) && r.url.pathname === "/bucket/gone"
+            ? { status: 404, body: xml("<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>") }
+            : undefined
+      })
+      const store = yield* S3ObjectStore.make(config(srv.endpoint))
+      const upload = (key: string): ObjectStore.MultipartUpload => ({ key, uploadId: "upload-1" })
+      const parts = [{ partNumber: 1, etag: "part-1", size: 1 }]
+      const sent = () => {
+        const last = srv.requests.at(-1)!
+        assert.isTrue(completion(last), "a CompleteMultipartUpload")
+        return [last.headers["if-none-match"], last.headers["if-match"]]
+      }
+      yield* store.completeMultipart(upload("k"), parts, { ifNoneMatch: "*" })
+      assert.deepStrictEqual(sent(), ["*", undefined])
+      yield* store.completeMultipart(upload("k"), parts, { ifMatch: "abc" })
+      assert.deepStrictEqual(sent(), [undefined, "\"abc\""])
+      yield* store.completeMultipart(upload("k"), parts, { ifMatch: "\"abc\"" })
+      assert.deepStrictEqual(sent(), [undefined, "\"abc\""])
+      yield* store.completeMultipart(upload("k"), parts)
+      assert.deepStrictEqual(sent(), [undefined, undefined])
+
+      srv.requests.length = 0
+      const failed = [
+        yield* Effect.flip(store.completeMultipart(upload("stale"), parts, { ifNoneMatch: "*" })),
+        yield* Effect.flip(store.completeMultipart(upload("stale"), parts, { ifMatch: "abc" })),
+        yield* Effect.flip(store.completeMultipart(upload("gone"), parts, { ifMatch: "abc" }))
+      ]
+      assert.deepStrictEqual(failed.map((e) => [e._tag, (e as { key?: string }).key]), [["PreconditionFailed", "stale"], ["PreconditionFailed", "stale"], ["PreconditionFailed", "gone"]])
+      assert.match(failed[2]!.message, /does not exist \(If-Match\)/)
+      assert.deepStrictEqual(srv.requests.map((r) => r.method), ["POST", "POST", "POST"], "only the completions: no abort, no ListParts")
+
+      // A multipart put sends ifNoneMatch on its completion too, and aborts its own upload on a 412.
+      const MiB = 1024 * 1024
+      const big = yield* S3ObjectStore.make(config(srv.endpoint, { partSize: 5 * MiB }))
+      srv.requests.length = 0
+      yield* big.put("big", Stream.make(crypto.randomBytes(6 * MiB)), { ifNoneMatch: "*" })
+      const done = srv.requests.filter(completion)
+      assert.deepStrictEqual(done.map((r) => r.headers["if-none-match"]), ["*"])
+      assert.deepStrictEqual(srv.requests.filter((r) => !completion(r)).map((r) => r.headers["if-none-match"]), [undefined, undefined, undefined], "not on create or parts")
+      srv.requests.length = 0
+      assert.strictEqual((yield* Effect.flip(big.put("stale", Stream.make(crypto.randomBytes(6 * MiB)), { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      assert.deepStrictEqual(srv.requests.map((r) => r.method), ["POST", "PUT", "PUT", "POST", "DELETE"], "put's own upload is aborted")
+    }))
+
+  it.scoped("completeMultipart: ifMatch with ifNoneMatch is a 400 before any request; ceph-rgw refuses either condition before any request; createMultipart refuses both", () =>
+    Effect.gen(function*() {
+      const srv = yield* recorder()
+      const store = yield* S3ObjectStore.make(config(srv.endpoint))
+      const rgw = yield* S3ObjectStore.make(config(srv.endpoint, { profile: "ceph-rgw" }))
+      const upload: ObjectStore.MultipartUpload = { key: "k", uploadId: "upload-1" }
+      const parts = [{ partNumber: 1, etag: "part-1", size: 1 }]
+      const badRequest = (e: { readonly _tag: string; readonly message: string }) => {
+        assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+        return e
+      }
+      for (const s of [store, rgw]) {
+        const both = badRequest(yield* Effect.flip(s.completeMultipart(upload, parts, { ifMatch: "abc", ifNoneMatch: "*" })))
+        assert.match(both.message, /cannot be combined/)
+      }
+      for (const options of [{ ifNoneMatch: "*" as const }, { ifMatch: "abc" }]) {
+        const e = badRequest(yield* Effect.flip(rgw.completeMultipart(upload, parts, options)))
+        assert.match(e.message, /ignores If-Match and If-None-Match when completing/)
+        assert.match(e.message, options.ifMatch === undefined ? /with If-None-Match is refused/ : /with If-Match is refused/)
+        badRequest(yield* Effect.flip(store.createMultipart("k", options)))
+        badRequest(yield* Effect.flip(rgw.put("k", Stream.make(crypto.randomBytes(9 * 1024 * 1024)), options)))
+      }
+      assert.strictEqual(srv.requests.length, 0, "nothing sent")
+      // Without a condition, ceph-rgw completes as usual.
+      const done = yield* rgw.completeMultipart(upload, parts)
+      assert.strictEqual(done.etag, "done-2")
+      assert.strictEqual(srv.requests.length, 1)
+    }))
+
   it.scoped("non-ASCII metadata values go as RFC 2047 encoded-words and come back decoded", () =>
     Effect.gen(function*() {
       const srv = yield* recorder()
