@@ -8,7 +8,7 @@ import { Chunk, Context, Effect, Option, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import type { CustomerKey } from "./CustomerKey.js"
 import type { ModeTag, EncryptionContext } from "./EncryptionMode.js"
-import { ProviderError } from "./Errors.js"
+import { PreconditionFailed, ProviderError } from "./Errors.js"
 import type { StoreError, UnsupportedMode } from "./Errors.js"
 import type { Provider } from "./Provider.js"
 
@@ -433,3 +433,29 @@ export const checkConditions = (
   options?.ifMatch !== undefined && options.ifNoneMatch !== undefined
     ? Effect.fail(new ProviderError({ provider, operation, key, code: "InvalidRequest", detail: "ifMatch and ifNoneMatch cannot be combined", status: 400 }))
     : Effect.void
+
+/**
+ * The conditions a multipart upload is published under: those given to `createMultipart` (kept by
+ * the driver with the upload) and those given to `completeMultipart`, which must all hold. Two
+ * `ifMatch` naming different versions (quotes aside) can never both hold: `PreconditionFailed`,
+ * before any write. An `ifNoneMatch` with an `ifMatch`, wherever each was given, is the usage
+ * error of {@link checkConditions}. Etags come back unquoted.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const completionConditions = (
+  provider: string,
+  key: string,
+  created: Pick<PutOptions, "ifMatch" | "ifNoneMatch"> | undefined,
+  completing: Pick<CompleteOptions, "ifMatch" | "ifNoneMatch"> | undefined
+): Effect.Effect<{ readonly ifNoneMatch: "*" | undefined; readonly ifMatch: string | undefined }, ProviderError | PreconditionFailed> =>
+  Effect.gen(function*() {
+    const ifNoneMatch = created?.ifNoneMatch === "*" || completing?.ifNoneMatch === "*" ? "*" as const : undefined
+    const ifMatches = [...new Set([created?.ifMatch, completing?.ifMatch].flatMap((m) => (m === undefined ? [] : [m.replace(/^"(.*)"$/, "$1")])))]
+    yield* checkConditions(provider, "completeMultipart", key, { ifNoneMatch, ifMatch: ifMatches[0] })
+    if (ifMatches.length > 1) {
+      return yield* new PreconditionFailed({ key, reason: "the upload's If-Match and the completion's name different versions" })
+    }
+    return { ifNoneMatch, ifMatch: ifMatches[0] }
+  })

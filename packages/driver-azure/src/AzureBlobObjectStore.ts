@@ -23,9 +23,10 @@ import type { BucketFacts } from "@objcrypt/core/CompatibilityMatrix"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, completionConditions, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   ByteRange,
+  CompleteOptions,
   CompletedPart,
   CopyOptions,
   GetOptions,
@@ -698,10 +699,13 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
     const completeMultipart = (
       upload: MultipartUpload,
       parts: ReadonlyArray<CompletedPart>,
-      options?: { readonly sse?: ServerSideEncryption | undefined }
+      options?: CompleteOptions
     ): Effect.Effect<PutResult, StoreError> =>
       Effect.gen(function*() {
+        yield* checkConditions("completeMultipart", upload.key, options)
         const s = yield* uploadOf("completeMultipart", upload)
+        // The conditions given to `createMultipart` (inside the upload id) and now must both hold.
+        const conditions = yield* completionConditions("azure", upload.key, s, options)
         const staged = yield* openBlocks("completeMultipart", upload, s)
         const ids: Array<string> = []
         let size = 0
@@ -721,7 +725,9 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           }
         }
         const enc = encOf(s, options?.sse)
-        const r = yield* commit("completeMultipart", upload.key, ids, s, enc, { commit: true })
+        // Azure checks the conditions atomically with the commit; a refused commit keeps the
+        // uncommitted blocks, so the upload can be completed again or aborted.
+        const r = yield* commit("completeMultipart", upload.key, ids, { ...s, ...conditions }, enc, { commit: true })
         return resultOf(upload.key, r.etag, size, r, options?.sse, enc)
       })
 

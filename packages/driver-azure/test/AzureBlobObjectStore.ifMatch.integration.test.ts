@@ -17,10 +17,11 @@ afterAll(() => azurite.dispose(), 60_000)
 
 type Trigger = { readonly when: (r: WebResource) => boolean; readonly run: () => Promise<unknown> }
 
-/** Runs the armed trigger (once) before the first request it matches is sent. */
-const injector = (state: { armed: Trigger | undefined }): RequestPolicyFactory => ({
+/** Records every request, and runs the armed trigger (once) before the first request it matches is sent. */
+const injector = (state: { armed: Trigger | undefined; seen: Array<WebResource> }): RequestPolicyFactory => ({
   create: (next: RequestPolicy): RequestPolicy => ({
     sendRequest: async (req: WebResource) => {
+      state.seen.push(req)
       const t = state.armed
       if (t !== undefined && t.when(req)) {
         state.armed = undefined
@@ -53,12 +54,32 @@ const setup = Effect.gen(function*() {
     arm: (when: Trigger["when"], run: Trigger["run"]) => {
       state.armed = { when, run }
     },
-    isArmed: () => state.armed !== undefined
+    isArmed: () => state.armed !== undefined,
+    /** Requests the store sent so far. */
+    requests: () => state.seen.length
   }
 })
 
 const text = (store: ObjectStore.ObjectStore["Type"], key: string) =>
   Effect.map(ObjectStore.readAll(store, key), (r) => ({ text: Buffer.from(r.bytes).toString(), metadata: { ...r.info.metadata } }))
+
+/** An upload of `chunks` (one part each) to `key`, not committed. */
+const staged = (store: ObjectStore.ObjectStore["Type"], key: string, chunks: ReadonlyArray<string>, options?: ObjectStore.PutOptions) =>
+  Effect.gen(function*() {
+    const u = yield* store.createMultipart(key, { metadata: { v: "mp" }, ...options })
+    const parts = yield* Effect.forEach(chunks, (c, i) => store.uploadPart(u, i + 1, Stream.make(Buffer.from(c))))
+    return { u, parts, text: chunks.join("") }
+  })
+
+const chunks = (tag: string) => [`${tag}0;`, `${tag}1;`, `${tag}2;`]
+
+/** The blob's staged (uncommitted) blocks: an upload in progress. */
+const uncommitted = (store: AzureBlobObjectStore.AzureBlobObjectStore["Type"], key: string) =>
+  Effect.promise(() =>
+    store.client.getBlockBlobClient(key).getBlockList("uncommitted").then((l) => l.uncommittedBlocks?.length ?? 0, () => 0)
+  )
+
+const usageError = (e: { readonly _tag: string }) => [e._tag, (e as { code?: string }).code, (e as { status?: number }).status]
 
 describe("AzureBlobObjectStore ifMatch (Azurite)", () => {
   for (const [name, size] of [["Put Blob", 10], ["staged blocks + Put Block List", 200 * 1024]] as const) {
@@ -139,5 +160,114 @@ describe("AzureBlobObjectStore ifMatch (Azurite)", () => {
       const c = yield* upload(`"${again.etag}"`)
       yield* store.completeMultipart(c.u, [c.p])
       assert.deepStrictEqual(yield* text(store, "mp"), { text: "multipart", metadata: { v: "mp" } })
+    }))
+  it.scoped("completeMultipart ifNoneMatch: over an existing blob PreconditionFailed with the old blob intact and the upload kept; over a missing blob it creates", () =>
+    Effect.gen(function*() {
+      const { direct, store } = yield* setup
+      yield* store.put("k", Stream.make(Buffer.from("old")), { metadata: { v: "old" } })
+      const a = yield* staged(store, "k", chunks("a"))
+      const refused = yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifNoneMatch: "*" }))
+      assert.deepStrictEqual([refused._tag, (refused as { key?: string }).key], ["PreconditionFailed", "k"])
+      assert.deepStrictEqual(yield* text(store, "k"), { text: "old", metadata: { v: "old" } })
+      assert.strictEqual(yield* uncommitted(direct, "k"), 4, "the marker block and the three parts' blocks are kept")
+      // Still usable: committed without conditions, it replaces the blob.
+      yield* store.completeMultipart(a.u, a.parts)
+      assert.deepStrictEqual(yield* text(store, "k"), { text: a.text, metadata: { v: "mp" } })
+      assert.strictEqual(yield* uncommitted(direct, "k"), 0)
+
+      // Or aborted after the refusal.
+      const b = yield* staged(store, "k", chunks("b"))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      yield* store.abortMultipart(b.u)
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts)))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, a.text)
+
+      const c = yield* staged(store, "new", chunks("c"))
+      yield* store.completeMultipart(c.u, c.parts, { ifNoneMatch: "*" })
+      assert.deepStrictEqual(yield* text(store, "new"), { text: c.text, metadata: { v: "mp" } })
+    }))
+
+  it.scoped("completeMultipart ifMatch: the current etag (quoted or not) replaces; a stale etag or a missing blob is PreconditionFailed and keeps the upload", () =>
+    Effect.gen(function*() {
+      const { direct, store } = yield* setup
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")), { metadata: { v: "1" } })
+      const a = yield* staged(store, "k", chunks("a"))
+      yield* store.completeMultipart(a.u, a.parts, { ifMatch: `"${first.etag}"` })
+      assert.deepStrictEqual(yield* text(store, "k"), { text: a.text, metadata: { v: "mp" } })
+
+      const replaced = yield* store.put("k", Stream.make(Buffer.from("replaced")), { metadata: { v: "r" } })
+      const b = yield* staged(store, "k", chunks("b"))
+      for (const stale of [first.etag, "0x8D0000000000000"]) {
+        const e = yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifMatch: stale }))
+        assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "k"])
+        assert.deepStrictEqual(yield* text(store, "k"), { text: "replaced", metadata: { v: "r" } })
+      }
+      yield* store.completeMultipart(b.u, b.parts, { ifMatch: replaced.etag })
+      assert.deepStrictEqual(yield* text(store, "k"), { text: b.text, metadata: { v: "mp" } })
+
+      const c = yield* staged(store, "missing", chunks("c"))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts, { ifMatch: replaced.etag })))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* Effect.flip(store.head("missing")))._tag, "ObjectNotFound")
+      assert.strictEqual(yield* uncommitted(direct, "missing"), 4)
+      yield* store.abortMultipart(c.u)
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts)))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* Effect.flip(store.head("missing")))._tag, "ObjectNotFound")
+    }))
+
+  it.scoped("completeMultipart conditions go on Put Block List: a blob written just before the commit goes out is not overwritten", () =>
+    Effect.gen(function*() {
+      const { arm, direct, isArmed, store } = yield* setup
+      const first = yield* store.put("race", Stream.make(Buffer.from("first")))
+      const theirs = crypto.randomBytes(50)
+      const a = yield* staged(store, "race", chunks("a"))
+      arm(commits, () => Effect.runPromise(direct.put("race", Stream.make(theirs))))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifMatch: first.etag })))._tag, "PreconditionFailed")
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(direct, "race")).bytes).equals(theirs))
+
+      const b = yield* staged(store, "fresh", chunks("b"))
+      arm(commits, () => Effect.runPromise(direct.put("fresh", Stream.make(theirs))))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(direct, "fresh")).bytes).equals(theirs))
+    }))
+
+  it.scoped("completeMultipart with the conditions of createMultipart: both must hold", () =>
+    Effect.gen(function*() {
+      const { requests, store } = yield* setup
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")))
+
+      // ifMatch and ifNoneMatch together on the completion: 400 before any request.
+      const a = yield* staged(store, "k", chunks("a"))
+      const before = requests()
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifMatch: first.etag, ifNoneMatch: "*" }))), ["ProviderError", "InvalidRequest", 400])
+      assert.strictEqual(requests(), before, "no request sent")
+      assert.strictEqual((yield* text(store, "k")).text, "one")
+      // The upload is untouched: it can still be completed.
+      const completed = yield* store.completeMultipart(a.u, a.parts, { ifMatch: first.etag })
+      assert.strictEqual((yield* text(store, "k")).text, a.text)
+
+      // Two ifMatch naming different versions never both hold; the same version (quoted or not) does.
+      const b = yield* staged(store, "k", chunks("b"), { ifMatch: completed.etag })
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifMatch: "0x8D0000000000000" })))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, a.text)
+      const done = yield* store.completeMultipart(b.u, b.parts, { ifMatch: `"${completed.etag}"` })
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+
+      // ifNoneMatch at creation (inside the upload id) and ifMatch at completion, or the reverse:
+      // the usage error before any request, with nothing written and the upload kept.
+      const c = yield* staged(store, "k", chunks("c"), { ifNoneMatch: "*" })
+      const d = yield* staged(store, "k", chunks("d"), { ifMatch: done.etag })
+      const sent = requests()
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(c.u, c.parts, { ifMatch: done.etag }))), ["ProviderError", "InvalidRequest", 400])
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(d.u, d.parts, { ifNoneMatch: "*" }))), ["ProviderError", "InvalidRequest", 400])
+      assert.strictEqual(requests(), sent, "no request sent")
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+      // The creation's ifNoneMatch still holds on a completion without conditions.
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts)))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+      yield* store.abortMultipart(c.u)
+      yield* store.completeMultipart(d.u, d.parts)
+      assert.strictEqual((yield* text(store, "k")).text, d.text)
     }))
 })

@@ -10,7 +10,7 @@ import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { InvalidRange, ObjectNotFound, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
   CompleteOptions,
@@ -684,13 +684,11 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         yield* rejectSseRead("completeMultipart", key, options?.sse)
         yield* checkConditions("completeMultipart", key, options)
         const manifest = yield* loadUpload("completeMultipart", upload)
-        // The conditions given at creation and now must both hold (one of each kind is a usage error).
-        const ifNoneMatch = manifest.ifNoneMatch || options?.ifNoneMatch === "*"
-        const ifMatches = [...new Set([manifest.ifMatch, options?.ifMatch].flatMap((m) => (typeof m === "string" ? [stripQuotes(m)] : [])))]
-        yield* checkConditions("completeMultipart", key, { ifNoneMatch: ifNoneMatch ? "*" : undefined, ifMatch: ifMatches[0] })
-        if (ifMatches.length > 1) {
-          return yield* Effect.fail(new PreconditionFailed({ key, reason: "the upload's If-Match and the completion's name different versions" }))
-        }
+        // The conditions given at creation and now must both hold.
+        const conditions = yield* completionConditions(PROVIDER, key, {
+          ifNoneMatch: manifest.ifNoneMatch ? "*" : undefined,
+          ifMatch: typeof manifest.ifMatch === "string" ? manifest.ifMatch : undefined
+        }, options)
         if (parts.length === 0) return yield* Effect.fail(badRequest("completeMultipart", key, "InvalidPart", "no parts given"))
         for (let i = 1; i < parts.length; i++) {
           if (parts[i]!.partNumber <= parts[i - 1]!.partNumber) {
@@ -734,14 +732,14 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           "completeMultipart",
           key,
           { contentType: manifest.contentType, metadata: manifest.metadata },
-          ifNoneMatch,
+          conditions.ifNoneMatch === "*",
           (dst, offset) =>
             io("completeMultipart", key, async () => {
               let at = offset
               for (const o of opened) at += await copyRange(o.handle, o.dataOffset, o.header.size, dst, at)
               return { size: at - offset, etag }
             }),
-          ifMatches.length === 1 ? matchGuard(key, ifMatches[0]!) : undefined
+          conditions.ifMatch === undefined ? undefined : matchGuard(key, conditions.ifMatch)
         )
         yield* io("completeMultipart", key, () => fs.rm(uploadDir(upload), { recursive: true, force: true })).pipe(Effect.ignore)
         return { key: r.key, etag: r.etag, size: r.size, encryption: r.encryption } satisfies PutResult

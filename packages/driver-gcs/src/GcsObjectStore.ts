@@ -21,9 +21,10 @@ import type { BucketFacts, ProfileName } from "@objcrypt/core/CompatibilityMatri
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import { collect, partReader } from "@objcrypt/core/StreamParts"
 import type {
+  CompleteOptions,
   CompletedPart,
   CopyOptions,
   GetOptions,
@@ -432,7 +433,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
 
     /**
      * Joins parts into `key` with compose, 32 sources at a time (composites of composites past
-     * that), then removes the parts whatever happened.
+     * that), then removes the upload's objects. A failure leaves them: `put` removes them itself,
+     * while a failed `completeMultipart` leaves the upload to complete again or abort (as S3 does).
      */
     const composeParts = (
       upload: MultipartUpload,
@@ -470,7 +472,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             Effect.fail(new PreconditionFailed({ key: upload.key, reason: "a part of the upload is missing (aborted, or not the part uploaded)" })))
         )
         return resultOf(upload.key, m, sse)
-      }).pipe(Effect.ensuring(cleanup(upload.uploadId)))
+      }).pipe(Effect.tap(() => cleanup(upload.uploadId)))
 
     const newUploadId = () => crypto.randomBytes(12).toString("hex")
 
@@ -629,6 +631,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
       readonly kmsKeyName?: string | undefined
       /** `PutOptions.ifMatch`, checked (and pinned) at completion. */
       readonly ifMatch?: string | undefined
+      /** `PutOptions.ifNoneMatch`, sent (`ifGenerationMatch=0`) on the final compose. */
+      readonly ifNoneMatch?: "*" | undefined
     }
 
     const markerOf = (upload: MultipartUpload, operation: Operation): Effect.Effect<Marker, StoreError> =>
@@ -658,7 +662,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
           contentType: options?.contentType,
           metadata: options?.metadata,
           kmsKeyName: sse?._tag === "SseKms" ? sse.keyId : undefined,
-          ...(options?.ifMatch === undefined ? {} : { ifMatch: options.ifMatch })
+          ...(options?.ifMatch === undefined ? {} : { ifMatch: options.ifMatch }),
+          ...(options?.ifNoneMatch === "*" ? { ifNoneMatch: "*" as const } : {})
         }
         // The upload's record: an empty object under the hidden prefix, its settings in metadata.
         yield* send("createMultipart", key, () =>
@@ -705,14 +710,20 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const completeMultipart = (
       upload: MultipartUpload,
       parts: ReadonlyArray<CompletedPart>,
-      options?: { readonly sse?: ServerSideEncryption | undefined }
+      options?: CompleteOptions
     ): Effect.Effect<PutResult, StoreError> =>
       Effect.gen(function*() {
+        yield* checkConditions("completeMultipart", upload.key, options)
         const marker = yield* markerOf(upload, "completeMultipart")
-        // Pinned here, then checked by GCS on the final compose: atomic with the write.
-        const preconditions = typeof marker.ifMatch === "string"
-          ? yield* preconditionsOf("completeMultipart", upload.key, { ifMatch: marker.ifMatch }).pipe(Effect.onError(() => cleanup(upload.uploadId)))
-          : undefined
+        // The conditions given to `createMultipart` (in the upload's record) and now must both hold.
+        const merged = yield* completionConditions(PROVIDER, upload.key, {
+          ifNoneMatch: marker.ifNoneMatch === "*" ? "*" : undefined,
+          ifMatch: typeof marker.ifMatch === "string" ? marker.ifMatch : undefined
+        }, options)
+        const conditions = merged.ifNoneMatch === undefined && merged.ifMatch === undefined ? undefined : merged
+        // `ifMatch` is pinned here, then checked by GCS on the final compose with `ifNoneMatch`
+        // (`ifGenerationMatch=0`): atomic with the write. A failure keeps the upload's objects.
+        const preconditions = yield* preconditionsOf("completeMultipart", upload.key, conditions)
         return yield* composeParts(upload, parts, sseOfUpload(marker, options?.sse), marker, preconditions)
       })
 

@@ -68,7 +68,9 @@ const setup = (extra?: Partial<GcsConfig>) =>
     const direct = yield* GcsObjectStore.make(base)
     yield* Effect.orDie(GcsBuckets.createBucket(direct.storage, bucket))
     let armed: { readonly match: (method: string, url: string) => boolean; readonly key: string; readonly body: Buffer } | undefined
+    let requests = 0
     const p = yield* proxy(info.endpoint, async (method, url) => {
+      requests++
       const a = armed
       if (a === undefined || !a.match(method, url)) return
       armed = undefined
@@ -82,7 +84,9 @@ const setup = (extra?: Partial<GcsConfig>) =>
       arm: (key: string, body: Buffer, match: (method: string, url: string) => boolean) => {
         armed = { key, body, match }
       },
-      isArmed: () => armed !== undefined
+      isArmed: () => armed !== undefined,
+      /** Requests the store sent (through the proxy) so far. */
+      requests: () => requests
     }
   })
 
@@ -91,6 +95,23 @@ const text = (store: ObjectStore.ObjectStore["Type"], key: string) =>
 
 const writesKey = (key: string) => (method: string, url: string) =>
   method === "POST" && (url.includes(`name=${encodeURIComponent(key)}&`) || url.endsWith(`name=${encodeURIComponent(key)}`) || url.includes(`/o/${encodeURIComponent(key)}/compose`))
+
+
+/** An upload of `chunks` (one part each) to `key`, not completed. */
+const staged = (store: ObjectStore.ObjectStore["Type"], key: string, chunks: ReadonlyArray<string>, options?: ObjectStore.PutOptions) =>
+  Effect.gen(function*() {
+    const u = yield* store.createMultipart(key, { metadata: { v: "mp" }, ...options })
+    const parts = yield* Effect.forEach(chunks, (c, i) => store.uploadPart(u, i + 1, Stream.make(Buffer.from(c))), { concurrency: 4 })
+    return { u, parts, text: chunks.join("") }
+  })
+
+const chunks = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i};`)
+
+/** The objects of uploads in progress (records, parts, intermediate composites). */
+const uploadObjects = (store: GcsObjectStore.GcsObjectStore["Type"]) =>
+  Effect.map(ObjectStore.listAll(store, { prefix: store.uploadPrefix }).pipe(Stream.runCollect), (c) => [...c].map((o) => o.key))
+
+const usageError = (e: { readonly _tag: string }) => [e._tag, (e as { code?: string }).code, (e as { status?: number }).status]
 
 describe("GcsObjectStore ifMatch (test-kit GCS server)", () => {
   it.scoped("a stale etag or a missing key is PreconditionFailed and writes nothing; a match (quoted or not) overwrites", () =>
@@ -182,5 +203,132 @@ describe("GcsObjectStore ifMatch (test-kit GCS server)", () => {
       const c = yield* upload(`"${again.etag}"`)
       yield* store.completeMultipart(c.u, [c.p])
       assert.deepStrictEqual(yield* text(store, "mp"), { text: "multipart", metadata: { v: "mp" } })
+    }))
+  // 2 parts: one compose; 33 parts: composites of composites, whose intermediate objects a
+  // refused completion must keep too.
+  for (const n of [2, 33]) {
+    it.scoped(`completeMultipart ifNoneMatch (${n} parts): over an existing key PreconditionFailed with the old object intact and the upload kept; over a missing key it creates`, () =>
+      Effect.gen(function*() {
+        const { direct, store } = yield* setup()
+        yield* store.put("k", Stream.make(Buffer.from("old")), { metadata: { v: "old" } })
+        const a = yield* staged(store, "k", chunks(n, "a"))
+        const refused = yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifNoneMatch: "*" }))
+        assert.deepStrictEqual([refused._tag, (refused as { key?: string }).key], ["PreconditionFailed", "k"])
+        assert.deepStrictEqual(yield* text(store, "k"), { text: "old", metadata: { v: "old" } })
+        assert.isAtLeast((yield* uploadObjects(direct)).length, n + 1, "the record and every part are kept")
+        // Still usable: completed unconditionally, it replaces the object and is gone.
+        yield* store.completeMultipart(a.u, a.parts)
+        assert.deepStrictEqual(yield* text(store, "k"), { text: a.text, metadata: { v: "mp" } })
+        assert.deepStrictEqual(yield* uploadObjects(direct), [])
+
+        // Or aborted after the refusal.
+        const b = yield* staged(store, "k", chunks(n, "b"))
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+        yield* store.abortMultipart(b.u)
+        assert.deepStrictEqual(yield* uploadObjects(direct), [])
+        assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts)))._tag, "PreconditionFailed")
+        assert.strictEqual((yield* text(store, "k")).text, a.text)
+
+        const c = yield* staged(store, "new", chunks(n, "c"))
+        yield* store.completeMultipart(c.u, c.parts, { ifNoneMatch: "*" })
+        assert.deepStrictEqual(yield* text(store, "new"), { text: c.text, metadata: { v: "mp" } })
+        assert.deepStrictEqual(yield* uploadObjects(direct), [])
+      }))
+  }
+
+  it.scoped("completeMultipart ifMatch: the current etag (quoted or not) replaces; a stale etag or a missing key is PreconditionFailed and keeps the upload", () =>
+    Effect.gen(function*() {
+      const { direct, store } = yield* setup()
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")), { metadata: { v: "1" } })
+      const a = yield* staged(store, "k", chunks(3, "a"))
+      yield* store.completeMultipart(a.u, a.parts, { ifMatch: `"${first.etag}"` })
+      assert.deepStrictEqual(yield* text(store, "k"), { text: a.text, metadata: { v: "mp" } })
+
+      const b = yield* staged(store, "k", chunks(3, "b"))
+      const replaced = yield* store.put("k", Stream.make(Buffer.from("replaced")), { metadata: { v: "r" } })
+      for (const stale of [first.etag, "CAE="]) {
+        const e = yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifMatch: stale }))
+        assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "k"])
+        assert.deepStrictEqual(yield* text(store, "k"), { text: "replaced", metadata: { v: "r" } })
+      }
+      yield* store.completeMultipart(b.u, b.parts, { ifMatch: replaced.etag })
+      assert.deepStrictEqual(yield* text(store, "k"), { text: b.text, metadata: { v: "mp" } })
+
+      const c = yield* staged(store, "missing", chunks(2, "c"))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts, { ifMatch: replaced.etag })))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* Effect.flip(store.head("missing")))._tag, "ObjectNotFound")
+      assert.isNotEmpty(yield* uploadObjects(direct))
+      yield* store.abortMultipart(c.u)
+      assert.deepStrictEqual(yield* uploadObjects(direct), [])
+    }))
+
+  it.scoped("completeMultipart conditions are checked by the server on the compose: a writer between the driver's read and the compose is not overwritten", () =>
+    Effect.gen(function*() {
+      const { arm, direct, isArmed, store } = yield* setup()
+      const first = yield* store.put("race", Stream.make(Buffer.from("first")))
+      const a = yield* staged(store, "race", chunks(3, "a"))
+      const theirs = crypto.randomBytes(50)
+      arm("race", theirs, writesKey("race"))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifMatch: first.etag })))._tag, "PreconditionFailed")
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(direct, "race")).bytes).equals(theirs))
+
+      const b = yield* staged(store, "fresh", chunks(3, "b"))
+      arm("fresh", theirs, writesKey("fresh"))
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifNoneMatch: "*" })))._tag, "PreconditionFailed")
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(direct, "fresh")).bytes).equals(theirs))
+      // Both uploads are still there.
+      yield* store.completeMultipart(a.u, a.parts)
+      yield* store.completeMultipart(b.u, b.parts)
+      assert.deepStrictEqual([(yield* text(store, "race")).text, (yield* text(store, "fresh")).text], [a.text, b.text])
+    }))
+
+  it.scoped("a parallel put refused by its condition at the compose still removes its part objects (only completeMultipart keeps them)", () =>
+    Effect.gen(function*() {
+      const { direct, store } = yield* setup()
+      yield* store.put("k", Stream.make(Buffer.from("old")))
+      const e = yield* Effect.flip(store.put("k", Stream.make(crypto.randomBytes(3 * PART + 10)), { ifNoneMatch: "*" }))
+      assert.strictEqual(e._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, "old")
+      assert.deepStrictEqual(yield* uploadObjects(direct), [])
+    }))
+
+  it.scoped("completeMultipart with the conditions of createMultipart: both must hold", () =>
+    Effect.gen(function*() {
+      const { direct, requests, store } = yield* setup()
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")))
+
+      // ifMatch and ifNoneMatch together on the completion: 400 before any request.
+      const a = yield* staged(store, "k", chunks(2, "a"))
+      const before = requests()
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(a.u, a.parts, { ifMatch: first.etag, ifNoneMatch: "*" }))), ["ProviderError", "InvalidRequest", 400])
+      assert.strictEqual(requests(), before, "no request sent")
+      assert.strictEqual((yield* text(store, "k")).text, "one")
+
+      // Two ifMatch naming different versions never both hold; the same version (quoted or not) does.
+      const b = yield* staged(store, "k", chunks(2, "b"), { ifMatch: first.etag })
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(b.u, b.parts, { ifMatch: "CAE=" })))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, "one")
+      const done = yield* store.completeMultipart(b.u, b.parts, { ifMatch: `"${first.etag}"` })
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+
+      // ifNoneMatch at creation (kept with the upload) and ifMatch at completion, or the reverse:
+      // the usage error, with nothing written and the upload kept.
+      const c = yield* staged(store, "k", chunks(2, "c"), { ifNoneMatch: "*" })
+      const d = yield* staged(store, "k", chunks(2, "d"), { ifMatch: done.etag })
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(c.u, c.parts, { ifMatch: done.etag }))), ["ProviderError", "InvalidRequest", 400])
+      assert.deepStrictEqual(usageError(yield* Effect.flip(store.completeMultipart(d.u, d.parts, { ifNoneMatch: "*" }))), ["ProviderError", "InvalidRequest", 400])
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+      // The creation's ifNoneMatch still holds on a completion without conditions.
+      assert.strictEqual((yield* Effect.flip(store.completeMultipart(c.u, c.parts)))._tag, "PreconditionFailed")
+      assert.strictEqual((yield* text(store, "k")).text, b.text)
+      yield* store.abortMultipart(c.u)
+      yield* store.completeMultipart(d.u, d.parts)
+      assert.strictEqual((yield* text(store, "k")).text, d.text)
+      // The first upload, refused before any request, is still there to abort.
+      assert.lengthOf(yield* uploadObjects(direct), 3)
+      yield* store.abortMultipart(a.u)
+      assert.deepStrictEqual(yield* uploadObjects(direct), [])
     }))
 })
