@@ -139,14 +139,34 @@ export const make = (options: {
   const { system } = options
   const open = new Map<string, Store>()
 
-  const get = (name: string) =>
-    readJson(system, recordKey(name)).pipe(
-      Effect.map((text) => {
-        if (text === undefined) return undefined
-        const r = decodeRecord(text)
-        return r._tag === "Right" ? r.right : undefined
-      })
+  const missingAsNone = <A>(self: Effect.Effect<A, StoreError>): Effect.Effect<Option.Option<A>, StoreError> =>
+    self.pipe(
+      Effect.map(Option.some),
+      Effect.catchIf((e): e is ObjectNotFound => e instanceof ObjectNotFound, () => Effect.succeed(Option.none<A>()))
     )
+  // Every request reads its bucket's record, and a replica may change it at any time: each read
+  // asks the backend for the record's current etag (a head) and decodes its body again only when
+  // that etag is not the one already decoded here. A head costs a tenth of reading the body.
+  const decoded = new Map<string, { readonly etag: string; readonly record: BucketRecord | undefined }>()
+  const MAX_DECODED = 1024
+  const get = (name: string): Effect.Effect<BucketRecord | undefined, StoreError> =>
+    Effect.gen(function*() {
+      const key = recordKey(name)
+      const head = yield* missingAsNone(system.head(key))
+      if (Option.isNone(head)) {
+        decoded.delete(name)
+        return undefined
+      }
+      const known = decoded.get(name)
+      if (known !== undefined && known.etag === head.value.etag) return known.record
+      const read = yield* missingAsNone(ObjectStore.readAll(system, key))
+      if (Option.isNone(read)) return undefined
+      const r = decodeRecord(Buffer.from(read.value.bytes).toString("utf8"))
+      const record = r._tag === "Right" ? r.right : undefined
+      if (decoded.size >= MAX_DECODED) decoded.clear()
+      decoded.set(name, { etag: read.value.info.etag, record })
+      return record
+    })
 
   const store = (name: string): Effect.Effect<Store, StoreError> =>
     Effect.suspend(() => {
