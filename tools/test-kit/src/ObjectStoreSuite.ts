@@ -45,6 +45,12 @@ export interface Capabilities {
   readonly conditionalWrites?: boolean | undefined
   /** ETags of unencrypted objects are S3's: MD5 hex, and `md5(md5s)-N` for multipart. @default false */
   readonly md5Etags?: boolean | undefined
+  /**
+   * `completeMultipart` checks `ifNoneMatch`/`ifMatch` as it publishes the upload. `false`: the
+   * server cannot, and the driver refuses a conditional completion (400 `ProviderError`, nothing
+   * published, the upload left to complete or abort). @default true
+   */
+  readonly conditionalCompletion?: boolean | undefined
 }
 
 /**
@@ -502,6 +508,53 @@ export const objectStoreSuite = (options: SuiteOptions): void => {
             sameBytes((yield* ObjectStore.readAll(store, key)).bytes, first, "the first body stays")
           }))
       }
+
+      test("completeMultipart with ifNoneMatch/ifMatch publishes only when the condition holds, and a refused upload can still complete or abort", (store, base) =>
+        Effect.gen(function*() {
+          const key = `${base}cond-mp`
+          const staged = (k: string) =>
+            Effect.gen(function*() {
+              const body = random(segment + 3)
+              const upload = yield* store.createMultipart(k)
+              const parts = [yield* store.uploadPart(upload, 1, Stream.make(body), { contentLength: body.length })]
+              return { upload, parts, body }
+            })
+          const first = random(100)
+          const v1 = yield* store.put(key, Stream.make(first))
+          const a = yield* staged(key)
+          if (caps.conditionalCompletion === false) {
+            for (const condition of [{ ifNoneMatch: "*" as const }, { ifMatch: v1.etag }]) {
+              const e = yield* failsWith(store.completeMultipart(a.upload, a.parts, condition), ["ProviderError"], "a refused conditional completion")
+              assert.strictEqual((e as { status?: number }).status, 400)
+              sameBytes((yield* ObjectStore.readAll(store, key)).bytes, first, "nothing published")
+            }
+            yield* store.completeMultipart(a.upload, a.parts)
+            sameBytes((yield* ObjectStore.readAll(store, key)).bytes, a.body, "the upload then completes unconditionally")
+            return
+          }
+          // Over an existing key: create-only is refused; the upload stays and completes under the current etag.
+          yield* failsWith(store.completeMultipart(a.upload, a.parts, { ifNoneMatch: "*" }), ["PreconditionFailed"], "ifNoneMatch over an existing key")
+          sameBytes((yield* ObjectStore.readAll(store, key)).bytes, first, "the existing object stays")
+          const v2 = yield* store.put(key, Stream.make(random(120)))
+          yield* failsWith(store.completeMultipart(a.upload, a.parts, { ifMatch: v1.etag }), ["PreconditionFailed"], "a stale ifMatch")
+          yield* store.completeMultipart(a.upload, a.parts, { ifMatch: v2.etag })
+          sameBytes((yield* ObjectStore.readAll(store, key)).bytes, a.body, "published under the current etag")
+          // A missing key: ifMatch refused (then aborted, nothing left), ifNoneMatch creates.
+          const absent = `${base}cond-mp-absent`
+          const b = yield* staged(absent)
+          yield* failsWith(store.completeMultipart(b.upload, b.parts, { ifMatch: v2.etag }), ["PreconditionFailed"], "ifMatch on a missing key")
+          yield* failsWith(store.head(absent), ["ObjectNotFound"], "nothing published")
+          yield* store.abortMultipart(b.upload)
+          const c = yield* staged(absent)
+          yield* store.completeMultipart(c.upload, c.parts, { ifNoneMatch: "*" })
+          sameBytes((yield* ObjectStore.readAll(store, absent)).bytes, c.body, "created")
+          // Both conditions at once: a usage error before anything is published.
+          const d = yield* staged(key)
+          const both = yield* failsWith(store.completeMultipart(d.upload, d.parts, { ifNoneMatch: "*", ifMatch: v2.etag }), ["ProviderError"], "both conditions")
+          assert.strictEqual((both as { status?: number }).status, 400)
+          yield* store.abortMultipart(d.upload)
+          sameBytes((yield* ObjectStore.readAll(store, key)).bytes, a.body, "unchanged")
+        }))
 
       test("concurrent writers to one key: one whole body wins, never a mix", (store, base) =>
         Effect.gen(function*() {
