@@ -203,6 +203,23 @@ export interface CompleteOptions {
 }
 
 /**
+ * Options of `remove`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RemoveOptions {
+  /**
+   * Remove only the version whose etag is this one (quoted or not): `PreconditionFailed` when the
+   * key is missing or holds another version, and nothing removed. Checked atomically with the
+   * removal by the provider (S3 `If-Match` on DeleteObject, GCS `ifGenerationMatch`, Azure
+   * `If-Match`; local-fs under the key's lock, see the driver); a server that would ignore it is
+   * refused by its driver (`ProviderError`, status 400) rather than deleting unconditionally.
+   */
+  readonly ifMatch?: string | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -337,8 +354,8 @@ export class ObjectStore extends Context.Tag("@objcrypt/core/ObjectStore")<Objec
   readonly get: (key: string, options?: GetOptions) => Effect.Effect<StoredObject, StoreError, Scope.Scope>
   readonly head: (key: string, options?: GetOptions) => Effect.Effect<ObjectInfo, StoreError>
   readonly list: (options?: ListOptions) => Effect.Effect<ListPage, StoreError>
-  /** Deleting a missing key succeeds (S3 semantics). */
-  readonly remove: (key: string) => Effect.Effect<void, StoreError>
+  /** Deleting a missing key succeeds (S3 semantics), unless `ifMatch` is given. */
+  readonly remove: (key: string, options?: RemoveOptions) => Effect.Effect<void, StoreError>
   readonly copy: (source: string, destination: string, options?: CopyOptions) => Effect.Effect<PutResult, StoreError | UnsupportedMode>
   readonly createMultipart: (key: string, options?: PutOptions) => Effect.Effect<MultipartUpload, StoreError | UnsupportedMode>
   readonly uploadPart: <E = never>(

@@ -23,6 +23,7 @@ import type {
   ObjectInfo,
   PutOptions,
   PutResult,
+  RemoveOptions,
   ServerSideEncryption,
   StoredObject
 } from "@objcrypt/core/ObjectStore"
@@ -282,8 +283,8 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
 
     /**
      * `ifMatch`: the object in place must still have this etag. Run as the `guard` of `publish`
-     * (under the key's lock, right before the rename), so no write of this process comes between
-     * the check and the rename.
+     * (under the key's lock, right before the rename), or by `remove` under the same lock right
+     * before the unlink, so no write of this process comes between the check and the change.
      */
     const matchGuard = (key: string, ifMatch: string) => () =>
       currentEtag(key).then((etag) => {
@@ -495,13 +496,21 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
         ).pipe(Effect.map(({ header }) => toInfo(key, header)))
       })
 
-    const remove = (key: string): Effect.Effect<void, StoreError> =>
+    /**
+     * `ifMatch` is checked by `matchGuard` under the key's lock, right before the unlink (as `put`'s
+     * before its rename): no write or remove of this process comes between the check and the unlink.
+     */
+    const remove = (key: string, options?: RemoveOptions): Effect.Effect<void, StoreError> =>
       Effect.gen(function*() {
         yield* checkKey(key)
         const { target, targetDir } = objectPath(key)
+        const guard = options?.ifMatch === undefined ? undefined : matchGuard(key, options.ifMatch)
         yield* io("remove", key, async () => {
           try {
-            await withPathLock(target, () => fs.unlink(target))
+            await withPathLock(target, async () => {
+              if (guard !== undefined) await guard()
+              await fs.unlink(target)
+            })
           } catch (e) {
             if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") return
             throw e

@@ -630,6 +630,64 @@ describe("FsObjectStore conditional put (ifMatch)", () => {
       })))
 })
 
+describe("FsObjectStore conditional remove (ifMatch)", () => {
+  const body = (s: string) => Stream.make(Buffer.from(s))
+
+  for (const etags of ["md5", "random"] as const) {
+    it.effect(`${etags} etags: a stale etag or a missing key is PreconditionFailed and removes nothing; the right one (quoted or not) removes`, () =>
+      withStore((store, root) =>
+        Effect.gen(function*() {
+          const first = yield* store.put("a/k", body("one"))
+          const second = yield* store.put("a/k", body("two"))
+          const before = tree(root)
+          const wrong = yield* Effect.flip(store.remove("a/k", { ifMatch: crypto.randomBytes(16).toString("hex") }))
+          assert.deepStrictEqual([wrong._tag, (wrong as { key?: string }).key], ["PreconditionFailed", "a/k"])
+          if (etags === "random" || first.etag !== second.etag) {
+            assert.strictEqual((yield* Effect.flip(store.remove("a/k", { ifMatch: first.etag })))._tag, "PreconditionFailed", "stale etag")
+          }
+          const kept = yield* ObjectStore.readAll(store, "a/k")
+          assert.deepStrictEqual([Buffer.from(kept.bytes).toString(), kept.info.etag], ["two", second.etag], "the object is intact")
+          assert.deepStrictEqual(tree(root), before)
+
+          const missing = yield* Effect.flip(store.remove("a/nope", { ifMatch: second.etag }))
+          assert.deepStrictEqual([missing._tag, (missing as { key?: string }).key], ["PreconditionFailed", "a/nope"])
+
+          yield* store.remove("a/k", { ifMatch: `"${second.etag}"` })
+          assert.strictEqual((yield* Effect.flip(store.head("a/k")))._tag, "ObjectNotFound")
+          assert.deepStrictEqual(tree(root), [], "object gone, its directory pruned")
+          // Removed: the same condition now fails; without one a missing key still succeeds.
+          assert.strictEqual((yield* Effect.flip(store.remove("a/k", { ifMatch: second.etag })))._tag, "PreconditionFailed")
+          yield* store.remove("a/k")
+
+          const third = yield* store.put("k", body("three"))
+          yield* store.remove("k", { ifMatch: third.etag })
+          assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+        }), { etags }))
+  }
+
+  it.effect("a remove with ifMatch never removes a version another store of the process wrote in between", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const other = yield* FsObjectStore.make({ root })
+        let refused = 0
+        for (let round = 0; round < 24; round++) {
+          const { etag } = yield* store.put("k", body("old"))
+          const putting = yield* Effect.fork(other.put("k", Stream.make(crypto.randomBytes(64)), { metadata: { v: "new" } }))
+          // Staggered so the remove lands before, during and after the other put.
+          yield* Effect.sleep(`${round % 6} millis`)
+          const removed = yield* Effect.either(store.remove("k", { ifMatch: etag }))
+          const fresh = yield* Fiber.join(putting)
+          if (removed._tag === "Left") {
+            assert.strictEqual(removed.left._tag, "PreconditionFailed")
+            refused++
+          }
+          // Removed before the put, or refused after it: either way the new version is there.
+          assert.strictEqual((yield* store.head("k")).etag, fresh.etag, `round ${round}: the new version is kept`)
+        }
+        assert.isAbove(refused, 0, "some removes came after the other put")
+      }), { etags: "random" }))
+})
+
 describe("FsObjectStore conditional copy (random etags)", () => {
   it.effect("a copy is a new version with its own random etag: a metadata rewrite changes it, so a stale etag is refused", () =>
     withStore((store) =>

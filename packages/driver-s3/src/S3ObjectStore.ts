@@ -40,6 +40,7 @@ import type {
   ObjectInfo,
   PutOptions,
   PutResult,
+  RemoveOptions,
   ServerSideEncryption,
   StoreLimits,
   StoredObject
@@ -193,6 +194,13 @@ const bareIfMatch: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
  * there before it is sent, rather than published without its condition.
  */
 const unconditionalComplete: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
+
+/**
+ * Profiles whose server ignores `If-Match` on DeleteObject: Ceph RGW 16 deletes the object whatever
+ * the etag (quoted or bare) and answers 204 for a missing key too (see the integration tests). A
+ * conditional `remove` is refused there before it is sent, rather than deleting unconditionally.
+ */
+const unconditionalDelete: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
 
 /** Profiles whose server rewrites `_` to `-` in metadata names (see `internal/metadata.ts`). */
 const mangledMetadataNames: ReadonlySet<ProfileName> = new Set<ProfileName>(["ceph-rgw"])
@@ -521,14 +529,42 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         )
       })
 
-    const remove = (key: string): Effect.Effect<void, StoreError> =>
-      Effect.zipRight(
-        validKey(key),
-        send("remove", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket, Key: key }), { abortSignal })).pipe(
-          Effect.asVoid,
-          Effect.catchTag("ObjectNotFound", () => Effect.void)
+    /**
+     * `ifMatch` goes as `If-Match` on DeleteObject, which AWS checks with the delete: 412 when the
+     * etag differs, 404 NoSuchKey when the key is missing (both `PreconditionFailed`). Refused (400,
+     * nothing sent) on profiles whose server would ignore it (`unconditionalDelete`).
+     */
+    const remove = (key: string, options?: RemoveOptions): Effect.Effect<void, StoreError> => {
+      const ifMatch = options?.ifMatch
+      if (ifMatch === undefined) {
+        return Effect.zipRight(
+          validKey(key),
+          send("remove", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket, Key: key }), { abortSignal })).pipe(
+            Effect.asVoid,
+            Effect.catchTag("ObjectNotFound", () => Effect.void)
+          )
         )
+      }
+      return Effect.zipRight(
+        validKey(key),
+        unconditionalDelete.has(profile)
+          ? Effect.fail(
+            new ProviderError({
+              provider: "s3",
+              operation: "remove",
+              key,
+              code: "InvalidRequest",
+              detail: `this server (profile ${profile}) ignores If-Match on DeleteObject: a remove with ifMatch is refused rather than deleting unconditionally`,
+              status: 400
+            })
+          )
+          : send("remove", key, (abortSignal) =>
+            client.send(new DeleteObjectCommand({ Bucket, Key: key, IfMatch: ifMatchValue(ifMatch) }), { abortSignal })).pipe(
+              (self) => matching(key, ifMatch, self),
+              Effect.asVoid
+            )
       )
+    }
 
     const listPage = (options: ListOptions | undefined) =>
       Effect.map(

@@ -3,7 +3,8 @@
  * configuration, but does not enforce SSE-C): AwsKms, SSE-S3 response headers, bucket default
  * encryption, a probe that notices SSE-C is not enforced, and `If-None-Match: *` on
  * CompleteMultipartUpload (which moto checks as AWS does: 412, the upload left in place; moto 5.2
- * ignores `If-Match` there, so that one is asserted on the wire only, in S3ObjectStore.test.ts).
+ * ignores `If-Match` there, so that one is asserted on the wire only, in S3ObjectStore.test.ts),
+ * and `If-Match` on DeleteObject (which moto checks as AWS does).
  */
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3"
@@ -143,6 +144,26 @@ layer(conditionalLayer, { timeout: "60 seconds", excludeTestServices: true })("m
       assert.deepStrictEqual([usage._tag, (usage as { status?: number }).status], ["ProviderError", 400])
       assert.deepStrictEqual(yield* uploads(store), ["inm/k"])
       yield* store.abortMultipart(third)
+    }))
+
+  it.effect("remove with ifMatch: a wrong etag is PreconditionFailed and the object stays; a missing key is PreconditionFailed; the right etag (quoted or not) removes", () =>
+    Effect.gen(function*() {
+      const store = yield* setup
+      const first = yield* store.put("rm/k", Stream.make(Buffer.from("one")))
+      const second = yield* store.put("rm/k", Stream.make(Buffer.from("two")))
+      for (const ifMatch of [crypto.randomBytes(16).toString("hex"), first.etag]) {
+        const e = yield* Effect.flip(store.remove("rm/k", { ifMatch }))
+        assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "rm/k"])
+        assert.strictEqual(yield* text(store, "rm/k"), "two")
+      }
+      assert.strictEqual((yield* Effect.flip(store.remove("rm/missing", { ifMatch: second.etag })))._tag, "PreconditionFailed")
+      yield* store.remove("rm/k", { ifMatch: `"${second.etag}"` })
+      assert.strictEqual((yield* Effect.flip(store.head("rm/k")))._tag, "ObjectNotFound")
+      assert.strictEqual((yield* Effect.flip(store.remove("rm/k", { ifMatch: second.etag })))._tag, "PreconditionFailed")
+      yield* store.remove("rm/k")
+      const third = yield* store.put("rm/k", Stream.make(Buffer.from("three")))
+      yield* store.remove("rm/k", { ifMatch: third.etag })
+      assert.strictEqual((yield* Effect.flip(store.head("rm/k")))._tag, "ObjectNotFound")
     }))
 
   it.effect("a put that needs parts with ifNoneMatch over an existing key: PreconditionFailed at completion, nothing written, its upload aborted", () =>

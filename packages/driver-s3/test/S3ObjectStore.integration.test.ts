@@ -3,7 +3,7 @@
  * @objcrypt/test-kit/CephRgw): the conformance suite, then what only RGW can show — SSE-C and
  * SSE-KMS really enforced, ciphertext in RADOS, multipart under both, and aborts leaving nothing.
  */
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3"
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3"
 import { afterAll, assert, layer } from "@effect/vitest"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import * as CustomerKey from "@objcrypt/core/CustomerKey"
@@ -279,6 +279,40 @@ layer(storeLayer(), { timeout: "120 seconds", excludeTestServices: true })("S3Ob
         )
         assert.strictEqual(yield* text(Key), "new", `${name} was ignored: the object was overwritten`)
       }
+    }), 60_000)
+
+  it.effect("RGW 16 itself ignores If-Match on DeleteObject (raw SDK: a wrong etag, quoted or bare, still deletes): why ceph-rgw refuses a conditional remove", () =>
+    Effect.gen(function*() {
+      // The server behaviour the profile's refusal rests on. Should a later RGW honour the
+      // condition, this test fails and `unconditionalDelete` can drop the profile.
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const wrong = crypto.randomBytes(16).toString("hex")
+      for (const [form, IfMatch] of [["quoted", `"${wrong}"`], ["bare", wrong]] as const) {
+        const Key = `raw-del/${form}`
+        yield* store.put(Key, Stream.make(Buffer.from("old")))
+        const r = yield* Effect.promise(() => store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key, IfMatch })))
+        assert.strictEqual(r.$metadata.httpStatusCode, 204, `${form}: not 412`)
+        assert.strictEqual((yield* Effect.flip(store.head(Key)))._tag, "ObjectNotFound", `${form} If-Match was ignored: the object was deleted`)
+      }
+      // Nor does a missing key fail with If-Match (AWS answers 404 NoSuchKey).
+      const missing = yield* Effect.promise(() => store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: "raw-del/missing", IfMatch: `"${wrong}"` })))
+      assert.strictEqual(missing.$metadata.httpStatusCode, 204)
+    }), 60_000)
+
+  it.effect("remove with ifMatch on RGW: refused (400) before it is sent, the object intact whatever the etag; without ifMatch it removes, a missing key included", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const put = yield* store.put("rm/k", Stream.make(Buffer.from("kept")))
+      for (const ifMatch of [crypto.randomBytes(16).toString("hex"), put.etag, `"${put.etag}"`]) {
+        const e = yield* Effect.flip(store.remove("rm/k", { ifMatch }))
+        assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+        assert.match(e.message, /ignores If-Match on DeleteObject/)
+        assert.strictEqual(Buffer.from((yield* ObjectStore.readAll(store, "rm/k")).bytes).toString(), "kept", `${ifMatch}: the object is intact`)
+      }
+      assert.strictEqual((yield* Effect.flip(store.remove("rm/missing", { ifMatch: put.etag })))._tag, "ProviderError")
+      yield* store.remove("rm/k")
+      assert.strictEqual((yield* Effect.flip(store.head("rm/k")))._tag, "ObjectNotFound")
+      yield* store.remove("rm/k")
     }), 60_000)
 
   it.effect("completeMultipart with ifNoneMatch or ifMatch on RGW: refused (400) before it is sent, the old object intact, the upload left to complete unconditionally or abort", () =>

@@ -342,6 +342,50 @@ describe("S3ObjectStore on the wire", () => {
       assert.strictEqual(srv.requests.length, 0)
     }))
 
+  it.scoped("remove ifMatch: quoted If-Match on DeleteObject; 412, 404 NoSuchKey and 409 are PreconditionFailed; ceph-rgw refuses it (400) before any request", () =>
+    Effect.gen(function*() {
+      const deleting = (r: Recorded, key: string) => r.method === "DELETE" && r.url.pathname === `/bucket/${key}`
+      const srv = yield* recorder({
+        reply: (r) =>
+          deleting(r, "stale")
+            ? { status: 412, body: xml("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>") }
+            : deleting(r, "gone")
+            ? { status: 404, body: xml("<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>") }
+            : deleting(r, "raced")
+            ? { status: 409, body: xml("<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting operation occurred</Message></Error>") }
+            : undefined
+      })
+      const store = yield* S3ObjectStore.make(config(srv.endpoint))
+      const rgw = yield* S3ObjectStore.make(config(srv.endpoint, { profile: "ceph-rgw" }))
+      yield* store.remove("k", { ifMatch: "abc" })
+      assert.deepStrictEqual([srv.requests.at(-1)!.method, srv.requests.at(-1)!.headers["if-match"]], ["DELETE", "\"abc\""])
+      yield* store.remove("k", { ifMatch: "\"abc\"" })
+      assert.strictEqual(srv.requests.at(-1)!.headers["if-match"], "\"abc\"")
+      assert.include(String(srv.requests.at(-1)!.headers["authorization"]), "if-match", "signed")
+      yield* store.remove("k")
+      assert.isUndefined(srv.requests.at(-1)!.headers["if-match"])
+
+      const failed = [
+        yield* Effect.flip(store.remove("stale", { ifMatch: "abc" })),
+        yield* Effect.flip(store.remove("gone", { ifMatch: "abc" })),
+        yield* Effect.flip(store.remove("raced", { ifMatch: "abc" }))
+      ]
+      assert.deepStrictEqual(failed.map((e) => [e._tag, (e as { key?: string }).key]), [["PreconditionFailed", "stale"], ["PreconditionFailed", "gone"], ["PreconditionFailed", "raced"]])
+      assert.match(failed[1]!.message, /does not exist \(If-Match\)/)
+      // Without ifMatch, a missing key is still a success.
+      yield* store.remove("gone")
+
+      srv.requests.length = 0
+      for (const ifMatch of ["abc", "\"abc\""]) {
+        const e = yield* Effect.flip(rgw.remove("k", { ifMatch }))
+        assert.deepStrictEqual([e._tag, (e as { code?: string }).code, (e as { status?: number }).status], ["ProviderError", "InvalidRequest", 400])
+        assert.match(e.message, /ignores If-Match on DeleteObject/)
+      }
+      assert.strictEqual(srv.requests.length, 0, "nothing sent")
+      yield* rgw.remove("k")
+      assert.deepStrictEqual(srv.requests.map((r) => [r.method, r.headers["if-match"]]), [["DELETE", undefined]], "without ifMatch, ceph-rgw removes as usual")
+    }))
+
   it.scoped("completeMultipart: ifNoneMatch/ifMatch go as If-None-Match/If-Match on CompleteMultipartUpload; 412 and 404 NoSuchKey are PreconditionFailed, the upload not aborted", () =>
     Effect.gen(function*() {
       const completion = (r: Recorded) => r.method === "POST" && r.url.searchParams.has("uploadId")
