@@ -37,6 +37,7 @@ import type {
   ObjectInfo,
   PutOptions,
   PutResult,
+  RemoveOptions,
   ServerEncryptionInfo,
   ServerSideEncryption,
   StoredObject,
@@ -527,13 +528,26 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
         })
       )
 
-    const remove = (key: string): Effect.Effect<void, StoreError> =>
+    /**
+     * Without `ifMatch`, a missing key succeeds. With it, the delete carries `If-Match`, which
+     * Azure checks atomically with the removal: another etag (412) or a missing blob (404) is
+     * `PreconditionFailed`, and nothing is removed.
+     */
+    const remove = (key: string, options?: RemoveOptions): Effect.Effect<void, StoreError> =>
       Effect.zipRight(
         validKey(key),
-        send("remove", key, (abortSignal) => blob(key).delete({ abortSignal, deleteSnapshots: "include" })).pipe(
-          Effect.asVoid,
-          Effect.catchTag("ObjectNotFound", () => Effect.void)
-        )
+        send("remove", key, (abortSignal) =>
+          blob(key).delete({
+            abortSignal,
+            deleteSnapshots: "include",
+            ...(options?.ifMatch === undefined ? {} : { conditions: { ifMatch: `"${unquote(options.ifMatch)}"` } })
+          })).pipe(
+            Effect.asVoid,
+            (self) =>
+              options?.ifMatch === undefined
+                ? Effect.catchTag(self, "ObjectNotFound", () => Effect.void)
+                : matching(key, options.ifMatch, self)
+          )
       )
 
     type Entry = { readonly _tag: "Object"; readonly object: ListedObject } | { readonly _tag: "Prefix"; readonly prefix: string }

@@ -270,4 +270,40 @@ describe("AzureBlobObjectStore ifMatch (Azurite)", () => {
       yield* store.completeMultipart(d.u, d.parts)
       assert.strictEqual((yield* text(store, "k")).text, d.text)
     }))
+
+  it.scoped("remove ifMatch: the current etag (quoted or not) removes; a stale etag or a missing blob is PreconditionFailed and removes nothing", () =>
+    Effect.gen(function*() {
+      const { store } = yield* setup
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")), { metadata: { v: "1" } })
+      const second = yield* store.put("k", Stream.make(Buffer.from("two")), { metadata: { v: "2" } })
+      const stale = yield* Effect.flip(store.remove("k", { ifMatch: first.etag }))
+      assert.deepStrictEqual([stale._tag, (stale as { key?: string }).key], ["PreconditionFailed", "k"])
+      assert.deepStrictEqual(yield* text(store, "k"), { text: "two", metadata: { v: "2" } })
+      yield* store.remove("k", { ifMatch: `"${second.etag}"` })
+      assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+
+      const third = yield* store.put("k", Stream.make(Buffer.from("three")))
+      yield* store.remove("k", { ifMatch: third.etag })
+      assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+
+      // A missing blob: refused with ifMatch, still a success without.
+      const missing = yield* Effect.flip(store.remove("k", { ifMatch: third.etag }))
+      assert.deepStrictEqual([missing._tag, (missing as { key?: string }).key], ["PreconditionFailed", "k"])
+      yield* store.remove("k")
+      yield* store.remove("never-written")
+    }))
+
+  it.scoped("remove ifMatch goes on Delete Blob: a blob replaced just before the delete goes out is not removed", () =>
+    Effect.gen(function*() {
+      const { arm, direct, isArmed, store } = yield* setup
+      const first = yield* store.put("race", Stream.make(Buffer.from("first")))
+      const theirs = crypto.randomBytes(50)
+      arm((r) => r.method === "DELETE", () => Effect.runPromise(direct.put("race", Stream.make(theirs), { metadata: { v: "other" } })))
+      const e = yield* Effect.flip(store.remove("race", { ifMatch: first.etag }))
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.strictEqual(e._tag, "PreconditionFailed")
+      const now = yield* ObjectStore.readAll(direct, "race")
+      assert.isTrue(Buffer.from(now.bytes).equals(theirs), "the other writer's blob is intact")
+      assert.deepStrictEqual({ ...now.info.metadata }, { v: "other" })
+    }))
 })

@@ -35,6 +35,7 @@ import type {
   ObjectInfo,
   PutOptions,
   PutResult,
+  RemoveOptions,
   ServerEncryptionInfo,
   ServerSideEncryption,
   StoredObject,
@@ -592,11 +593,30 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         )
       })
 
-    const remove = (key: string): Effect.Effect<void, StoreError> =>
-      Effect.zipRight(
-        validKey(key),
-        send("remove", key, () => fileOf(key, undefined).delete()).pipe(Effect.asVoid, Effect.catchTag("ObjectNotFound", () => Effect.void))
-      )
+    /**
+     * Without `ifMatch`, a missing key succeeds. With it, the version whose etag matches is pinned
+     * as for a conditional put (`preconditionsOf`: one read of the metadata, then
+     * `ifGenerationMatch` + `ifMetagenerationMatch` on the delete), so GCS checks it atomically
+     * with the removal: a missing key, another etag, or a replacement, metadata change or removal
+     * after the read is `PreconditionFailed` (412 or 404), and nothing is removed. The client
+     * retries a delete carrying `ifGenerationMatch`, as it does conditional writes.
+     */
+    const remove = (key: string, options?: RemoveOptions): Effect.Effect<void, StoreError> =>
+      Effect.gen(function*() {
+        yield* validKey(key)
+        const ifMatch = options?.ifMatch
+        if (ifMatch === undefined) {
+          return yield* send("remove", key, () => fileOf(key, undefined).delete()).pipe(
+            Effect.asVoid,
+            Effect.catchTag("ObjectNotFound", () => Effect.void)
+          )
+        }
+        const preconditions = yield* preconditionsOf("remove", key, { ifMatch })
+        yield* send("remove", key, () => fileOf(key, undefined).delete({ ...preconditions })).pipe(
+          Effect.catchTag("ObjectNotFound", () =>
+            Effect.fail(new PreconditionFailed({ key, reason: "the object does not exist (If-Match)" })))
+        )
+      })
 
     const list = (options?: ListOptions): Effect.Effect<ListPage, StoreError> =>
       Effect.gen(function*() {

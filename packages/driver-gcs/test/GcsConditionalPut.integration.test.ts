@@ -331,4 +331,46 @@ describe("GcsObjectStore ifMatch (test-kit GCS server)", () => {
       yield* store.abortMultipart(a.u)
       assert.deepStrictEqual(yield* uploadObjects(direct), [])
     }))
+
+  it.scoped("remove ifMatch: the current etag (quoted or not) removes; a stale etag or a missing key is PreconditionFailed and removes nothing", () =>
+    Effect.gen(function*() {
+      const { direct, store } = yield* setup()
+      const first = yield* store.put("k", Stream.make(Buffer.from("one")), { metadata: { v: "1" } })
+      const second = yield* store.put("k", Stream.make(Buffer.from("two")), { metadata: { v: "2" } })
+      for (const etag of [first.etag, "CAE="]) {
+        const stale = yield* Effect.flip(store.remove("k", { ifMatch: etag }))
+        assert.deepStrictEqual([stale._tag, (stale as { key?: string }).key], ["PreconditionFailed", "k"])
+        assert.deepStrictEqual(yield* text(store, "k"), { text: "two", metadata: { v: "2" } })
+      }
+      // A metadata-only change (new metageneration) makes the etag stale too.
+      const patched = yield* direct.copy("k", "k", { metadata: { v: "3" } })
+      assert.strictEqual((yield* Effect.flip(store.remove("k", { ifMatch: second.etag })))._tag, "PreconditionFailed")
+      assert.deepStrictEqual(yield* text(store, "k"), { text: "two", metadata: { v: "3" } })
+      yield* store.remove("k", { ifMatch: `"${patched.etag}"` })
+      assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+
+      const third = yield* store.put("k", Stream.make(Buffer.from("three")))
+      yield* store.remove("k", { ifMatch: third.etag })
+      assert.strictEqual((yield* Effect.flip(store.head("k")))._tag, "ObjectNotFound")
+
+      // A missing key: refused with ifMatch, still a success without.
+      const missing = yield* Effect.flip(store.remove("k", { ifMatch: third.etag }))
+      assert.deepStrictEqual([missing._tag, (missing as { key?: string }).key], ["PreconditionFailed", "k"])
+      yield* store.remove("k")
+      yield* store.remove("never-written")
+    }))
+
+  it.scoped("remove ifMatch: an object replaced after the driver read its etag is not removed (the server's generation check)", () =>
+    Effect.gen(function*() {
+      const { arm, direct, isArmed, store } = yield* setup()
+      const first = yield* store.put("race", Stream.make(Buffer.from("first")))
+      const theirs = crypto.randomBytes(50)
+      arm("race", theirs, (method, url) => method === "DELETE" && url.includes(`/o/${encodeURIComponent("race")}`))
+      const e = yield* Effect.flip(store.remove("race", { ifMatch: first.etag }))
+      assert.isFalse(isArmed(), "the other writer ran")
+      assert.deepStrictEqual([e._tag, (e as { key?: string }).key], ["PreconditionFailed", "race"])
+      const now = yield* ObjectStore.readAll(direct, "race")
+      assert.isTrue(Buffer.from(now.bytes).equals(theirs), "the other writer's object is intact")
+      assert.deepStrictEqual({ ...now.info.metadata }, { v: "other" })
+    }))
 })
