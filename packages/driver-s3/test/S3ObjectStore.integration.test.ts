@@ -60,7 +60,7 @@ const storeLayer = (extra?: Partial<S3Config>) =>
 objectStoreSuite({
   name: "S3ObjectStore on Ceph RGW 16 (conformance)",
   layer: storeLayer(),
-  capabilities: { sse: { SseKms: { keyId: "testkey-1" }, SseC: true }, conditionalCompletion: false },
+  capabilities: { sse: { SseKms: { keyId: "testkey-1" }, SseC: true }, conditionalCompletion: false, conditionalRemove: false },
   sizes: { partSize: PART },
   timeout: "120 seconds"
 })

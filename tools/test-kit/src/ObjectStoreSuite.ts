@@ -51,6 +51,11 @@ export interface Capabilities {
    * published, the upload left to complete or abort). @default true
    */
   readonly conditionalCompletion?: boolean | undefined
+  /**
+   * `remove` checks `ifMatch` as it removes. `false`: the server cannot, and the driver refuses a
+   * conditional remove (400 `ProviderError`, nothing removed). @default true
+   */
+  readonly conditionalRemove?: boolean | undefined
 }
 
 /**
@@ -554,6 +559,27 @@ export const objectStoreSuite = (options: SuiteOptions): void => {
           assert.strictEqual((both as { status?: number }).status, 400)
           yield* store.abortMultipart(d.upload)
           sameBytes((yield* ObjectStore.readAll(store, key)).bytes, a.body, "unchanged")
+        }))
+
+      test("remove with ifMatch removes only that version; a stale etag or a missing key is PreconditionFailed and removes nothing", (store, base) =>
+        Effect.gen(function*() {
+          const key = `${base}cond-rm`
+          const v1 = yield* store.put(key, Stream.make(random(50)))
+          const body = random(60)
+          const v2 = yield* store.put(key, Stream.make(body))
+          if (caps.conditionalRemove === false) {
+            const e = yield* failsWith(store.remove(key, { ifMatch: v2.etag }), ["ProviderError"], "a refused conditional remove")
+            assert.strictEqual((e as { status?: number }).status, 400)
+            sameBytes((yield* ObjectStore.readAll(store, key)).bytes, body, "nothing removed")
+            return
+          }
+          yield* failsWith(store.remove(key, { ifMatch: v1.etag }), ["PreconditionFailed"], "a stale etag")
+          sameBytes((yield* ObjectStore.readAll(store, key)).bytes, body, "nothing removed")
+          yield* failsWith(store.remove(`${base}cond-rm-absent`, { ifMatch: v2.etag }), ["PreconditionFailed"], "a missing key")
+          yield* store.remove(key, { ifMatch: `"${unquote(v2.etag)}"` })
+          yield* failsWith(store.head(key), ["ObjectNotFound"], "removed")
+          // Without a condition, removing a missing key still succeeds.
+          yield* store.remove(key)
         }))
 
       test("concurrent writers to one key: one whole body wins, never a mix", (store, base) =>
