@@ -561,22 +561,23 @@ const deleteObjects = (r: Request, record: BucketRecord) =>
     const doc = Xml.parse(yield* readSmallBody(r))
     if (doc === undefined || Xml.localName(doc) !== "Delete") return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     const quiet = Xml.childText(doc, "Quiet")?.trim() === "true"
-    const objects = Xml.children(doc, "Object").map((o) => ({ key: Xml.childText(o, "Key"), versionId: Xml.childText(o, "VersionId")?.trim() }))
+    const objects = Xml.children(doc, "Object").map((o) => ({
+      key: Xml.childText(o, "Key"),
+      versionId: Xml.childText(o, "VersionId")?.trim(),
+      etag: Xml.childText(o, "ETag")?.trim()
+    }))
     if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.key === undefined || o.key === "")) {
       return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     }
-    // Conditional deletes (an ETag per object): refused before any key is deleted, not ignored.
-    if (Xml.children(doc, "Object").some((o) => Xml.childText(o, "ETag") !== undefined)) {
-      return yield* errors.notImplemented("ETag conditions in DeleteObjects (conditional deletes) are not implemented by the gateway")
-    }
     const buckets = yield* Buckets
     const store = yield* buckets.store(record.name)
-    const results = yield* Effect.forEach(objects as ReadonlyArray<{ key: string; versionId: string | undefined }>, ({ key: k, versionId }) =>
+    const results = yield* Effect.forEach(objects as ReadonlyArray<{ key: string; versionId: string | undefined; etag: string | undefined }>, ({ etag, key: k, versionId }) =>
       // Versioning is never enabled: the "null" version is the object, any other id is invalid.
-      Effect.suspend((): Effect.Effect<void, unknown> =>
+      Effect.suspend((): Effect.Effect<void, unknown, Buckets> =>
         versionId !== undefined && versionId !== "null"
           ? Effect.fail(errors.invalidArgument("Invalid version id specified", k))
-          : removeObject(store, buckets.system, record.name, k)
+          // An ETag makes it a conditional delete of that one object (the others go on).
+          : removeObject(store, buckets.system, record.name, k, etag)
       ).pipe(
         Effect.as(Xml.el("Deleted", [Xml.el("Key", k), versionId === undefined ? "" : Xml.el("VersionId", versionId)])),
         Effect.catchAll((e) => {
@@ -587,11 +588,23 @@ const deleteObjects = (r: Request, record: BucketRecord) =>
     return Http.xml(Xml.el("DeleteResult", quiet ? results.filter((x) => x.startsWith("<Error>")) : results, Xml.S3_NS))
   })
 
-/** Removes an object and, for a multipart object, its manifest. */
-const removeObject = (store: Store, system: Store, bucket: string, key: string) =>
+/**
+ * Removes an object and, for a multipart object, its manifest. With `ifMatch` (S3's conditional
+ * delete: the client's ETag, a list, or `*`) only the version it names: checked against the
+ * version headed (404 NoSuchKey when there is none, 412 when another), then by the backend, which
+ * removes only that version's backend etag — a writer slipping in between keeps its object.
+ */
+const removeObject = (store: Store, system: Store, bucket: string, key: string, ifMatch?: string) =>
   Effect.gen(function*() {
     const before = yield* store.head(key).pipe(Effect.option)
-    yield* store.remove(key)
+    if (ifMatch === undefined) {
+      yield* store.remove(key)
+    } else {
+      const conditions = yield* storeCondition({ _tag: "Match", header: ifMatch }, before, bucket, key)
+      yield* store.remove(key, { ifMatch: conditions.ifMatch }).pipe(
+        Effect.catchTag("PreconditionFailed", () => refusedWrite(store, conditions, bucket, key))
+      )
+    }
     yield* dropManifest(system, bucket, before)
   })
 
@@ -673,9 +686,7 @@ const objectOperation = (r: Request, bucketName: string, key: string) =>
           yield* Multipart.abort(buckets.system, store, id, upload)
           return Http.empty(204)
         }
-        // S3's conditional delete: the store has no conditional remove, so it is refused, not ignored.
-        if (r.headers["if-match"] !== undefined) return yield* errors.notImplemented("If-Match on DeleteObject (a conditional delete) is not implemented by the gateway")
-        yield* removeObject(store, buckets.system, record.name, key)
+        yield* removeObject(store, buckets.system, record.name, key, r.headers["if-match"])
         return Http.empty(204)
       case "POST":
         if (has(r, "uploads")) return yield* createUpload(r, record, store, key)

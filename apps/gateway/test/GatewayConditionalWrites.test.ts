@@ -38,6 +38,10 @@ let conditions: Array<{ readonly key: string; readonly ifMatch: string | undefin
 let beforeConditionalPut: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
 /** The same for the backend's completion of a multipart upload of `key`. */
 let beforeConditionalComplete: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
+/** The same for the backend's removal of `key` under an `ifMatch`. */
+let beforeConditionalRemove: { readonly key: string; readonly run: () => Promise<unknown> } | undefined
+/** The `ifMatch` of each backend removal of an object key. */
+let removals: Array<{ readonly key: string; readonly ifMatch: string | undefined }> = []
 
 /** The backend store of bucket `cond`, as the gateway opened it. */
 let condStore: Store | undefined
@@ -46,11 +50,20 @@ const hooked = (store: Store): Store => {
   if (store.bucket === "cond") condStore = store
   return {
   ...store,
+  remove: (key, options) => {
+    if (store.bucket === "cond") removals.push({ key, ifMatch: options?.ifMatch })
+    const hook = beforeConditionalRemove
+    if (hook === undefined || hook.key !== key || options?.ifMatch === undefined) return store.remove(key, options)
+    beforeConditionalRemove = undefined
+    return Effect.zipRight(Effect.promise(() => hook.run()), store.remove(key, options))
+  },
   completeMultipart: (upload, parts, options) => {
     if (store.bucket === "cond") conditions.push({ key: upload.key, ifMatch: options?.ifMatch, ifNoneMatch: options?.ifNoneMatch })
     const hook = beforeConditionalComplete
     if (hook === undefined || hook.key !== upload.key) return store.completeMultipart(upload, parts, options)
     beforeConditionalComplete = undefined
+  beforeConditionalRemove = undefined
+  removals = []
     return Effect.zipRight(Effect.promise(() => hook.run()), store.completeMultipart(upload, parts, options))
   },
   put: (key, body, options) => {
@@ -328,18 +341,48 @@ describe("conditions on CopyObject", () => {
 })
 
 describe("conditional deletes", () => {
-  it.effect("If-Match on DeleteObject and ETags in DeleteObjects are 501 NotImplemented (the store has no conditional remove), nothing deleted", () =>
+  it.effect("If-Match on DeleteObject removes only the version with the client's ETag; the backend removes that version's own etag; 412 / 404 otherwise, nothing removed", () =>
     Effect.gen(function*() {
       const a = yield* put("del/a", "a")
-      yield* put("del/b", "b")
-      assert.strictEqual(yield* failure(() => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: "del/a", IfMatch: a.ETag }))), "501 NotImplemented")
-      assert.strictEqual(
-        yield* failure(() => s3.send(new DeleteObjectsCommand({ Bucket: "cond", Delete: { Objects: [{ Key: "del/b" }, { Key: "del/a", ETag: a.ETag }] } }))),
-        "501 NotImplemented"
-      )
-      assert.deepStrictEqual([yield* text("del/a"), yield* text("del/b")], ["a", "b"])
-      // Without conditions they delete as before.
-      yield* call(() => s3.send(new DeleteObjectsCommand({ Bucket: "cond", Delete: { Objects: [{ Key: "del/a" }, { Key: "del/b" }] } })))
+      const del = (key: string, ifMatch: string) => call(() => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: key, IfMatch: ifMatch })))
+      const refused = (key: string, ifMatch: string) => failure(() => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: key, IfMatch: ifMatch })))
+      assert.strictEqual(yield* refused("del/a", `"${md5("other")}"`), "412 PreconditionFailed")
+      assert.strictEqual(yield* text("del/a"), "a")
+      assert.strictEqual(yield* refused("del/none", a.ETag!), "404 NoSuchKey")
+      // The SSE-S3 ETag is the plaintext MD5; the backend is asked to remove its own etag.
+      assert.strictEqual(unquote(a.ETag), md5("a"))
+      const backend = yield* condStore!.head("del/a")
+      yield* del("del/a", a.ETag!)
       assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "del/a" }))), "404 NotFound")
+      assert.deepStrictEqual(removals.filter((x) => x.key === "del/a").map((x) => x.ifMatch), [backend.etag])
+      // `*`: any current version.
+      yield* put("del/star", "s")
+      yield* del("del/star", "*")
+      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "del/star" }))), "404 NotFound")
+    }))
+
+  it.effect("a writer slipping in between the gateway's check and the backend's removal keeps its object (412)", () =>
+    Effect.gen(function*() {
+      const a = yield* put("del/raced", "old")
+      beforeConditionalRemove = { key: "del/raced", run: () => s3.send(new PutObjectCommand({ Bucket: "cond", Key: "del/raced", Body: "racer" })) }
+      assert.strictEqual(yield* failure(() => s3.send(new DeleteObjectCommand({ Bucket: "cond", Key: "del/raced", IfMatch: a.ETag }))), "412 PreconditionFailed")
+      assert.strictEqual(yield* text("del/raced"), "racer")
+    }))
+
+  it.effect("DeleteObjects: an ETag makes that object's delete conditional; the others go on", () =>
+    Effect.gen(function*() {
+      const b = yield* put("del/b", "b")
+      const c = yield* put("del/c", "c")
+      yield* put("del/d", "d")
+      const r = yield* call(() =>
+        s3.send(new DeleteObjectsCommand({
+          Bucket: "cond",
+          Delete: { Objects: [{ Key: "del/b", ETag: c.ETag }, { Key: "del/c", ETag: c.ETag }, { Key: "del/d" }, { Key: "del/e", ETag: b.ETag }] }
+        }))
+      )
+      assert.deepStrictEqual((r.Deleted ?? []).map((x) => x.Key).sort(), ["del/c", "del/d"])
+      assert.deepStrictEqual((r.Errors ?? []).map((x) => [x.Key, x.Code]).sort(), [["del/b", "PreconditionFailed"], ["del/e", "NoSuchKey"]])
+      assert.strictEqual(yield* text("del/b"), "b")
+      assert.strictEqual(yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "cond", Key: "del/c" }))), "404 NotFound")
     }))
 })
