@@ -344,17 +344,16 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
       const header = options?.ifMatch !== undefined ? "If-Match" : options?.ifNoneMatch !== undefined ? "If-None-Match" : undefined
       return header === undefined || !unconditionalComplete.has(profile)
         ? Effect.void
-        : Effect.fail(
-          new ProviderError({
-            provider: "s3",
-            operation,
-            key,
-            code: "InvalidRequest",
-            detail: `this server (profile ${profile}) ignores If-Match and If-None-Match when completing a multipart upload: ${what} with ${header} is refused rather than published unconditionally`,
-            status: 400
-          })
-        )
+        : Effect.fail(refusedCondition(
+          operation,
+          key,
+          `this server (profile ${profile}) ignores If-Match and If-None-Match when completing a multipart upload: ${what} with ${header} is refused rather than published unconditionally`
+        ))
     }
+
+    /** A condition this profile's server would ignore: refused before anything is sent (400). */
+    const refusedCondition = (operation: Operation, key: string, detail: string) =>
+      new ProviderError({ provider: "s3", operation, key, code: "InvalidRequest", detail, status: 400 })
 
     /**
      * A write with `If-Match`: the server checks the etag and writes in one step. A key that does
@@ -536,33 +535,24 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
      */
     const remove = (key: string, options?: RemoveOptions): Effect.Effect<void, StoreError> => {
       const ifMatch = options?.ifMatch
-      if (ifMatch === undefined) {
-        return Effect.zipRight(
-          validKey(key),
-          send("remove", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket, Key: key }), { abortSignal })).pipe(
-            Effect.asVoid,
-            Effect.catchTag("ObjectNotFound", () => Effect.void)
-          )
+      const sent = send("remove", key, (abortSignal) =>
+        client.send(
+          new DeleteObjectCommand({ Bucket, Key: key, ...(ifMatch === undefined ? {} : { IfMatch: ifMatchValue(ifMatch) }) }),
+          { abortSignal }
+        )).pipe(
+          Effect.asVoid,
+          // Unconditionally, a missing key is what the caller wanted; under If-Match it is a failed precondition.
+          (self) => (ifMatch === undefined ? Effect.catchTag(self, "ObjectNotFound", () => Effect.void) : matching(key, ifMatch, self))
         )
-      }
       return Effect.zipRight(
         validKey(key),
-        unconditionalDelete.has(profile)
-          ? Effect.fail(
-            new ProviderError({
-              provider: "s3",
-              operation: "remove",
-              key,
-              code: "InvalidRequest",
-              detail: `this server (profile ${profile}) ignores If-Match on DeleteObject: a remove with ifMatch is refused rather than deleting unconditionally`,
-              status: 400
-            })
-          )
-          : send("remove", key, (abortSignal) =>
-            client.send(new DeleteObjectCommand({ Bucket, Key: key, IfMatch: ifMatchValue(ifMatch) }), { abortSignal })).pipe(
-              (self) => matching(key, ifMatch, self),
-              Effect.asVoid
-            )
+        ifMatch !== undefined && unconditionalDelete.has(profile)
+          ? Effect.fail(refusedCondition(
+            "remove",
+            key,
+            `this server (profile ${profile}) ignores If-Match on DeleteObject: a remove with ifMatch is refused rather than deleting unconditionally`
+          ))
+          : sent
       )
     }
 
