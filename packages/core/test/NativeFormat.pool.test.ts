@@ -164,6 +164,21 @@ describe("NativeFormat with a worker pool", () => {
           assert.isDefined(sync.reason)
           assert.strictEqual(par.reason, sync.reason, `batch ${batch}`)
           assert.isTrue(par.released.equals(sync.released), `batch ${batch}: released ${par.released.length} vs ${sync.released.length}`)
+          // Transferred ciphertext comes back holding its plaintext in place: the buffers that come
+          // back must hold nothing of a segment that was not released, not even outside the views.
+          const views: Array<Uint8Array> = []
+          const moved = yield* outcome(
+            Stream.fromIterable(split(bad, [333], true)).pipe(
+              NativeFormat.decryptParallel(keys, plan, "k", { pool, batchBytes: batch, transfer: true }),
+              Stream.tap((v) => Effect.sync(() => void views.push(v)))
+            )
+          )
+          assert.strictEqual(moved.reason, sync.reason, `transfer, batch ${batch}`)
+          assert.isTrue(moved.released.equals(sync.released), `transfer, batch ${batch}`)
+          const whole = Buffer.concat([...new Set(views.map((v) => v.buffer))].map((b) => new Uint8Array(b)))
+          for (let j = Math.ceil(sync.released.length / seg); j * seg < pt.length; j++) {
+            assert.strictEqual(whole.indexOf(pt.subarray(j * seg, Math.min((j + 1) * seg, pt.length))), -1, `segment ${j} leaked (batch ${batch})`)
+          }
         }
       })))
   }
