@@ -178,7 +178,19 @@ describe("ClientSide put/get", () => {
       // Overwriting replaces the sidecar and removes the old one.
       yield* ClientSide.put(tight, "big", body(pt), [rsaRing, aes()], small)
       assert.strictEqual([...tight.objects.keys()].filter((k) => k.startsWith("big.ocenv.")).length, 1)
-      const sidecar = [...tight.objects.keys()].find((k) => k.startsWith("big.ocenv."))!
+      // Told the current version (as a caller that headed the key gives it), put does not head it
+      // again and still removes the replaced version's sidecar.
+      const current = yield* tight.head("big")
+      const heads = tight.stats.heads
+      yield* ClientSide.put(tight, "big", body(pt), [rsaRing, aes()], { ...small, current })
+      assert.strictEqual(tight.stats.heads, heads, "no head when the current version is given")
+      assert.strictEqual([...tight.objects.keys()].filter((k) => k.startsWith("big.ocenv.")).length, 1)
+      // null: nothing to replace, nothing removed (the sidecar of the version actually there stays).
+      yield* ClientSide.put(tight, "big", body(pt), [rsaRing, aes()], { ...small, current: null })
+      assert.strictEqual([...tight.objects.keys()].filter((k) => k.startsWith("big.ocenv.")).length, 2)
+      yield* ClientSide.put(tight, "big", body(pt), [rsaRing, aes()], small)
+      assert.strictEqual([...tight.objects.keys()].filter((k) => k.startsWith("big.ocenv.")).length, 2)
+      const sidecar = [...tight.objects.keys()].find((k) => k === NativeFormat.sidecarKey("big", tight.objects.get("big")!.metadata["ocsc"]!))!
       tight.objects.delete(sidecar)
       const e = yield* Effect.flip(read(tight, "big"))
       assert.deepStrictEqual([e._tag, e._tag === "DecryptError" ? e.reason : ""], ["DecryptError", "MissingMetadata"])

@@ -24,7 +24,7 @@ type Contract = ObjectStore.ObjectStore["Type"]
 export interface MemoryStore extends Contract {
   readonly objects: Map<string, StoredEntry>
   readonly uploads: Map<string, { key: string; parts: Map<number, Uint8Array>; metadata: Record<string, string>; contentType?: string | undefined }>
-  readonly stats: { getBytes: number; gets: number; puts: number; copies: number; aborts: number; parts: number; consumed: number }
+  readonly stats: { getBytes: number; gets: number; heads: number; puts: number; copies: number; aborts: number; parts: number; consumed: number }
   /** Fail `uploadPart` for this part number (fault injection). */
   failPart?: number | undefined
 }
@@ -45,7 +45,7 @@ export const make = (options?: {
   const sizes = new Map<Uint8Array, number>()
   const objects = new Map<string, StoredEntry>()
   const uploads: MemoryStore["uploads"] = new Map()
-  const stats = { getBytes: 0, gets: 0, puts: 0, copies: 0, aborts: 0, parts: 0, consumed: 0 }
+  const stats = { getBytes: 0, gets: 0, heads: 0, puts: 0, copies: 0, aborts: 0, parts: 0, consumed: 0 }
   const limits: ObjectStore.StoreLimits = {
     maxMetadataBytes: options?.maxMetadataBytes ?? 2048,
     minPartSize: options?.minPartSize ?? 0,
@@ -139,7 +139,10 @@ export const make = (options?: {
         stats.getBytes += slice.length
         return { info: infoOf(key, e), body: chunked(slice), range: r.value }
       }),
-    head: (key) => Effect.map(lookup(key), (e) => infoOf(key, e)),
+    head: (key) => Effect.suspend(() => {
+      stats.heads++
+      return Effect.map(lookup(key), (e) => infoOf(key, e))
+    }),
     list: (opts) =>
       Effect.sync(() => ({
         objects: [...objects.entries()]
