@@ -851,7 +851,8 @@ const postFile = (
     const put = yield* ClientSide.put(store, key, md5 === undefined ? body : md5.pipe(body), [Sse.keyringFor(keys, mode)], {
       contentType: asHeaders["content-type"] ?? (file.contentType === "" ? undefined : file.contentType),
       metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
-      context: mode._tag === "SseKms" ? mode.context : undefined
+      context: mode._tag === "SseKms" ? mode.context : undefined,
+      current: Option.getOrNull(before)
     })
     const result = { etag: md5?.hex() ?? put.etag }
     yield* dropManifest(buckets.system, record.name, before)
@@ -963,6 +964,7 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
       contentType: r.headers["content-type"],
       metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
       context: mode._tag === "SseKms" ? mode.context : undefined,
+      current: Option.getOrNull(before),
       ...conditions
     }).pipe(
       Effect.catchTag("PreconditionFailed", () => refusedWrite(store, conditions, record.name, key))
@@ -1214,6 +1216,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
         contentType,
         metadata: { ...meta, ...Sse.metadataFor(keys, mode), ...md5?.metadata },
         context: mode._tag === "SseKms" ? mode.context : undefined,
+        current: Option.getOrNull(before),
         ...conditions
       }).pipe(
         Effect.catchTag("PreconditionFailed", () => refusedWrite(store, conditions, record.name, key))
