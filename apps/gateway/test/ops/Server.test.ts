@@ -180,6 +180,15 @@ describe("access log", () => {
           })
         )
         assert.strictEqual(vhBody, "hello log")
+        // A GET's line is written once its response has ended on the server, which can be after
+        // the client has read the body: wait for it, so the health check's line comes last.
+        yield* call(async () => {
+          for (let i = 0; i < 200; i++) {
+            const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""
+            if (text.trim().split("\n").length >= 11) return
+            await new Promise((r) => setTimeout(r, 10))
+          }
+        })
         yield* call(() => fetch(`${gw.endpoint}/_health`).then((r) => r.text()))
       } finally {
         yield* call(() => gw.close())
