@@ -10,6 +10,11 @@
  *    sources Node's TypeScript stripping).
  * 3. Many concurrent small-object requests (PUT then GET of `--small-kib` KiB objects,
  *    `--concurrency` at a time, `--requests` in all) from a separate process: p50/p99 latency.
+ * 4. A reference for what HTTP alone costs on this machine: the same PUT and GET against a bare
+ *    `node:http` server in a child process (same Node, no auth, no encryption, no Effect: the
+ *    request body piped to a file, the file piped to the response), as ratios to direct. No HTTP
+ *    gateway in Node can beat those; the gateway's ratio to them shows what is ours. `--only`
+ *    without `bare` skips it.
  *
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gateway/run.ts --size-gib 10
@@ -46,6 +51,31 @@ const arg = (name: string, fallback: number): number => {
 }
 
 const ACCESS = { id: "AKIABENCH0000001", secret: crypto.randomBytes(24).toString("base64url") }
+
+/**
+ * The reference server: node:http with nothing of ours — a PUT's body piped into a file, a GET's
+ * file piped into the response (1 MiB reads, as driver-fs reads) — printing its port.
+ */
+const BARE_SERVER = `
+import http from "node:http"
+import fs from "node:fs"
+import path from "node:path"
+import { pipeline } from "node:stream/promises"
+const root = process.argv[1]
+const server = http.createServer((req, res) => {
+  const file = path.join(root, "object")
+  const fail = (e) => { if (!res.headersSent) res.writeHead(500); res.end(String(e)) }
+  if (req.method === "PUT") {
+    pipeline(req, fs.createWriteStream(file)).then(() => { res.writeHead(200); res.end() }, fail)
+  } else {
+    fs.promises.stat(file).then((st) => {
+      res.writeHead(200, { "content-length": st.size })
+      return pipeline(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), res)
+    }).catch(fail)
+  }
+})
+server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\\n"))
+`
 
 // ---------------------------------------------------------------------------------------------
 // SigV4 (header auth, UNSIGNED-PAYLOAD): the bench signs its own requests, no SDK in the way.
@@ -266,7 +296,7 @@ const main = async () => {
           return (d.user + d.system) / 1e6
         })()
         : procStatus(pid).cpuSeconds - c0
-      phases.push({ name, seconds: Number(seconds.toFixed(2)), mibPerSecond: Math.round(size / MiB / seconds), cpuSeconds: Number(cpuSeconds.toFixed(2)), ...(pid === undefined ? {} : { peakRssMib: Math.round(phasePeak) }) })
+      phases.push({ name, seconds: Number(seconds.toFixed(2)), mibPerSecond: Math.round(size / MiB / seconds), cpuSeconds: Number(cpuSeconds.toFixed(2)), ...(pid === gpid ? { peakRssMib: Math.round(phasePeak) } : {}) })
       process.stderr.write(`${name}: ${Math.round(size / MiB / seconds)} MiB/s\n`)
     }
 
@@ -281,6 +311,29 @@ const main = async () => {
     await timed("direct GET", () =>
       Effect.runPromise(Effect.scoped(Effect.flatMap(store.get("big"), (o) => Stream.runDrain(o.body)))).then(() => undefined))
     await Effect.runPromise(store.remove("big"))
+
+    // The bare node:http reference (a child process, as the gateway is).
+    if (wanted("bare")) {
+      const bareRoot = path.join(dir, "bare")
+      fs.mkdirSync(bareRoot)
+      const bare = spawn(process.execPath, ["--input-type=module", "-e", BARE_SERVER, bareRoot], { stdio: ["ignore", "pipe", "inherit"] })
+      try {
+        const barePort = await new Promise<number>((resolve, reject) => {
+          bare.stdout.once("data", (b: Buffer) => resolve(Number(b.toString().trim())))
+          bare.once("exit", (code) => reject(new Error(`the bare HTTP server exited (${code})`)))
+        })
+        await timed("bare HTTP PUT", async () => {
+          await must(request(barePort, "PUT", "/big", {}, { length: size, chunk }), "bare PUT")
+        }, bare.pid)
+        await timed("bare HTTP GET", async () => {
+          const r = await must(request(barePort, "GET", "/big", {}), "bare GET")
+          if (r.bytes !== size) throw new Error(`bare GET returned ${r.bytes} bytes`)
+        }, bare.pid)
+      } finally {
+        bare.kill("SIGTERM")
+        fs.rmSync(bareRoot, { recursive: true, force: true })
+      }
+    }
 
     sampling = true
     for (const [mode, headers] of [["SSE-S3", { "x-amz-server-side-encryption": "AES256" }], ["SSE-C", ssec]] as const) {
@@ -321,7 +374,13 @@ const main = async () => {
         "PUT SSE-C / direct": ratio("gateway PUT SSE-C", "direct PUT"),
         "GET SSE-S3 / direct": ratio("gateway GET SSE-S3", "direct GET"),
         "GET SSE-C / direct": ratio("gateway GET SSE-C", "direct GET"),
-        target: 0.8
+        target: 0.8,
+        "bare node:http PUT / direct": ratio("bare HTTP PUT", "direct PUT"),
+        "bare node:http GET / direct": ratio("bare HTTP GET", "direct GET"),
+        "PUT SSE-S3 / bare node:http PUT": ratio("gateway PUT SSE-S3", "bare HTTP PUT"),
+        "PUT SSE-C / bare node:http PUT": ratio("gateway PUT SSE-C", "bare HTTP PUT"),
+        "GET SSE-S3 / bare node:http GET": ratio("gateway GET SSE-S3", "bare HTTP GET"),
+        "GET SSE-C / bare node:http GET": ratio("gateway GET SSE-C", "bare HTTP GET")
       },
       gateway: built ? "apps/gateway/dist/bundle/objcrypt-gateway.mjs" : "apps/gateway/src/bin.ts (sources)",
       nodeFlags: { gateway: gatewayArgs.slice(0, gatewayArgs.findIndex((a) => !a.startsWith("--"))), direct: process.execArgv },
