@@ -364,7 +364,7 @@ const main = async () => {
     })
 
     const by = (n: string) => phases.find((p) => p.name === n)!
-    const ratio = (a: string, b: string) => phases.some((p) => p.name === a) ? Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3)) : null
+    const ratio = (a: string, b: string) => phases.some((p) => p.name === a) && phases.some((p) => p.name === b) ? Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3)) : null
     process.stdout.write(JSON.stringify({
       sizeGiB: sizeGib,
       node: process.version,
