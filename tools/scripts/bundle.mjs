@@ -13,8 +13,10 @@
  * the old generation start at 128 MB instead of growing from a few MB: the streaming paths, whose
  * garbage is buffers (external memory) rather than JS objects, then trigger a full GC about a
  * third as often (measured: `objcrypt cp` of 512 MiB with cse-c, 47 → 16 full GCs, same peak
- * RSS; the gateway's SSE-C GET used half the CPU). Benchmarks that run a bin read these flags
- * from its first line.
+ * RSS; the gateway's SSE-C GET used half the CPU). The gateway starts at 64 MB with
+ * `--heap-growing-percent=100` (growth capped at 2× the live heap): 60–80 MiB less RSS under many
+ * concurrent small requests for ~5 % more CPU on large GETs (apps/gateway/README.md, "Heap
+ * flags"). Benchmarks that run a bin read these flags from its first line.
  *
  * effect, @effect/* and @objcrypt/* are bundled (their modules are side-effect free and
  * tree-shaken); every other package stays an import resolved from node_modules at run time —
