@@ -530,7 +530,9 @@ const checkSize = (envelope: NativeFormat.Envelope, size: number, key: string): 
 
 const decryptWith = (keys: NativeFormat.ObjectKeys, plan: NativeFormat.SegmentPlan, key: string, pool: WorkerPool | undefined) =>
 <E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E | DecryptError> =>
-  pool === undefined ? body.pipe(NativeFormat.decrypt(keys, plan, key)) : body.pipe(NativeFormat.decryptParallel(keys, plan, key, { pool }))
+  pool === undefined
+    ? body.pipe(NativeFormat.decrypt(keys, plan, key, { borrowed: true }))
+    : body.pipe(NativeFormat.decryptParallel(keys, plan, key, { pool }))
 
 /**
  * Opens a client-side object: checks the envelope belongs to this bucket and key, unwraps the data
@@ -548,7 +550,11 @@ export const get = (
 ): Effect.Effect<DecryptedObject, StoreError | DecryptError, Scope.Scope> =>
   Effect.gen(function*() {
     const range = options?.range
-    const opened = range === undefined ? yield* store.get(key) : undefined
+    // On the calling thread the opener is done with each ciphertext chunk when it pulls the next
+    // (it copies what it keeps), so the store may reuse its read buffers; the pool's batches keep
+    // their chunks until a worker has them.
+    const borrowed = options?.pool === undefined
+    const opened = range === undefined ? yield* store.get(key, { borrowed }) : undefined
     const info = opened?.info ?? (yield* store.head(key))
     const { envelope } = yield* loadEnvelope(store, key, info)
     const keys = yield* openKeys(
@@ -566,7 +572,7 @@ export const get = (
     const resolved = ObjectStore.resolveRange(range!, size)
     if (Option.isNone(resolved)) return yield* new InvalidRange({ key, range: ObjectStore.formatRange(range!), size })
     const plan = NativeFormat.planRange(size, envelope.segmentSize, resolved.value)
-    const obj = yield* store.get(key, { range: ObjectStore.range.bounded(plan.cipherStart, plan.cipherEnd - 1) })
+    const obj = yield* store.get(key, { range: ObjectStore.range.bounded(plan.cipherStart, plan.cipherEnd - 1), borrowed })
     if (obj.info.etag !== info.etag) {
       return yield* new PreconditionFailed({ key, reason: "the object changed while it was being read" })
     }

@@ -608,7 +608,21 @@ const rangeTrimmer = (plan: Pick<SegmentPlan, "skip" | "take">) => {
  * @since 0.1.0
  * @category streaming
  */
-export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">, plan: SegmentPlan): Opener => {
+export interface OpenerOptions {
+  /**
+   * The caller reuses a chunk's memory once `push` returns (a store's borrowed read): the opener
+   * then copies what it keeps of a segment still open at the end of a `push` (its ciphertext, for
+   * telling why the segment fails should it fail) into a buffer of its own. @default false
+   */
+  readonly borrowed?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category streaming
+ */
+export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">, plan: SegmentPlan, options?: OpenerOptions): Opener => {
+  const borrowed = options?.borrowed === true
   const size = plan.segmentSize
   const key = keys.contentKey
   const totalSegments = segmentCount(plan.plaintextSize, size)
@@ -623,6 +637,25 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
   let raw: Array<Uint8Array> = []
   const tag = Buffer.alloc(TAG_LENGTH)
   let tagFilled = 0
+  // Borrowed input: the open segment's ciphertext from earlier pushes, copied (`kept` bytes).
+  let keep: Buffer | undefined
+  let kept = 0
+  const keepRaw = () => {
+    let n = 0
+    for (const r of raw) n += r.length
+    if (n === 0) return
+    if (keep === undefined || keep.length < kept + n) {
+      const grown = Buffer.allocUnsafe(Math.max(kept + n, Math.min(size, 2 * (kept + n))))
+      if (keep !== undefined) keep.copy(grown, 0, 0, kept)
+      keep = grown
+    }
+    for (const r of raw) {
+      keep.set(r, kept)
+      kept += r.length
+    }
+    raw = []
+  }
+  const segmentCiphertext = () => Buffer.concat([...(kept > 0 ? [keep!.subarray(0, kept)] : []), ...raw, tag])
 
   const isFinal = (i: number) => i === totalSegments - 1
   const bodyLengthOf = (i: number) => (isFinal(i) ? plan.plaintextSize - i * size : size)
@@ -633,6 +666,7 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
     decipher = crypto.createDecipheriv("aes-256-gcm", key, segmentNonce(index, isFinal(index)))
     plain = []
     raw = []
+    kept = 0
     tagFilled = 0
   }
 
@@ -646,7 +680,7 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
       const last = d.final()
       if (last.length > 0) plain.push(last)
     } catch {
-      return classify(key, index, isFinal(index), Buffer.concat([...raw, tag]))
+      return classify(key, index, isFinal(index), segmentCiphertext())
     }
     release(out)
     decipher = undefined
@@ -682,6 +716,7 @@ export const makeOpener = (keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
           if (f !== undefined) return (failed = f)
         }
       }
+      if (borrowed && decipher !== undefined) keepRaw()
       return undefined
     },
     end: (out) => {
@@ -739,11 +774,12 @@ export const classify = (
 export const decrypt = (
   keys: Pick<ObjectKeys, "contentKey" | "segmentSize">,
   plan: SegmentPlan,
-  objectKey: string
+  objectKey: string,
+  options?: OpenerOptions
 ) =>
 <E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | DecryptError, R> =>
   Stream.suspend(() => {
-    const opener = makeOpener(keys, plan)
+    const opener = makeOpener(keys, plan, options)
     const fail = (reason: SegmentFailure) => Channel.fail(new DecryptError({ reason, key: objectKey }))
     const loop: Channel.Channel<Chunk.Chunk<Uint8Array>, Chunk.Chunk<Uint8Array>, E | DecryptError, E, unknown, unknown> =
       Channel.readWithCause({

@@ -227,6 +227,13 @@ export interface GetOptions {
   readonly range?: ByteRange | undefined
   /** SSE-C objects can only be read with their key. */
   readonly sse?: ServerSideEncryption | undefined
+  /**
+   * The caller is done with each chunk of the body once it pulls the next one (it copies or
+   * transforms every chunk at once and keeps no reference to it): the store may then read the
+   * next chunks into the same memory instead of fresh buffers. A store is free to ignore it.
+   * @default false
+   */
+  readonly borrowed?: boolean | undefined
 }
 
 /**

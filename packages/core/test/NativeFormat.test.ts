@@ -49,6 +49,31 @@ const openPartial = (keys: NativeFormat.ObjectKeys, ct: Uint8Array, plaintextSiz
   )
 }
 
+/** As a store's borrowed read gives them: every chunk is one reused buffer, overwritten at each pull. */
+const borrowedChunks = (ct: Uint8Array, size: number) => {
+  const shared = Buffer.alloc(size)
+  return Stream.range(0, Math.ceil(ct.length / size) - 1).pipe(
+    Stream.rechunk(1),
+    Stream.map((i) => {
+      const piece = ct.subarray(i * size, (i + 1) * size)
+      shared.fill(0xa5)
+      shared.set(piece)
+      return shared.subarray(0, piece.length) as Uint8Array
+    })
+  )
+}
+
+const openPartialBorrowed = (keys: NativeFormat.ObjectKeys, ct: Uint8Array, plaintextSize: number) => {
+  const released: Array<Uint8Array> = []
+  const plan = NativeFormat.planRange(plaintextSize, keys.segmentSize)
+  return borrowedChunks(ct, 50).pipe(
+    NativeFormat.decrypt(keys, plan, "dir/object", { borrowed: true }),
+    Stream.runForEach((c) => Effect.sync(() => released.push(c))),
+    Effect.flip,
+    Effect.map((e) => ({ error: e, released: Buffer.concat(released) }))
+  )
+}
+
 describe("NativeFormat layout", () => {
   it("segment counts and sizes", () => {
     assert.strictEqual(NativeFormat.segmentCount(0, 64), 1)
@@ -196,7 +221,34 @@ describe("NativeFormat streaming", () => {
         assert.strictEqual(r.error._tag, "DecryptError")
         assert.strictEqual(r.error.reason, reason)
         assert.isTrue(r.released.equals(pt.subarray(0, releasedSegments * seg)))
+        // Borrowed chunks (each overwritten once the next is pulled) open and fail alike: the
+        // opener keeps its own copy of an open segment's ciphertext to tell why it failed.
+        const b = yield* openPartialBorrowed(keys, bad, plainSize)
+        assert.strictEqual(b.error.reason, reason, "borrowed chunks")
+        assert.isTrue(b.released.equals(pt.subarray(0, releasedSegments * seg)), "borrowed chunks")
       }))
+
+  it.effect("borrowed chunks (one buffer, overwritten at each pull) decrypt whole objects and ranges", () =>
+    Effect.gen(function*() {
+      for (const n of [0, 1, 63, 64, 65, 200, 1000]) {
+        const keys = keysFor(64)
+        const pt = crypto.randomBytes(n)
+        const ct = yield* seal(keys, pt)
+        for (const size of [1, 7, 50, 80, 81, 4096]) {
+          const whole = yield* Stream.runCollect(
+            borrowedChunks(ct, size).pipe(NativeFormat.decrypt(keys, NativeFormat.planRange(n, 64), "k", { borrowed: true }))
+          )
+          assert.isTrue(Buffer.concat(Chunk.toArray(whole)).equals(pt), `${n} bytes in ${size}-byte chunks`)
+          if (n > 100) {
+            const plan = NativeFormat.planRange(n, 64, { start: 70, end: n - 3 })
+            const got = yield* Stream.runCollect(
+              borrowedChunks(ct.subarray(plan.cipherStart, plan.cipherEnd), size).pipe(NativeFormat.decrypt(keys, plan, "k", { borrowed: true }))
+            )
+            assert.isTrue(Buffer.concat(Chunk.toArray(got)).equals(pt.subarray(70, n - 3)), `range of ${n} bytes in ${size}-byte chunks`)
+          }
+        }
+      }
+    }))
 
   tamper("a flipped bit in segment 2", (ct, full) => {
     const c = Buffer.from(ct)
