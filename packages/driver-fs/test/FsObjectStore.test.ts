@@ -280,6 +280,54 @@ describe("FsObjectStore etags", () => {
       }), { etags: "random" }))
 })
 
+describe("FsObjectStore borrowed reads", () => {
+  const pullAll = <E>(body: Stream.Stream<Uint8Array, E>) =>
+    Effect.gen(function*() {
+      const copies: Array<Buffer> = []
+      const memory = new Set<ArrayBufferLike>()
+      // Each chunk is copied before the next is pulled, as the borrowed contract asks.
+      yield* Stream.runForEach(body, (c) => Effect.sync(() => {
+        copies.push(Buffer.from(c))
+        memory.add(c.buffer)
+      }))
+      return { bytes: Buffer.concat(copies), chunks: copies.length, buffers: memory.size }
+    })
+
+  it.effect("reads whole objects and ranges into two reused buffers, byte for byte", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const data = crypto.randomBytes(2 * 1024 * 1024 + 333_333)
+        yield* store.put("big", Stream.make(data))
+        const whole = yield* Effect.scoped(Effect.flatMap(store.get("big", { borrowed: true }), (o) => pullAll(o.body)))
+        assert.isTrue(whole.bytes.equals(data))
+        assert.isAtLeast(whole.chunks, 4)
+        assert.strictEqual(whole.buffers, 2, "the chunks share two buffers")
+        const fresh = yield* Effect.scoped(Effect.flatMap(store.get("big"), (o) => pullAll(o.body)))
+        assert.isTrue(fresh.bytes.equals(data))
+        assert.strictEqual(fresh.buffers, fresh.chunks, "without borrowed every chunk is its own buffer")
+        for (const [start, end] of [[0, 99], [100, 2 * 1024 * 1024 + 5], [1_000_000, data.length - 1]] as const) {
+          const r = yield* Effect.scoped(Effect.flatMap(store.get("big", { borrowed: true, range: ObjectStore.range.bounded(start, end) }), (o) => pullAll(o.body)))
+          assert.isTrue(r.bytes.equals(data.subarray(start, end + 1)), `range ${start}-${end}`)
+        }
+      })
+    ))
+
+  it.effect("a caller that stops early, and an object file cut short, end cleanly", () =>
+    withStore((store, root) =>
+      Effect.gen(function*() {
+        const data = crypto.randomBytes(3 * 1024 * 1024)
+        yield* store.put("cut", Stream.make(data))
+        const first = yield* Effect.scoped(Effect.flatMap(store.get("cut", { borrowed: true }), (o) => Stream.runCollect(Stream.take(o.body, 1))))
+        assert.strictEqual(first.length, 1)
+        const file = path.join(root, "cut%")
+        fsSync.truncateSync(file, fsSync.statSync(file).size - 1024 * 1024)
+        const e = yield* Effect.flip(Effect.scoped(Effect.flatMap(store.get("cut", { borrowed: true }), (o) => pullAll(o.body))))
+        assert.strictEqual(e._tag, "ProviderError")
+        if (e._tag === "ProviderError") assert.strictEqual(e.code, "CorruptObject")
+      })
+    ))
+})
+
 describe("FsObjectStore files and errors", () => {
   it.effect("object files are 0600 and directories 0700", () =>
     withStore((store, root) =>
