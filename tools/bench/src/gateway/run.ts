@@ -309,7 +309,7 @@ const main = async () => {
     })
     await timed("direct PUT", () => Effect.runPromise(store.put("big", body, { contentLength: size })).then(() => undefined))
     await timed("direct GET", () =>
-      Effect.runPromise(Effect.scoped(Effect.flatMap(store.get("big"), (o) => Stream.runDrain(o.body)))).then(() => undefined))
+      Effect.runPromise(Effect.scoped(Effect.flatMap(store.get("big", { borrowed: true }), (o) => Stream.runDrain(o.body)))).then(() => undefined))
     await Effect.runPromise(store.remove("big"))
 
     // The bare node:http reference (a child process, as the gateway is).
