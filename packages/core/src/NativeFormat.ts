@@ -232,7 +232,7 @@ export const segmentNonce = (index: number, final: boolean): Buffer => {
 }
 
 /** Largest `update` the calling-thread sealer makes (its output size). */
-const UPDATE_SLICE = 64 * 1024
+const UPDATE_SLICE = 256 * 1024
 
 /**
  * Seals one segment given as pieces; pushes the ciphertext pieces then the 16-byte tag to `out`.
@@ -249,8 +249,9 @@ export const sealSegment = (
 ): void => {
   const cipher = crypto.createCipheriv("aes-256-gcm", key, segmentNonce(index, final))
   for (const p of pieces) {
-    // Outputs below glibc's mmap threshold reuse memory the allocator already touched; a whole
-    // 1 MiB output is a fresh mapping whose page faults cost about as much as the encryption.
+    // 256 KiB outputs: a whole 1 MiB output is a fresh mapping whose page faults cost about as
+    // much as the encryption, while 64 KiB ones pay the per-call cost four times as often (on a
+    // VAES host the sync sealer went 0.79–0.85 → 0.88 of raw AES; docs/FORMAT.md §9.7).
     if (p.length <= UPDATE_SLICE) {
       if (p.length > 0) out.push(cipher.update(p))
     } else {
