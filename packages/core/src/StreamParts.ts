@@ -14,16 +14,34 @@ import type * as Scope from "effect/Scope"
 export interface PartReader<E> {
   /** The next part: exactly `size` bytes, fewer for the last, `None` after the end. */
   readonly next: Effect.Effect<Option.Option<Buffer>, E>
+  /**
+   * Gives a part back once nothing reads it any more (its upload has finished, successfully or
+   * not, and no request still holds it): a later part is read into its memory instead of a fresh
+   * buffer. Parts never given back are simply garbage. Releasing a part that is still in use
+   * corrupts the part that reuses it — release only what is done; at most `maxPooled` are kept.
+   */
+  readonly release: (part: Buffer) => void
 }
 
 /**
  * Reads `body` as parts of exactly `size` bytes (the last one shorter; an empty body is one empty part).
  *
+ * A driver that uploads parts `concurrency` at a time and gives each back with `release` when its
+ * upload is done holds about `concurrency + 1` part buffers for the whole body, instead of making
+ * a fresh one per part — each a multi-megabyte allocation that stays in the process's memory until
+ * V8 next collects (measured on the gateway over Ceph RGW: the 8 MiB parts were most of its RSS).
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const partReader = <E>(body: Stream.Stream<Uint8Array, E>, size: number): Effect.Effect<PartReader<E>, never, Scope.Scope> =>
+export const partReader = <E>(
+  body: Stream.Stream<Uint8Array, E>,
+  size: number,
+  options?: { readonly maxPooled?: number | undefined }
+): Effect.Effect<PartReader<E>, never, Scope.Scope> =>
   Effect.map(Stream.toPull(body), (pull) => {
+    const maxPooled = options?.maxPooled ?? 8
+    const pool: Array<Buffer> = []
     let queue: Array<Uint8Array> = []
     let ended = false
     let emittedAny = false
@@ -61,13 +79,22 @@ export const partReader = <E>(body: Stream.Stream<Uint8Array, E>, size: number):
           emittedAny = true
           return Effect.succeed(Option.some(Buffer.alloc(0)))
         }
-        const part = Buffer.allocUnsafe(size)
+        const part = pool.pop() ?? Buffer.allocUnsafe(size)
         return Effect.map(fill(part, 0), (n) => {
-          if (n === 0 && emittedAny) return Option.none()
+          if (n === 0 && emittedAny) {
+            pool.push(part)
+            return Option.none()
+          }
           emittedAny = true
           return Option.some(n === size ? part : part.subarray(0, n))
         })
-      })
+      }),
+      release: (part) => {
+        // Only whole parts of this reader's size (a short last part is a view: not reused).
+        if (part.length === size && part.byteOffset === 0 && part.buffer.byteLength === size && pool.length < maxPooled && !pool.includes(part)) {
+          pool.push(part)
+        }
+      }
     }
   })
 

@@ -517,7 +517,8 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
             Stream.zipWithIndex,
             Stream.mapEffect(([bytes, i]) => {
               const id = blockId("b", upload, 0, attempt, i)
-              return Effect.as(stage("put", key, id, bytes, enc), { id, size: bytes.length })
+              // A staged block's buffer backs a later block (about concurrency + 1 buffers in all).
+              return Effect.as(Effect.tap(stage("put", key, id, bytes, enc), () => reader.release(bytes)), { id, size: bytes.length })
             }, { concurrency }),
             Stream.runCollect
           )
@@ -693,7 +694,8 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           )
           const sizes = yield* blocks.pipe(
             Stream.zipWithIndex,
-            Stream.mapEffect(([bytes, i]) => Effect.as(stage("uploadPart", upload.key, blockId("b", s.id, partNumber, attempt, i), bytes, enc), bytes.length), { concurrency }),
+            Stream.mapEffect(([bytes, i]) =>
+              Effect.as(Effect.tap(stage("uploadPart", upload.key, blockId("b", s.id, partNumber, attempt, i), bytes, enc), () => reader.release(bytes)), bytes.length), { concurrency }),
             Stream.runCollect
           )
           const size = [...sizes].reduce((n, b) => n + b, 0)

@@ -582,7 +582,8 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
                       }))
                     }
                     // A part in flight finishes even on interruption, so the cleanup that follows sees it.
-                    return Effect.uninterruptible(uploadBuffer(upload, i + 1, bytes, sse))
+                    // A part whose upload is done backs a later part (about concurrency + 1 buffers in all).
+                    return Effect.uninterruptible(Effect.tap(uploadBuffer(upload, i + 1, bytes, sse), () => reader.release(bytes)))
                   }, { concurrency }),
                   Stream.runCollect,
                   Effect.flatMap((parts) => composeParts(upload, [...parts], sse, options ?? {}, preconditions))

@@ -520,7 +520,8 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                 Stream.concat(rest),
                 Stream.filter((b) => b.length > 0),
                 Stream.zipWithIndex,
-                Stream.mapEffect(([bytes, i]) => uploadBuffer(upload, i + 1, bytes, options?.sse), { concurrency }),
+                // A part whose upload is done backs a later part (about concurrency + 1 buffers in all).
+                Stream.mapEffect(([bytes, i]) => Effect.tap(uploadBuffer(upload, i + 1, bytes, options?.sse), () => reader.release(bytes)), { concurrency }),
                 Stream.runCollect,
                 Effect.flatMap((parts) => complete(upload, [...parts], options?.sse, options?.ifNoneMatch, options?.ifMatch))
               ))

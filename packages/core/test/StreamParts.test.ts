@@ -1,0 +1,119 @@
+import * as StreamParts from "../src/StreamParts.js"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Option, Stream } from "effect"
+import * as crypto from "node:crypto"
+import fc from "fast-check"
+
+// Parts well above Node's buffer-pool threshold own their memory, as real multi-megabyte parts do.
+const SIZE = 128 * 1024
+
+/** `data` cut into chunks of the given lengths (cycled). */
+const chunked = (data: Buffer, lengths: ReadonlyArray<number>) => {
+  const out: Array<Uint8Array> = []
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const n = Math.min(lengths[i % lengths.length]!, data.length - off)
+    out.push(Uint8Array.from(data.subarray(off, off + n)))
+    off += n
+  }
+  return Stream.fromChunks(...out.map((c) => Chunk.of(c)))
+}
+
+/** Reads every part; `keep` decides whether a part is released once its bytes are copied out. */
+const readAll = (reader: StreamParts.PartReader<never>, release: boolean) =>
+  Effect.gen(function*() {
+    const parts: Array<Buffer> = []
+    const memories = new Set<ArrayBufferLike>()
+    for (;;) {
+      const next = yield* reader.next
+      if (Option.isNone(next)) break
+      parts.push(Buffer.from(next.value))
+      memories.add(next.value.buffer)
+      if (release) reader.release(next.value)
+    }
+    return { parts, memories }
+  })
+
+describe("StreamParts.partReader", () => {
+  it.effect("cuts any chunking into parts of exactly the size, the last shorter; an empty body is one empty part", () =>
+    Effect.gen(function*() {
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.integer({ min: 0, max: 5 * SIZE + 100 }),
+            fc.array(fc.integer({ min: 1, max: 3 * SIZE }), { minLength: 1, maxLength: 5 }),
+            fc.boolean(),
+            async (length, lengths, release) => {
+              const data = crypto.randomBytes(length)
+              const { parts } = await Effect.runPromise(Effect.scoped(Effect.flatMap(StreamParts.partReader(chunked(data, lengths), SIZE), (r) => readAll(r, release))))
+              expect(Buffer.concat(parts).equals(data)).toBe(true)
+              if (length === 0) expect(parts.map((p) => p.length)).toEqual([0])
+              else {
+                expect(parts.length).toBe(Math.ceil(length / SIZE))
+                for (const p of parts.slice(0, -1)) expect(p.length).toBe(SIZE)
+              }
+            }
+          ),
+          { numRuns: 60 }
+        )
+      )
+    }))
+
+  it.effect("a released part's memory backs the next part, which holds the right bytes", () =>
+    Effect.gen(function*() {
+      const data = crypto.randomBytes(10 * SIZE + 7)
+      const reader = yield* StreamParts.partReader(chunked(data, [5000, 70000]), SIZE)
+      const first = Option.getOrThrow(yield* reader.next)
+      reader.release(first)
+      const second = Option.getOrThrow(yield* reader.next)
+      expect(second.buffer).toBe(first.buffer)
+      expect(Buffer.from(second).equals(data.subarray(SIZE, 2 * SIZE))).toBe(true)
+      // The rest, releasing each: two buffers serve all eleven parts.
+      const { parts, memories } = yield* readAll(reader, true)
+      expect(Buffer.concat([data.subarray(0, 2 * SIZE), ...parts]).equals(data)).toBe(true)
+      expect(memories.size).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.effect("without release every part is fresh memory", () =>
+    Effect.gen(function*() {
+      const data = crypto.randomBytes(6 * SIZE)
+      const reader = yield* StreamParts.partReader(chunked(data, [SIZE]), SIZE)
+      const { memories, parts } = yield* readAll(reader, false)
+      expect(parts.length).toBe(6)
+      expect(memories.size).toBe(6)
+    }).pipe(Effect.scoped))
+
+  it.effect("short parts, foreign buffers and parts over maxPooled are not reused", () =>
+    Effect.gen(function*() {
+      const data = crypto.randomBytes(8 * SIZE)
+      const reader = yield* StreamParts.partReader(chunked(data, [SIZE]), SIZE, { maxPooled: 1 })
+      const a = Option.getOrThrow(yield* reader.next)
+      const b = Option.getOrThrow(yield* reader.next)
+      // A view of a part, a buffer of the right length from elsewhere: not pooled.
+      reader.release(a.subarray(0, SIZE - 1))
+      reader.release(Buffer.alloc(SIZE + 1).subarray(1))
+      const c = Option.getOrThrow(yield* reader.next)
+      expect([a.buffer, b.buffer]).not.toContain(c.buffer)
+      // Two whole parts released with room for one: the first is reused, the second is not kept.
+      reader.release(a)
+      reader.release(b)
+      const d = Option.getOrThrow(yield* reader.next)
+      const e = Option.getOrThrow(yield* reader.next)
+      expect(d.buffer).toBe(a.buffer)
+      expect(e.buffer).not.toBe(b.buffer)
+      expect(Buffer.concat([d, e]).equals(data.subarray(3 * SIZE, 5 * SIZE))).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.effect("a part released twice is pooled once (two later parts never share memory)", () =>
+    Effect.gen(function*() {
+      const data = crypto.randomBytes(4 * SIZE)
+      const reader = yield* StreamParts.partReader(chunked(data, [SIZE]), SIZE)
+      const a = Option.getOrThrow(yield* reader.next)
+      reader.release(a)
+      reader.release(a)
+      const b = Option.getOrThrow(yield* reader.next)
+      const c = Option.getOrThrow(yield* reader.next)
+      expect(b.buffer).toBe(a.buffer)
+      expect(c.buffer).not.toBe(a.buffer)
+      expect(Buffer.concat([b, c]).equals(data.subarray(SIZE, 3 * SIZE))).toBe(true)
+    }).pipe(Effect.scoped))
+})
