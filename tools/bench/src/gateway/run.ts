@@ -19,6 +19,11 @@
  *    gateway in Node can beat those; the gateway's ratio to them shows what is ours. `--only`
  *    without `bare` skips it.
  *
+ * 5. `--backend rgw`: the same on a Ceph RGW backend (a one-node memstore cluster started here,
+ *    `@objcrypt/test-kit/CephRgw`) instead of driver-fs — the gateway on driver-s3 versus driver-s3
+ *    directly to the same RGW bucket, so both sides cross HTTP to the backend. The memstore holds
+ *    4 GiB, so keep `--size-gib` at 1 (the default on this backend); no bare-server phase.
+ *
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gateway/run.ts --size-gib 10
  *
@@ -29,9 +34,13 @@
  *
  * @since 0.1.0
  */
+import type * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as FsObjectStore from "@objcrypt/driver-fs/FsObjectStore"
+import * as S3Buckets from "@objcrypt/driver-s3/S3Buckets"
+import * as S3ObjectStore from "@objcrypt/driver-s3/S3ObjectStore"
+import * as CephRgw from "@objcrypt/test-kit/CephRgw"
 import { binNodeFlags } from "../internal/cliRun.js"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
 import { spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -225,8 +234,12 @@ interface Phase {
   readonly peakRssMib?: number | undefined
 }
 
+const backendAt = process.argv.indexOf("--backend")
+const backendKind = backendAt < 0 ? "fs" : process.argv[backendAt + 1]!
+if (backendKind !== "fs" && backendKind !== "rgw") throw new Error(`--backend fs or rgw, not ${backendKind}`)
+
 const main = async () => {
-  const sizeGib = arg("size-gib", 10)
+  const sizeGib = arg("size-gib", backendKind === "rgw" ? 1 : 10)
   const size = Math.round(sizeGib * 1024 * MiB)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "objcrypt-bench-gateway-"))
   const chunk = crypto.randomBytes(CHUNK)
@@ -238,9 +251,37 @@ const main = async () => {
   }
   const port = await freePort()
   const config = path.join(dir, "gateway.json")
+  // An RGW backend: the cluster lives until this process ends (closed in the finally below).
+  const rgwScope = Effect.runSync(Scope.make())
+  const rgw = backendKind === "rgw" ? await Effect.runPromise(Scope.extend(CephRgw.make(), rgwScope)) : undefined
+  const RGW_BUCKET = "bench-backend"
+  const s3Config = rgw === undefined ? undefined : {
+    bucket: RGW_BUCKET,
+    region: rgw.region,
+    endpoint: rgw.endpoint,
+    forcePathStyle: true,
+    accessKeyId: rgw.accessKeyId,
+    secretAccessKey: Redacted.make(rgw.secretAccessKey),
+    profile: "ceph-rgw" as const
+  }
+  // The backend bucket exists before the gateway starts (the gateway keeps its state in it).
+  const s3Store = s3Config === undefined ? undefined : await Effect.runPromise(Scope.extend(
+    Effect.tap(S3ObjectStore.make(s3Config), (s3) => S3Buckets.createBucket(s3.client, RGW_BUCKET)),
+    rgwScope
+  ))
   fs.writeFileSync(config, JSON.stringify({
     listen: { host: "127.0.0.1", port },
-    backend: { type: "fs", root: path.join(dir, "gateway"), fsync: false },
+    backend: rgw === undefined ? { type: "fs", root: path.join(dir, "gateway"), fsync: false } : {
+      type: "s3",
+      bucket: RGW_BUCKET,
+      prefix: "gw/",
+      region: rgw.region,
+      endpoint: rgw.endpoint,
+      forcePathStyle: true,
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: { env: "BENCH_BACKEND_SECRET" },
+      profile: "ceph-rgw"
+    },
     users: [{ name: "bench", accessKeyId: ACCESS.id, secretAccessKey: { env: "BENCH_SECRET" }, buckets: "*" }],
     keyStore: { path: path.join(dir, "keys.ocks"), passphrase: { env: "BENCH_SECRET" } },
     allowPlainHttpSseC: true,
@@ -261,7 +302,7 @@ const main = async () => {
     : [...nodeFlags, "--conditions=@objcrypt/source", "--import", HOOKS, BIN, "--config", config]
   const gateway = spawn(process.execPath, gatewayArgs, {
     cwd: WORKSPACE,
-    env: { ...process.env, BENCH_SECRET: ACCESS.secret },
+    env: { ...process.env, BENCH_SECRET: ACCESS.secret, ...(rgw === undefined ? {} : { BENCH_BACKEND_SECRET: rgw.secretAccessKey }) },
     stdio: ["ignore", (process.env.BENCH_GATEWAY_NODE_FLAGS ?? "") === "" ? "ignore" : process.stderr, "inherit"]
   })
   const gpid = gateway.pid!
@@ -306,7 +347,9 @@ const main = async () => {
     // Direct to driver-fs, in this process: same bytes, same chunking, no encryption, and the
     // store configured as the gateway configures its backend (random etags: the gateway keeps S3's
     // ETag itself), so the direct PUT does no MD5 — the strict baseline the ratios use.
-    const store = await Effect.runPromise(FsObjectStore.make({ root: path.join(dir, "direct"), bucket: "bench", fsync: false, etags: "random" }))
+    // On RGW: driver-s3 with the gateway's backend settings, to the same bucket.
+    const store: ObjectStore.ObjectStore["Type"] = s3Store
+      ?? await Effect.runPromise(FsObjectStore.make({ root: path.join(dir, "direct"), bucket: "bench", fsync: false, etags: "random" }))
     const body = Stream.unfold(0, (sent) => {
       if (sent >= size) return Option.none()
       const n = Math.min(CHUNK, size - sent)
@@ -314,7 +357,7 @@ const main = async () => {
     })
     await timed("direct PUT", () => Effect.runPromise(store.put("big", body, { contentLength: size })).then(() => undefined))
     // For reference: a plain driver-fs put with its default MD5 etags (what S3 itself computes on a PUT).
-    if (wanted("direct-md5")) {
+    if (rgw === undefined && wanted("direct-md5")) {
       const md5Store = await Effect.runPromise(FsObjectStore.make({ root: path.join(dir, "direct-md5"), bucket: "bench", fsync: false }))
       await timed("direct PUT (MD5 etags)", () => Effect.runPromise(md5Store.put("big", body, { contentLength: size })).then(() => undefined))
       await Effect.runPromise(md5Store.remove("big"))
@@ -324,7 +367,7 @@ const main = async () => {
     await Effect.runPromise(store.remove("big"))
 
     // The bare node:http reference (a child process, as the gateway is).
-    if (wanted("bare")) {
+    if (rgw === undefined && wanted("bare")) {
       const bareRoot = path.join(dir, "bare")
       fs.mkdirSync(bareRoot)
       const bare = spawn(process.execPath, ["--input-type=module", "-e", BARE_SERVER, bareRoot], { stdio: ["ignore", "pipe", "inherit"] })
@@ -378,6 +421,7 @@ const main = async () => {
     const ratio = (a: string, b: string) => phases.some((p) => p.name === a) && phases.some((p) => p.name === b) ? Number((by(a).mibPerSecond / by(b).mibPerSecond).toFixed(3)) : null
     process.stdout.write(JSON.stringify({
       sizeGiB: sizeGib,
+      backend: rgw === undefined ? "driver-fs" : "Ceph RGW (memstore) through driver-s3",
       node: process.version,
       phases,
       ratios: {
@@ -405,6 +449,7 @@ const main = async () => {
     gateway.kill("SIGTERM")
     await new Promise((r) => gateway.once("exit", r))
     agent.destroy()
+    await Effect.runPromise(Scope.close(rgwScope, Exit.void))
     fs.rmSync(dir, { recursive: true, force: true })
   }
 }
