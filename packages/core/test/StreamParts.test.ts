@@ -18,7 +18,7 @@ const chunked = (data: Buffer, lengths: ReadonlyArray<number>) => {
   return Stream.fromChunks(...out.map((c) => Chunk.of(c)))
 }
 
-/** Reads every part; `keep` decides whether a part is released once its bytes are copied out. */
+/** Reads every part; with `release`, each part is given back once its bytes are copied out. */
 const readAll = (reader: StreamParts.PartReader<never>, release: boolean) =>
   Effect.gen(function*() {
     const parts: Array<Buffer> = []
