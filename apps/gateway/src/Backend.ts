@@ -142,7 +142,9 @@ export const makeStore = (
           forcePathStyle: backend.forcePathStyle,
           accessKeyId: backend.accessKeyId,
           secretAccessKey: secret,
-          profile: backend.profile
+          profile: backend.profile,
+          partSize: backend.partSize,
+          concurrency: backend.partConcurrency
         })
       }
       case "gcs": {

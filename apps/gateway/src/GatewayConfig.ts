@@ -69,7 +69,14 @@ export const S3Backend = Schema.Struct({
   accessKeyId: Schema.optional(Schema.NonEmptyString),
   secretAccessKey: Schema.optional(SecretRef),
   /** Compatibility-matrix profile of the server (`aws-s3`, `ceph-rgw`, `minio`…). */
-  profile: Schema.optional(CompatibilityMatrix.ProfileName)
+  profile: Schema.optional(CompatibilityMatrix.ProfileName),
+  /**
+   * Bytes per backend multipart part (5 MiB to 5 GiB; driver-s3's default is 8 MiB). Each large
+   * PUT holds about `(partConcurrency + 1) × partSize` of ciphertext while it uploads.
+   */
+  partSize: Schema.optional(Schema.Int.pipe(Schema.between(5 * 1024 * 1024, 5 * 1024 * 1024 * 1024))),
+  /** Parts of one object uploaded at the same time (1 to 64; driver-s3's default is 4). */
+  partConcurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 64)))
 })
 
 /**

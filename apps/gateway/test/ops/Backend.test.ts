@@ -10,6 +10,7 @@ import {
 import { assert, describe, it } from "@effect/vitest"
 import { MotoServer } from "@objcrypt/test-kit"
 import { Effect } from "effect"
+import * as GatewayConfig from "../../src/GatewayConfig.js"
 import * as crypto from "node:crypto"
 import * as net from "node:net"
 import { assertCiphertextOnly, call, failure, MiB, multipartPut, readObject, sseC, tagRoundTrip } from "./backendSuite.js"
@@ -148,6 +149,53 @@ describe("s3 backend", () => {
           yield* call(() => gw.close())
           yield* call(() => fwd.down())
         }
+      }), { timeout: 120_000 })
+
+    it.effect("partSize and partConcurrency set the backend's multipart parts; out-of-range values are refused", () =>
+      Effect.gen(function*() {
+        const moto = yield* MotoServer.MotoServer
+        process.env["GW_OPS_MOTO"] = moto.secretAccessKey
+        const direct = new S3Client({
+          endpoint: moto.endpoint,
+          region: moto.region,
+          forcePathStyle: true,
+          credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }
+        })
+        yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-parts" })))
+        const dir = tempDir("s3parts")
+        const backend = (extra: Record<string, unknown>) => ({
+          backend: {
+            type: "s3",
+            bucket: "gw-parts",
+            endpoint: moto.endpoint,
+            forcePathStyle: true,
+            accessKeyId: moto.accessKeyId,
+            secretAccessKey: { env: "GW_OPS_MOTO" },
+            ...extra
+          }
+        })
+        for (const bad of [{ partSize: 5 * MiB - 1 }, { partSize: 5 * MiB + 0.5 }, { partConcurrency: 0 }, { partConcurrency: 65 }]) {
+          const e = yield* Effect.flip(GatewayConfig.decode(rawConfig(dir, backend(bad))))
+          assert.strictEqual(e._tag, "ConfigFileError", JSON.stringify(bad))
+        }
+        // The same 12 MiB object: in 5 MiB parts (3, one at a time) and with the driver's 8 MiB default (2).
+        const body = markedPayload(MARKER, 12 * MiB)
+        const partsOf = (extra: Record<string, unknown>, key: string) =>
+          Effect.gen(function*() {
+            const gw = yield* call(() => start(decode(rawConfig(dir, backend(extra)))))
+            try {
+              const s3 = client(gw.endpoint)
+              yield* call(() => s3.send(new CreateBucketCommand({ Bucket: key })))
+              yield* call(() => s3.send(new PutObjectCommand({ Bucket: key, Key: "object", Body: body, ServerSideEncryption: "AES256" })))
+              assert.isTrue((yield* readObject(s3, key, "object")).equals(body))
+              const stored = yield* call(() => direct.send(new HeadObjectCommand({ Bucket: "gw-parts", Key: `${key}/object` })))
+              return Number(/-(\d+)"?$/.exec(stored.ETag ?? "")?.[1] ?? 1)
+            } finally {
+              yield* call(() => gw.close())
+            }
+          })
+        assert.strictEqual(yield* partsOf({ partSize: 5 * MiB, partConcurrency: 1 }, "small-parts"), 3)
+        assert.strictEqual(yield* partsOf({}, "default-parts"), 2)
       }), { timeout: 120_000 })
   })
 })
