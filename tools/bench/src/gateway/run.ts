@@ -23,6 +23,7 @@
  *    `@objcrypt/test-kit/CephRgw`) instead of driver-fs — the gateway on driver-s3 versus driver-s3
  *    directly to the same RGW bucket, so both sides cross HTTP to the backend. The memstore holds
  *    4 GiB, so keep `--size-gib` at 1 (the default on this backend); no bare-server phase.
+ *    `--part-size-mib N` and `--part-concurrency N` set the gateway's backend multipart parts.
  *
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gateway/run.ts --size-gib 10
@@ -280,7 +281,9 @@ const main = async () => {
       forcePathStyle: true,
       accessKeyId: rgw.accessKeyId,
       secretAccessKey: { env: "BENCH_BACKEND_SECRET" },
-      profile: "ceph-rgw"
+      profile: "ceph-rgw",
+      ...(process.argv.includes("--part-size-mib") ? { partSize: arg("part-size-mib", 8) * MiB } : {}),
+      ...(process.argv.includes("--part-concurrency") ? { partConcurrency: arg("part-concurrency", 4) } : {})
     },
     users: [{ name: "bench", accessKeyId: ACCESS.id, secretAccessKey: { env: "BENCH_SECRET" }, buckets: "*" }],
     keyStore: { path: path.join(dir, "keys.ocks"), passphrase: { env: "BENCH_SECRET" } },
