@@ -59,18 +59,23 @@ const MARKER = `PLAINTEXT-MARKER-${crypto.randomBytes(6).toString("hex")}`
 const customerKey = crypto.randomBytes(32)
 const ssec = sseC(customerKey)
 
+/** The moto server, its secret where the gateway's config reads it, and a client straight to it. */
+const motoBackend = Effect.map(MotoServer.MotoServer, (moto) => {
+  process.env["GW_OPS_MOTO"] = moto.secretAccessKey
+  const direct = new S3Client({
+    endpoint: moto.endpoint,
+    region: moto.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }
+  })
+  return { direct, moto }
+})
+
 describe("s3 backend", () => {
   it.layer(MotoServer.layer(), { timeout: "90 seconds" })("over moto", (it) => {
     it.effect("serves every operation from one backend bucket, stores only ciphertext, and answers 503 while the backend is down", () =>
       Effect.gen(function*() {
-        const moto = yield* MotoServer.MotoServer
-        process.env["GW_OPS_MOTO"] = moto.secretAccessKey
-        const direct = new S3Client({
-          endpoint: moto.endpoint,
-          region: moto.region,
-          forcePathStyle: true,
-          credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }
-        })
+        const { direct, moto } = yield* motoBackend
         yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-backend" })))
         const fwd = yield* call(() => proxy(Number(new URL(moto.endpoint).port)))
         const dir = tempDir("s3backend")
@@ -153,14 +158,7 @@ describe("s3 backend", () => {
 
     it.effect("partSize and partConcurrency set the backend's multipart parts; out-of-range values are refused", () =>
       Effect.gen(function*() {
-        const moto = yield* MotoServer.MotoServer
-        process.env["GW_OPS_MOTO"] = moto.secretAccessKey
-        const direct = new S3Client({
-          endpoint: moto.endpoint,
-          region: moto.region,
-          forcePathStyle: true,
-          credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }
-        })
+        const { direct, moto } = yield* motoBackend
         yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-parts" })))
         const dir = tempDir("s3parts")
         const backend = (extra: Record<string, unknown>) => ({
