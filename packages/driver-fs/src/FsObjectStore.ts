@@ -379,6 +379,10 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
       encryption: { mode: "None" }
     })
 
+    /** A read found fewer bytes than the object's header promises. */
+    const shortObject = (key: string) =>
+      new ProviderError({ provider: PROVIDER, operation: "get", key, code: "CorruptObject", detail: "object file shorter than its header says" })
+
     const readRange = (handle: fs.FileHandle, key: string, from: number, to: number, borrowed: boolean): Stream.Stream<Uint8Array, StoreError> => {
       if (borrowed && to - from > READ_CHUNK) return readBorrowed(handle, key, from, to)
       const chunks = Stream.unfoldEffect(from, (pos) =>
@@ -388,7 +392,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
             const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, to - pos))
             const n = await readFully(handle, buf, pos)
             if (n === 0) {
-              throw new ProviderError({ provider: PROVIDER, operation: "get", key, code: "CorruptObject", detail: "object file shorter than its header says" })
+              throw shortObject(key)
             }
             return Option.some([buf.subarray(0, n) as Uint8Array, pos + n] as const)
           }))
@@ -419,7 +423,7 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           pos += len
           const read = readFully(handle, buf, at).then((n) => {
             if (n !== len) {
-              throw new ProviderError({ provider: PROVIDER, operation: "get", key, code: "CorruptObject", detail: "object file shorter than its header says" })
+              throw shortObject(key)
             }
             return buf as Uint8Array
           })
