@@ -42,6 +42,13 @@ export const partReader = <E>(
   Effect.map(Stream.toPull(body), (pull) => {
     const maxPooled = options?.maxPooled ?? 8
     const pool: Array<Buffer> = []
+    // Only whole parts of this reader's size in memory of their own (a short last part is a view,
+    // a small buffer may share Node's pool): not reused.
+    const release = (part: Buffer) => {
+      if (part.length === size && part.byteOffset === 0 && part.buffer.byteLength === size && pool.length < maxPooled && !pool.includes(part)) {
+        pool.push(part)
+      }
+    }
     let queue: Array<Uint8Array> = []
     let ended = false
     let emittedAny = false
@@ -82,19 +89,14 @@ export const partReader = <E>(
         const part = pool.pop() ?? Buffer.allocUnsafe(size)
         return Effect.map(fill(part, 0), (n) => {
           if (n === 0 && emittedAny) {
-            pool.push(part)
+            release(part)
             return Option.none()
           }
           emittedAny = true
           return Option.some(n === size ? part : part.subarray(0, n))
         })
       }),
-      release: (part) => {
-        // Only whole parts of this reader's size (a short last part is a view: not reused).
-        if (part.length === size && part.byteOffset === 0 && part.buffer.byteLength === size && pool.length < maxPooled && !pool.includes(part)) {
-          pool.push(part)
-        }
-      }
+      release
     }
   })
 
