@@ -78,6 +78,82 @@ const ckr = (e: unknown): string => {
 }
 
 /**
+ * The libraries loaded in this process. A PKCS#11 library is initialised once per process
+ * (`C_Initialize` again fails with `CKR_CRYPTOKI_ALREADY_INITIALIZED`) and a login covers every
+ * session of the application on that token (`C_Logout` on one ends them all), so two users of one
+ * token in one process (the gateway's SSE-S3 keys and its KMS listener) share the library and the
+ * login: the last to close logs out and finalises.
+ */
+const libraries = new Map<string, {
+  readonly p11: Pkcs11Js.PKCS11
+  users: number
+  readonly logins: Map<string, { count: number; readonly pin: Buffer }>
+}>()
+
+const pinDigest = (pin: Redacted.Redacted<string>) => crypto.createHash("sha256").update(Redacted.value(pin), "utf8").digest()
+
+const openSession = (lib: typeof Pkcs11Js, config: Pkcs11Config) => {
+  let shared = libraries.get(config.library)
+  if (shared === undefined) {
+    const p11 = new lib.PKCS11()
+    p11.load(config.library)
+    p11.C_Initialize()
+    shared = { p11, users: 0, logins: new Map() }
+    libraries.set(config.library, shared)
+  }
+  const entry = shared
+  const { p11 } = entry
+  entry.users++
+  const releaseLibrary = () => {
+    if (--entry.users === 0) {
+      libraries.delete(config.library)
+      p11.C_Finalize()
+    }
+  }
+  try {
+    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === config.tokenLabel)
+    if (slot === undefined) throw new Error("CKR_TOKEN_NOT_PRESENT")
+    const slotKey = slot.toString("hex")
+    const session = p11.C_OpenSession(slot, lib.CKF_RW_SESSION | lib.CKF_SERIAL_SESSION)
+    const pin = pinDigest(config.pin)
+    const login = entry.logins.get(slotKey)
+    try {
+      if (login === undefined) {
+        p11.C_Login(session, lib.CKU_USER, Redacted.value(config.pin))
+        entry.logins.set(slotKey, { count: 1, pin })
+      } else {
+        // Already logged in by another user in this process: the token would accept any PIN now,
+        // so this one must be the PIN that logged in.
+        if (!crypto.timingSafeEqual(login.pin, pin)) throw new Error("CKR_PIN_INCORRECT")
+        login.count++
+      }
+    } catch (e) {
+      p11.C_CloseSession(session)
+      throw e
+    }
+    return {
+      p11,
+      session,
+      close: () => {
+        const l = entry.logins.get(slotKey)!
+        try {
+          if (--l.count === 0) {
+            entry.logins.delete(slotKey)
+            p11.C_Logout(session)
+          }
+          p11.C_CloseSession(session)
+        } finally {
+          releaseLibrary()
+        }
+      }
+    }
+  } catch (e) {
+    releaseLibrary()
+    throw e
+  }
+}
+
+/**
  * Opens a session on the token and logs in; the session is closed and the library finalised when
  * the scope closes.
  *
@@ -90,37 +166,12 @@ export const make = (config: Pkcs11Config) =>
       try: () => createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Js,
       catch: () => new KmsError({ reason: "Unavailable", detail: "the pkcs11js module is not installed" })
     })
-    const p11 = new lib.PKCS11()
     const fail = (detail: string, keyId?: string) => (e: unknown) =>
       new KmsError({ reason: "Unavailable", keyId, detail: `${detail}: ${ckr(e)}` })
 
-    const session = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => {
-          p11.load(config.library)
-          p11.C_Initialize()
-          try {
-            const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === config.tokenLabel)
-            if (slot === undefined) throw new Error("CKR_TOKEN_NOT_PRESENT")
-            const s = p11.C_OpenSession(slot, lib.CKF_RW_SESSION | lib.CKF_SERIAL_SESSION)
-            p11.C_Login(s, lib.CKU_USER, Redacted.value(config.pin))
-            return s
-          } catch (e) {
-            p11.C_Finalize()
-            throw e
-          }
-        },
-        catch: fail(`cannot open token ${JSON.stringify(config.tokenLabel)}`)
-      }),
-      (s) =>
-        Effect.sync(() => {
-          try {
-            p11.C_Logout(s)
-            p11.C_CloseSession(s)
-          } finally {
-            p11.C_Finalize()
-          }
-        })
+    const { p11, session } = yield* Effect.acquireRelease(
+      Effect.try({ try: () => openSession(lib, config), catch: fail(`cannot open token ${JSON.stringify(config.tokenLabel)}`) }),
+      (opened) => Effect.sync(opened.close)
     )
 
     const find = (template: Pkcs11Js.Template): Array<Pkcs11Js.Handle> => {

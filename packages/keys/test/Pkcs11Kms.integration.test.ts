@@ -1,7 +1,7 @@
 // Runs against a real SoftHSM2 token (Debian package `softhsm2`), initialised in a temporary
 // directory. A missing SoftHSM2 fails the run: nothing is skipped.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { Kms } from "@objcrypt/core/Kms"
 import * as child from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -126,5 +126,37 @@ describe("Pkcs11Kms login", () => {
         Layer.build(Pkcs11Kms.layer({ library: "/nonexistent/libpkcs11.so", tokenLabel: "objcrypt-test", pin: Redacted.make("1234") }))
       )
       assert.strictEqual(noLib.reason, "Unavailable")
+    }))
+})
+
+describe("Pkcs11Kms: two users of one token in one process", () => {
+  const open = (pin: string) =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(Pkcs11Kms.layer({ library: LIBRARY, tokenLabel: "objcrypt-test", pin: Redacted.make(pin) }), scope)
+      return { kms: Context.get(context, Kms), hsm: Context.get(context, Pkcs11Kms.Pkcs11Hsm), close: Scope.close(scope, Exit.void) }
+    })
+
+  it.scoped("share the library and the login: both work, a second user with another PIN is refused, closing one leaves the other working", () =>
+    Effect.gen(function*() {
+      yield* initToken
+      const a = yield* open("1234")
+      // Without sharing, the second C_Initialize fails with CKR_CRYPTOKI_ALREADY_INITIALIZED.
+      const b = yield* open("1234")
+      yield* a.hsm.generateKey("shared")
+      const sealed = yield* a.kms.generateDataKey("shared", ctx)
+      assert.isTrue(bytes((yield* b.kms.decrypt(sealed.ciphertext, ctx)).plaintext).equals(bytes(sealed.plaintext)))
+      // The token is logged in already and would take any PIN: the PIN that logged in is checked.
+      const wrong = yield* Effect.flip(open("9999"))
+      assert.include(wrong.message, "CKR_PIN_INCORRECT")
+      assert.notInclude(wrong.message, "9999")
+      // Closing the first must neither log the second out nor finalise the library under it.
+      yield* a.close
+      assert.isTrue(bytes((yield* b.kms.decrypt(sealed.ciphertext, ctx)).plaintext).equals(bytes(sealed.plaintext)))
+      yield* b.close
+      // Both closed: the library was finalised, and a new user initialises it again.
+      const c = yield* open("1234")
+      assert.deepStrictEqual((yield* c.hsm.listKeys).map((k) => k.label), ["shared"])
+      yield* c.close
     }))
 })
