@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, Effect, Fiber, Option, Stream } from "effect"
+import type * as Duration from "effect/Duration"
 import type * as Scope from "effect/Scope"
 
 /**
@@ -126,4 +127,31 @@ export const collect = <E, E2>(
           })
     ),
     (acc) => Effect.sync(() => Buffer.concat(acc.chunks, acc.n))
+  )
+
+/**
+ * Runs a part request that must not be cut off halfway. Interrupted, the request is given up to
+ * `grace` to finish (its result dropped), then interrupted in turn, and only then does the
+ * interruption complete — so the abort or clean-up of the upload that follows is sent after every
+ * part request in flight has settled. (A server finishes storing a part whose body it has received
+ * even when the client hangs up: an abort sent before that lands leaves an orphan part no S3 call
+ * can remove — seen on Ceph RGW as `_multipart_…` bucket index entries.)
+ *
+ * The request runs on a fiber of its own, so this holds inside `Stream.mapEffect` with concurrency,
+ * whose interrupted workers would otherwise take a request forked from them down at once.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const settleOnInterrupt = <A, E, R>(self: Effect.Effect<A, E, R>, grace: Duration.DurationInput): Effect.Effect<A, E, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDaemon(restore(self)), (request) =>
+      restore(Fiber.join(request)).pipe(
+        Effect.onInterrupt(() =>
+          // The wait itself is uninterruptible here: a timer fiber (interruptible, unlike what is
+          // forked in this region by default) cuts the request off after `grace`.
+          Effect.flatMap(Effect.forkDaemon(Effect.interruptible(Effect.delay(Fiber.interrupt(request), grace))), (timer) =>
+            Effect.zipRight(Fiber.await(request), Fiber.interrupt(timer)))
+        )
+      ))
   )

@@ -1,6 +1,6 @@
 import * as StreamParts from "../src/StreamParts.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Fiber, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
 import fc from "fast-check"
 
@@ -124,4 +124,57 @@ describe("StreamParts.partReader", () => {
       expect(c.buffer).not.toBe(a.buffer)
       expect(Buffer.concat([b, c]).equals(data.subarray(SIZE, 3 * SIZE))).toBe(true)
     }).pipe(Effect.scoped))
+})
+
+describe("settleOnInterrupt", () => {
+  /** Parts 1..20 through Stream.mapEffect (4 at a time), each request taking `ms(i)`; interrupted at 120 ms. */
+  const run = (ms: (i: number) => number, grace: number, settle: boolean) =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const request = (i: number) =>
+        Effect.zipRight(Effect.sync(() => log.push(`start ${i}`)), Effect.delay(Effect.sync(() => log.push(`done ${i}`)), ms(i)))
+      const upload = Effect.uninterruptibleMask((restore) =>
+        restore(
+          Stream.range(1, 20).pipe(
+            Stream.mapEffect((i) => (settle ? StreamParts.settleOnInterrupt(request(i), grace) : request(i)), { concurrency: 4 }),
+            Stream.runDrain
+          )
+        ).pipe(Effect.onError(() => Effect.sync(() => log.push("abort"))))
+      )
+      const fiber = yield* Effect.fork(upload)
+      yield* Effect.sleep(120)
+      const t0 = Date.now()
+      yield* Fiber.interrupt(fiber)
+      return { log, waited: Date.now() - t0 }
+    })
+
+  it.live("the clean-up after an interrupted upload comes after every part request in flight has finished", () =>
+    Effect.gen(function*() {
+      const { log, waited } = yield* run((i) => 100 + 20 * i, 5000, true)
+      const abort = log.indexOf("abort")
+      expect(abort).toBe(log.length - 1)
+      const started = log.filter((l) => l.startsWith("start")).map((l) => l.slice(6))
+      expect(started.length).toBeGreaterThanOrEqual(4)
+      // Every request that started finished, before the abort.
+      expect(log.filter((l) => l.startsWith("done")).map((l) => l.slice(5)).sort()).toEqual([...started].sort())
+      expect(waited).toBeLessThan(2000)
+    }))
+
+  it.live("without it, Stream.mapEffect's interrupted workers cut their requests off and the abort goes first", () =>
+    Effect.gen(function*() {
+      const { log } = yield* run((i) => 100 + 20 * i, 5000, false)
+      const started = log.filter((l) => l.startsWith("start")).length
+      const done = log.filter((l) => l.startsWith("done")).length
+      expect(done).toBeLessThan(started)
+    }))
+
+  it.live("a request still running after the grace is cut off, and the interruption then completes", () =>
+    Effect.gen(function*() {
+      const { log, waited } = yield* run((i) => (i === 2 ? 60_000 : 50), 300, true)
+      expect(log).toContain("start 2")
+      expect(log).not.toContain("done 2")
+      expect(log[log.length - 1]).toBe("abort")
+      expect(waited).toBeGreaterThanOrEqual(250)
+      expect(waited).toBeLessThan(3000)
+    }))
 })

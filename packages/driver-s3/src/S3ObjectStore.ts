@@ -45,7 +45,7 @@ import type {
   StoreLimits,
   StoredObject
 } from "@objcrypt/core/ObjectStore"
-import { Config, Context, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Config, Context, Duration, Effect, Either, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
@@ -56,7 +56,7 @@ import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
 import { copySourceFields, customerKeyFields, getRgwCopyIfMatchPlugin, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { collect, partReader } from "@objcrypt/core/StreamParts"
+import { collect, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
 
 /**
  * The S3 store: the core `ObjectStore` service plus the SDK client, for what the contract does
@@ -92,23 +92,10 @@ export const limits: StoreLimits = {
 const SSE_TAGS = ["SseS3", "SseKms", "SseC"] as const
 
 /**
- * Runs a request that must not be cut off halfway: interrupted, it is given up to `grace` to finish
- * before it is interrupted in turn (which aborts the HTTP request). An S3 server finishes writing a
- * part whose body it has received even when the client hangs up, so an AbortMultipartUpload sent
- * while a part request is still in flight can be followed by that part landing: an orphan part
- * outside any upload, which no S3 call can remove (seen on Ceph RGW 16 as `_multipart_…` bucket
- * index entries after an interrupted `objcrypt cp`). Letting part requests settle first makes the
- * abort that follows the last word.
+ * How long an interrupted part request may take to finish before it is cut off: part uploads and
+ * copies settle before the abort that follows (`settleOnInterrupt`), or a part landing after the
+ * abort would be an orphan no S3 call can remove (seen on Ceph RGW after an interrupted `objcrypt cp`).
  */
-const settleOnInterrupt = <A, E, R>(self: Effect.Effect<A, E, R>, grace: Duration.DurationInput): Effect.Effect<A, E, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.fork(restore(self)), (fiber) =>
-      restore(Fiber.join(fiber)).pipe(
-        Effect.onInterrupt(() => Fiber.await(fiber).pipe(Effect.timeout(grace), Effect.ignore, Effect.zipRight(Fiber.interrupt(fiber))))
-      ))
-  )
-
-/** How long an interrupted part upload may take to finish before it is cut off. */
 const PART_GRACE = Duration.seconds(15)
 
 /**
@@ -728,7 +715,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         return yield* withUpload(destination, putOptions, fields, (upload) =>
           Effect.forEach(ranges, (r) =>
             Effect.map(
-              conditional(send("uploadPartCopy", source, (abortSignal) =>
+              settleOnInterrupt(conditional(send("uploadPartCopy", source, (abortSignal) =>
                 client.send(
                   new UploadPartCopyCommand({
                     Bucket,
@@ -742,7 +729,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                     ...customerKeyFields(options?.sse)
                   }),
                   { abortSignal }
-                ), { customerKey: options?.sourceSse?._tag === "SseC" })),
+                ), { customerKey: options?.sourceSse?._tag === "SseC" })), PART_GRACE),
               (res): CompletedPart => ({ partNumber: r.partNumber, etag: unquote(res.CopyPartResult?.ETag), size: r.end - r.start })
             ), { concurrency }).pipe(
               // Servers that ignore the condition on UploadPartCopy (RGW): the source read again

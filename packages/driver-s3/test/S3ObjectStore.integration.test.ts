@@ -204,6 +204,32 @@ layer(storeLayer(), { timeout: "120 seconds", excludeTestServices: true })("S3Ob
       assert.strictEqual((yield* Effect.flip(store.head("mp/interrupted")))._tag, "ObjectNotFound")
     }), 120_000)
 
+  it.effect("interrupted while parts are in flight: they settle before the abort, so no orphan part is left in the bucket index", () =>
+    Effect.gen(function*() {
+      const store = yield* S3ObjectStore.S3ObjectStore
+      const { config, info } = yield* Bucket
+      // Interrupts at several moments after parts start going up, to catch part requests whose body
+      // RGW has received but not answered: an abort sent then is followed by the part landing (an
+      // orphan `_multipart_…` index entry) unless the driver waits for them.
+      for (let n = 0; n < 12; n++) {
+        const delay = n * 20
+        const key = `mp/settle-${n}`
+        const pulled = yield* Effect.makeLatch(false)
+        let parts = 0
+        const body = Stream.repeatEffect(Effect.sync(() => random(PART))).pipe(
+          Stream.take(12),
+          Stream.tap(() => (++parts === 5 ? pulled.open : Effect.void))
+        )
+        const fiber = yield* Effect.fork(store.put(key, body))
+        yield* pulled.await
+        yield* Effect.sleep(delay)
+        yield* Fiber.interrupt(fiber)
+        assert.deepStrictEqual(yield* uploadsIn(store.client, config.bucket), [])
+        const index = yield* info.admin(["bucket", "list", `--bucket=${config.bucket}`])
+        assert.notInclude(index, key, `interrupted ${delay} ms after the fifth part was read`)
+      }
+    }), 180_000)
+
   it.effect("a failing part upload aborts the upload (wrong key length is refused server-side)", () =>
     Effect.gen(function*() {
       const store = yield* S3ObjectStore.S3ObjectStore
