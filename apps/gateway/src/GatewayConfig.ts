@@ -177,6 +177,21 @@ export const GatewayConfig = Schema.Struct({
     defaultKmsKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-kms" })
   }),
   /**
+   * The SSE-S3 master key in a PKCS#11 token (an HSM; SoftHSM2 in the tests) instead of the key
+   * store: a non-extractable AES-256 key under `keyLabel`, which wraps every SSE-S3 data key inside
+   * the token. Not generated on start: create it once with `objcrypt-gateway --config <file>
+   * --create-sse-s3-key`. Objects written before under `keyStore.sseS3Key` stay readable.
+   */
+  sseS3Hsm: Schema.optional(Schema.Struct({
+    /** The PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`. */
+    library: Schema.NonEmptyString,
+    tokenLabel: Schema.NonEmptyString,
+    pin: SecretRef,
+    keyLabel: Schema.optionalWith(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)), {
+      default: () => "objcrypt-gateway-sse-s3"
+    })
+  })),
+  /**
    * SSE-KMS through an AWS-KMS-compatible endpoint — AWS KMS itself, or this gateway's own
    * `kmsService` — instead of the local key store: key ids, aliases, disabled keys and keys
    * pending deletion are then the KMS's. `defaultKeyId` is used for `aws:kms` without a key id.

@@ -112,10 +112,17 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
             secretAccessKey
           })
         }))
+      const hsm = config.sseS3Hsm
       const keys = Sse.layer({
         sseS3Key: config.keyStore.sseS3Key,
         defaultKmsKey: sseKms?.defaultKeyId ?? config.keyStore.defaultKmsKey,
-        externalKms: sseKms !== undefined
+        externalKms: sseKms !== undefined,
+        sseS3Token: hsm === undefined ? undefined : {
+          library: hsm.library,
+          tokenLabel: hsm.tokenLabel,
+          pin: yield* GatewayConfig.readSecret(hsm.pin, "sseS3Hsm.pin"),
+          keyLabel: hsm.keyLabel
+        }
       }).pipe(
         Layer.provide(Layer.merge(kms, keyStore)),
         Layer.provide(keyStore)

@@ -1025,9 +1025,8 @@ const openObject = (
 ) =>
   Effect.gen(function*() {
     const keys = yield* Sse.GatewayKeys
-    const check = Sse.checkReadKey(keys, info.metadata, customerKey)
-    if (Either.isLeft(check)) return yield* check.left
-    const unwrapper = Sse.unwrapperFor(keys, customerKey)
+    yield* Sse.checkReadKey(keys, info.metadata, customerKey)
+    const unwrapper = Sse.unwrapperFor(keys, info.metadata, customerKey)
     const size = yield* plaintextSize(system, bucket, info)
     let resolved: { readonly start: number; readonly end: number } | undefined
     if (range !== undefined) {
@@ -1074,8 +1073,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     const info = yield* store.head(key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
     )
-    const check = Sse.checkReadKey(keys, info.metadata, customerKey)
-    if (Either.isLeft(check)) return yield* check.left
+    yield* Sse.checkReadKey(keys, info.metadata, customerKey)
     const etag = yield* Etag.clientEtag(system, record.name, info)
     const cond = yield* conditional(r, info, etag)
     if (cond !== undefined) return cond
@@ -1128,8 +1126,7 @@ const getObjectAttributes = (r: Request, record: BucketRecord, store: Store, key
     const info = yield* store.head(key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${record.name}/${key}`)))
     )
-    const check = Sse.checkReadKey(yield* Sse.GatewayKeys, info.metadata, customerKey)
-    if (Either.isLeft(check)) return yield* check.left
+    yield* Sse.checkReadKey(yield* Sse.GatewayKeys, info.metadata, customerKey)
     const manifest = Multipart.isMultipart(info.metadata) ? yield* Multipart.manifestOf(system, record.name, info) : undefined
     const size = yield* plaintextSize(system, record.name, info)
     const checksum = yield* ObjectAttributes.checksumOf(system, record.name, info, manifest)
@@ -1307,8 +1304,7 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
     const { id, upload, system } = yield* uploadContext(r, record, key)
     const keys = yield* Sse.GatewayKeys
     const customerKey = yield* readCustomerKey(r)
-    const check = Sse.checkReadKey(keys, upload.metadata, customerKey)
-    if (Either.isLeft(check)) return yield* check.left
+    yield* Sse.checkReadKey(keys, upload.metadata, customerKey)
     const decoded = yield* decodeBody(r.raw.stream, r.headers, r.payload, () => errors.incompleteBody("the request body ended early"))
     const { body, length } = decoded
     if (length === undefined) return yield* errors.missingContentLength("you must provide the Content-Length HTTP header")
@@ -1323,7 +1319,7 @@ const uploadPart = (r: Request, record: BucketRecord, store: Store, key: string)
       partNumber: n,
       body,
       length,
-      unwrapper: Sse.unwrapperFor(keys, customerKey),
+      unwrapper: Sse.unwrapperFor(keys, upload.metadata, customerKey),
       checksum: () => verifiedChecksum(decoded),
       md5: upload.metadata[Sse.Meta.sse] === "AES256",
       // A verified Content-MD5 is the part's MD5: not hashed again.
@@ -1364,8 +1360,7 @@ const uploadPartCopy = (r: Request, record: BucketRecord, store: Store, key: str
     const buckets = yield* Buckets
     const keys = yield* Sse.GatewayKeys
     const customerKey = yield* readCustomerKey(r)
-    const check = Sse.checkReadKey(keys, upload.metadata, customerKey)
-    if (Either.isLeft(check)) return yield* check.left
+    yield* Sse.checkReadKey(keys, upload.metadata, customerKey)
     const srcKey = yield* readCustomerKey(r, true)
     const srcStore = yield* buckets.store(src.bucket)
     const info = yield* srcStore.head(src.key).pipe(
@@ -1394,7 +1389,7 @@ const uploadPartCopy = (r: Request, record: BucketRecord, store: Store, key: str
       partNumber: n,
       body: opened.body.pipe(Stream.mapError((e) => toS3(e, src.key))),
       length,
-      unwrapper: Sse.unwrapperFor(keys, customerKey),
+      unwrapper: Sse.unwrapperFor(keys, upload.metadata, customerKey),
       md5: upload.metadata[Sse.Meta.sse] === "AES256"
     })
     return Http.xml(

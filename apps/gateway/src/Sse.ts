@@ -4,19 +4,22 @@
  * keyrings that wrap a data key for it, what the gateway records beside the envelope, the checks
  * on reads and the response headers S3 returns.
  *
- * SSE-S3 wraps data keys with a gateway master key from the key store; SSE-KMS with a KMS key
- * (the local KMS over the same key store); SSE-C with the customer's key, which is never stored:
- * only an HMAC of it under a per-object salt and a gateway key is kept to tell a wrong key apart.
+ * SSE-S3 wraps data keys with a gateway master key from the key store, or with a non-extractable
+ * key in a PKCS#11 token; SSE-KMS with a KMS key (the local KMS over the same key store, or a remote
+ * KMS); SSE-C with the customer's key, which is never stored: only an HMAC of it under a per-object
+ * salt and a gateway key derived from the SSE-S3 master is kept to tell a wrong key apart.
  *
  * @since 0.1.0
  */
 import type { CustomerKey } from "@objcrypt/core/CustomerKey"
 import * as EncryptionMode from "@objcrypt/core/EncryptionMode"
 import { KeyStore } from "@objcrypt/core/KeyStore"
+import type { ResolvedKey } from "@objcrypt/core/KeyStore"
 import * as Keyring from "@objcrypt/core/Keyring"
 import { Kms } from "@objcrypt/core/Kms"
 import { KeyManager } from "@objcrypt/keys/KeyManager"
-import { Context, Effect, Either, Layer, Redacted } from "effect"
+import * as Pkcs11Kms from "@objcrypt/keys/Pkcs11Kms"
+import { Context, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import type { BucketRecord } from "./Buckets.js"
 import { errors } from "./S3Error.js"
@@ -57,6 +60,21 @@ export const Meta = {
 } as const
 
 /**
+ * The keys that check SSE-C customer keys. A record names its key (`<salt>.<mac>.<ref>`): `ks:<id>:<version>`,
+ * a version of the key-store master, or `p11:<label>`, a token key; records from before refs
+ * (`<salt>.<mac>`) were made with a version of the key-store master, so every version is tried.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CustomerKeyChecks {
+  /** The key new records are made with, and its ref. */
+  readonly current: { readonly ref: string; readonly key: crypto.KeyObject }
+  /** The keys a record's ref may name (cached after the first lookup). */
+  readonly keysFor: (ref: string) => Effect.Effect<ReadonlyArray<crypto.KeyObject>, S3Error>
+}
+
+/**
  * The key material and services the gateway encrypts with.
  *
  * @since 0.1.0
@@ -64,16 +82,50 @@ export const Meta = {
  */
 export class GatewayKeys extends Context.Tag("@objcrypt/gateway/GatewayKeys")<GatewayKeys, {
   readonly sseS3: Keyring.Keyring
+  /** The KMS over the PKCS#11 token holding the SSE-S3 master key, when it lives in one. */
+  readonly sseS3Kms: Kms["Type"] | undefined
   readonly kms: Kms["Type"]
   readonly keyStore: KeyStore["Type"]
   readonly defaultKmsKeyId: string
   /** Checks a KMS key id names a usable key. */
   readonly checkKmsKey: (keyId: string) => Effect.Effect<void, S3Error>
-  /** HMAC key for SSE-C key checks, derived from the master key. */
-  readonly macKey: crypto.KeyObject
+  readonly customerKeyChecks: CustomerKeyChecks
 }>() {}
 
 const MAC_LABEL = "objcrypt-gateway/v1 sse-c key check"
+/** The fixed nonce of the one deterministic token operation that derives the SSE-C check key (see `fromToken`). */
+const TOKEN_CHECK_IV = Buffer.from("objcrypt-mac", "latin1")
+
+/**
+ * The SSE-C check key from key material: the key-store master key itself, or the token's output
+ * for a token key (see `fromToken`).
+ *
+ * @since 0.1.0
+ * @category customer keys
+ */
+export const checkKey = (ikm: Uint8Array): crypto.KeyObject =>
+  crypto.createSecretKey(Buffer.from(crypto.hkdfSync("sha256", ikm, Buffer.alloc(0), MAC_LABEL, 32)))
+
+/**
+ * The SSE-C check key of a token key, which cannot leave the token: AES-256-GCM in the token over
+ * 32 zero bytes with a fixed nonce and the label as AAD — a deterministic pseudo-random value only
+ * the token can compute, through HKDF. (The fixed nonce is never used for anything else: data keys
+ * are wrapped with random 96-bit nonces.)
+ */
+const fromToken = (hsm: Pkcs11Kms.Pkcs11Hsm["Type"], label: string) =>
+  hsm.encryptGcm(label, TOKEN_CHECK_IV, Buffer.from(MAC_LABEL, "utf8"), Buffer.alloc(32)).pipe(Effect.map(checkKey))
+
+/**
+ * Where SSE-S3 master keys live in a PKCS#11 token: the token's session and the key's label.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SseS3Token {
+  readonly hsm: Pkcs11Kms.Pkcs11Hsm["Type"]
+  readonly kms: Kms["Type"]
+  readonly keyLabel: string
+}
 
 /** A remote KMS key is usable when it encrypts (one byte: KMS refuses empty plaintexts); its errors become S3's. */
 const checkRemoteKmsKey = (kms: Kms["Type"]) => (keyId: string): Effect.Effect<void, S3Error> =>
@@ -98,7 +150,8 @@ const checkRemoteKmsKey = (kms: Kms["Type"]) => (keyId: string): Effect.Effect<v
   )
 
 /**
- * Opens (creating when missing) the SSE-S3 master key and the default KMS key.
+ * Opens the SSE-S3 master key (in the key store, generated when missing; or in the token, where it
+ * must exist) and the default KMS key (generated when missing).
  *
  * @since 0.1.0
  * @category constructors
@@ -109,22 +162,84 @@ export const make = (options: {
   readonly kms: Kms["Type"]
   /** The KMS is a remote service (not the local key store): its keys are checked through it. */
   readonly externalKms?: boolean | undefined
+  /** SSE-S3 master keys in a PKCS#11 token instead of the key store. */
+  readonly sseS3Token?: SseS3Token | undefined
 }): Effect.Effect<GatewayKeys["Type"], S3Error, KeyStore | KeyManager> =>
   Effect.gen(function*() {
     const keyStore = yield* KeyStore
     const manager = yield* KeyManager
+    const storeError = (e: { readonly _tag: string }) => errors.internalError(`key store: ${e._tag}`)
     const ensure = (name: string) =>
       manager.show(name).pipe(
         Effect.catchTag("KeyNotFound", () => manager.generate({ name, description: "objcrypt gateway" })),
-        Effect.mapError((e) => errors.internalError(`key store: ${e._tag}`))
+        Effect.mapError(storeError)
       )
-    yield* ensure(options.sseS3Key)
     if (options.externalKms !== true) yield* ensure(options.defaultKmsKey)
-    const master = yield* keyStore.resolve(options.sseS3Key).pipe(Effect.mapError((e) => errors.internalError(`key store: ${e._tag}`)))
-    if (master._tag !== "Symmetric") return yield* errors.internalError("the SSE-S3 master key must be an AES-256 key")
-    const macKey = crypto.createSecretKey(
-      Buffer.from(crypto.hkdfSync("sha256", Redacted.value(master.material), Buffer.alloc(0), MAC_LABEL, 32))
-    )
+    const token = options.sseS3Token
+    let sseS3: Keyring.Keyring
+    let current: CustomerKeyChecks["current"]
+    if (token === undefined) {
+      yield* ensure(options.sseS3Key)
+      const master = yield* keyStore.resolve(options.sseS3Key).pipe(Effect.mapError(storeError))
+      if (master._tag !== "Symmetric") return yield* errors.internalError("the SSE-S3 master key must be an AES-256 key")
+      sseS3 = Keyring.fromResolvedKey(master)
+      current = { ref: `ks:${master.info.id}:${master.info.version}`, key: checkKey(Redacted.value(master.material)) }
+    } else {
+      // Not generated here: two replicas starting together would each make a key under one label.
+      const present = yield* token.hsm.listKeys.pipe(
+        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+      )
+      if (!present.some((k) => k.label === token.keyLabel)) {
+        return yield* errors.internalError(
+          `the SSE-S3 master key ${JSON.stringify(token.keyLabel)} is not in the PKCS#11 token; create it once with objcrypt-gateway --config <file> --create-sse-s3-key`
+        )
+      }
+      sseS3 = Keyring.kms(token.kms, token.keyLabel)
+      const key = yield* fromToken(token.hsm, token.keyLabel).pipe(
+        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+      )
+      current = { ref: `p11:${token.keyLabel}`, key }
+    }
+    const cache = new Map<string, ReadonlyArray<crypto.KeyObject>>([[current.ref, [current.key]]])
+    const unavailable = (what: string) => errors.internalError(`the key that checks this object's customer key is not available: ${what}`)
+    const lookup = (ref: string): Effect.Effect<ReadonlyArray<crypto.KeyObject>, S3Error> => {
+      const symmetric = (k: ResolvedKey) => k._tag === "Symmetric" ? Effect.succeed(checkKey(Redacted.value(k.material))) : Effect.fail(unavailable("not an AES key"))
+      if (ref === "") {
+        return keyStore.list.pipe(
+          Effect.mapError(storeError),
+          Effect.flatMap((infos) =>
+            Effect.forEach(
+              infos.filter((i) => i.name === options.sseS3Key && i.algorithm === "aes-256" && i.state !== "deleted"),
+              (i) => Effect.flatMap(Effect.mapError(keyStore.resolveId(i.id, i.version), storeError), symmetric)
+            )
+          ),
+          Effect.filterOrFail((ks) => ks.length > 0, () => unavailable(`no version of ${options.sseS3Key} in the key store`))
+        )
+      }
+      const ks = /^ks:([^:]+):(\d+)$/.exec(ref)
+      if (ks !== null) {
+        return keyStore.resolveId(ks[1]!, Number(ks[2])).pipe(
+          Effect.mapError((e) => (e._tag === "KeyNotFound" ? unavailable("a key-store key no longer in the key store") : storeError(e))),
+          Effect.flatMap(symmetric),
+          Effect.map((k) => [k])
+        )
+      }
+      if (ref.startsWith("p11:")) {
+        if (token === undefined) return Effect.fail(unavailable("a PKCS#11 token key (configure sseS3Hsm)"))
+        return fromToken(token.hsm, ref.slice(4)).pipe(
+          Effect.mapError((e) => (e.reason === "NotFound" ? unavailable("a token key no longer in the token") : errors.serviceUnavailable("the PKCS#11 token is unavailable"))),
+          Effect.map((k) => [k])
+        )
+      }
+      return Effect.fail(unavailable("an unknown key reference"))
+    }
+    const customerKeyChecks: CustomerKeyChecks = {
+      current,
+      keysFor: (ref) => {
+        const hit = cache.get(ref)
+        return hit !== undefined ? Effect.succeed(hit) : Effect.tap(lookup(ref), (ks) => Effect.sync(() => cache.set(ref, ks)))
+      }
+    }
     const checkKmsKey = options.externalKms === true ? checkRemoteKmsKey(options.kms) : (keyId: string) =>
       manager.resolveRef(keyId).pipe(
         Effect.flatMap((k) => k._tag === "Symmetric" ? Effect.void : Effect.fail(errors.kmsInvalidState(`key ${keyId} is not a symmetric key`))),
@@ -135,25 +250,42 @@ export const make = (options: {
         })
       )
     return GatewayKeys.of({
-      sseS3: Keyring.fromResolvedKey(master),
+      sseS3,
+      sseS3Kms: token?.kms,
       kms: options.kms,
       keyStore,
       defaultKmsKeyId: options.defaultKmsKey,
       checkKmsKey,
-      macKey
+      customerKeyChecks
     })
   })
 
 /**
+ * The gateway's keys over the `KeyStore`, `KeyManager` and `Kms` services; with `sseS3Token`, a
+ * session on that PKCS#11 token (closed with the layer) holds the SSE-S3 master key.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
-  options: { readonly sseS3Key: string; readonly defaultKmsKey: string; readonly externalKms?: boolean | undefined }
+  options: {
+    readonly sseS3Key: string
+    readonly defaultKmsKey: string
+    readonly externalKms?: boolean | undefined
+    readonly sseS3Token?: (Pkcs11Kms.Pkcs11Config & { readonly keyLabel: string }) | undefined
+  }
 ): Layer.Layer<GatewayKeys, S3Error, KeyStore | KeyManager | Kms> =>
-  Layer.effect(
+  Layer.scoped(
     GatewayKeys,
-    Effect.flatMap(Kms, (kms) => make({ ...options, kms }))
+    Effect.gen(function*() {
+      const kms = yield* Kms
+      const t = options.sseS3Token
+      const sseS3Token = t === undefined ? undefined : yield* Pkcs11Kms.make(t).pipe(
+        Effect.map(({ hsm, kms }): SseS3Token => ({ hsm, kms, keyLabel: t.keyLabel })),
+        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+      )
+      return yield* make({ ...options, kms, sseS3Token })
+    })
   )
 
 const fromCoreError = (e: { readonly _tag: string; readonly message: string }): S3Error =>
@@ -245,20 +377,35 @@ export const keyringFor = (keys: GatewayKeys["Type"], mode: WriteMode): Keyring.
     : Keyring.aes({ keyId: "sse-c", version: 1, material: mode.key.material })
 
 /**
- * The unwrapper reading an object: the key store and KMS, plus the customer key when given.
+ * The unwrapper reading an object (or a multipart upload's parts): the key store, the KMS of its
+ * mode — the token's for SSE-S3, so an SSE-KMS key can never open an SSE-S3 object's entry nor the
+ * token an SSE-KMS one — plus the customer key when given.
  *
  * @since 0.1.0
  * @category keyrings
  */
-export const unwrapperFor = (keys: GatewayKeys["Type"], customerKey: CustomerKey | undefined): Keyring.Unwrapper =>
+export const unwrapperFor = (
+  keys: GatewayKeys["Type"],
+  metadata: Readonly<Record<string, string>>,
+  customerKey: CustomerKey | undefined
+): Keyring.Unwrapper =>
   Keyring.makeUnwrapper({
     keyStore: keys.keyStore,
-    kms: keys.kms,
+    kms: metadata[Meta.sse] === "AES256" ? keys.sseS3Kms : keys.kms,
     keys: customerKey === undefined ? [] : [{ _tag: "Aes", keyId: "sse-c", version: 1, material: customerKey.material }]
   })
 
-const customerKeyMac = (keys: GatewayKeys["Type"], salt: Uint8Array, key: CustomerKey): Buffer =>
-  crypto.createHmac("sha256", keys.macKey).update(salt).update(Redacted.value(key.material)).digest()
+const customerKeyMac = (key: crypto.KeyObject, salt: Uint8Array, customerKey: CustomerKey): Buffer =>
+  crypto.createHmac("sha256", key).update(salt).update(Redacted.value(customerKey.material)).digest()
+
+/**
+ * The `gw-ssec` record of a customer key: `<salt>.<mac>.<ref>` (README, "SSE-C key-check record").
+ *
+ * @since 0.1.0
+ * @category customer keys
+ */
+export const customerKeyRecord = (check: { readonly key: crypto.KeyObject; readonly ref: string }, salt: Uint8Array, customerKey: CustomerKey): string =>
+  `${Buffer.from(salt).toString("base64url")}.${customerKeyMac(check.key, salt, customerKey).toString("base64url")}.${check.ref}`
 
 /**
  * What the gateway records for a mode (the SSE-C entry is a fresh salt and a keyed hash of the key).
@@ -277,8 +424,7 @@ export const metadataFor = (keys: GatewayKeys["Type"], mode: WriteMode): Record<
         ...(mode.bucketKey ? { [Meta.bucketKey]: "true" } : {})
       }
     case "SseC": {
-      const salt = crypto.randomBytes(16)
-      return { [Meta.sse]: "SSE-C", [Meta.customerKeyMac]: `${salt.toString("base64url")}.${customerKeyMac(keys, salt, mode.key).toString("base64url")}` }
+      return { [Meta.sse]: "SSE-C", [Meta.customerKeyMac]: customerKeyRecord(keys.customerKeyChecks.current, crypto.randomBytes(16), mode.key) }
     }
   }
 }
@@ -294,22 +440,29 @@ export const checkReadKey = (
   keys: GatewayKeys["Type"],
   metadata: Readonly<Record<string, string>>,
   given: CustomerKey | undefined
-): Either.Either<void, S3Error> => {
-  const stored = metadata[Meta.customerKeyMac]
-  if (metadata[Meta.sse] !== "SSE-C" || stored === undefined) {
-    return given === undefined ? Either.void : Either.left(errors.invalidRequest("the encryption parameters are not applicable to this object"))
-  }
-  if (given === undefined) {
-    return Either.left(errors.invalidRequest("the object was stored using a form of server side encryption; the correct parameters must be provided to retrieve the object"))
-  }
-  const [salt, mac] = stored.split(".")
-  const expected = Buffer.from(mac ?? "", "base64url")
-  const actual = customerKeyMac(keys, Buffer.from(salt ?? "", "base64url"), given)
-  if (expected.length !== actual.length || !crypto.timingSafeEqual(expected, actual)) {
-    return Either.left(errors.accessDenied("access denied: the provided customer key does not match the object's key"))
-  }
-  return Either.void
-}
+): Effect.Effect<void, S3Error> =>
+  Effect.gen(function*() {
+    const stored = metadata[Meta.customerKeyMac]
+    if (metadata[Meta.sse] !== "SSE-C" || stored === undefined) {
+      return given === undefined ? undefined : yield* errors.invalidRequest("the encryption parameters are not applicable to this object")
+    }
+    if (given === undefined) {
+      return yield* errors.invalidRequest("the object was stored using a form of server side encryption; the correct parameters must be provided to retrieve the object")
+    }
+    // `<salt>.<mac>` or `<salt>.<mac>.<ref>` (a token label may itself contain dots).
+    const first = stored.indexOf(".")
+    const second = stored.indexOf(".", first + 1)
+    const salt = Buffer.from(stored.slice(0, first), "base64url")
+    const expected = Buffer.from(second < 0 ? stored.slice(first + 1) : stored.slice(first + 1, second), "base64url")
+    const candidates = yield* keys.customerKeyChecks.keysFor(second < 0 ? "" : stored.slice(second + 1))
+    let matched = false
+    for (const k of candidates) {
+      const actual = customerKeyMac(k, salt, given)
+      // Every candidate is compared (no early exit), each in constant time.
+      if (first > 0 && expected.length === actual.length && crypto.timingSafeEqual(expected, actual)) matched = true
+    }
+    if (!matched) return yield* errors.accessDenied("access denied: the provided customer key does not match the object's key")
+  })
 
 /**
  * The response headers describing an object's encryption.
