@@ -21,6 +21,7 @@ import { Buckets } from "./Buckets.js"
 import * as GatewayConfig from "./GatewayConfig.js"
 import * as Health from "./Health.js"
 import * as Etag from "./internal/etag.js"
+import * as Orphans from "./internal/orphans.js"
 import * as Multipart from "./Multipart.js"
 import * as S3Api from "./S3Api.js"
 import * as S3Error from "./S3Error.js"
@@ -233,11 +234,12 @@ export const layer = (config: GatewayConfig.GatewayConfig, options?: { readonly 
       ).pipe(
         Layer.provide(NodeHttpServer.layer(() => Tls.createServer(undefined), { host: config.health.host, port: config.health.port }))
       )
-      // Orphan ETag records (a write killed between its record and its commit) are swept here.
+      // Orphan ETag records and manifests (a write killed between its record and its commit, a
+      // delete or overwrite killed before dropping them) are swept here.
       const days = config.abortIncompleteUploadsAfterDays
       const maintenance = Layer.scopedDiscard(Effect.flatMap(Buckets, (buckets) =>
         Effect.zipRight(
-          Effect.forkScoped(Etag.sweepForever(buckets)),
+          Effect.forkScoped(Orphans.sweepForever(buckets, [Etag.records, Multipart.manifests])),
           days === undefined ? Effect.void : Effect.forkScoped(Multipart.abortIncompleteForever(buckets, days * 86_400_000))
         )))
       return Layer.mergeAll(main, health, maintenance).pipe(Layer.provide(servicesLayer(config, options)))

@@ -20,13 +20,14 @@ import type { StoreError } from "@objcrypt/core/Errors"
 import type * as Keyring from "@objcrypt/core/Keyring"
 import * as NativeFormat from "@objcrypt/core/NativeFormat"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import { readJson, storeIfExists, writeJson } from "./Buckets.js"
 import type { Buckets } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
 import * as Etag from "./internal/etag.js"
+import type * as Orphans from "./internal/orphans.js"
 import { errors } from "./S3Error.js"
 import type { S3Error } from "./S3Error.js"
 import { Meta } from "./Sse.js"
@@ -138,7 +139,9 @@ export const Manifest = Schema.Struct({
    * (`<base64>-<parts>`) or a full-object CRC combined from the parts' CRCs.
    */
   checksum: Schema.optional(PartChecksum),
-  checksumType: Schema.optional(Schema.Literal("COMPOSITE", "FULL_OBJECT"))
+  checksumType: Schema.optional(Schema.Literal("COMPOSITE", "FULL_OBJECT")),
+  /** The object's key, for the sweep of orphan manifests (absent in manifests of older gateways). */
+  key: Schema.optional(Schema.String)
 })
 
 /**
@@ -447,7 +450,8 @@ export const complete = (options: {
         partNumber: p.partNumber,
         ...(p.checksum === undefined ? {} : { checksum: p.checksum })
       })),
-      ...(objectChecksum === undefined ? {} : { checksum: objectChecksum, checksumType: type })
+      ...(objectChecksum === undefined ? {} : { checksum: objectChecksum, checksumType: type }),
+      key: options.record.key
     }
     const mkey = manifestKey(options.record.bucket, options.record.manifestId)
     yield* writeJson(options.system, mkey, manifest)
@@ -490,6 +494,24 @@ export const abort = (system: Store, store: Store, id: string, record: UploadRec
     Effect.catchTag("PreconditionFailed", () => Effect.void),
     Effect.zipRight(removeRecords(system, id, record))
   )
+
+/**
+ * Manifests as `internal/orphans.ts` sweeps them: a manifest is live while the object under its
+ * `key` carries its id. Manifests of older gateways name no key and are kept; an unreadable one is
+ * an orphan (no object can be read through it).
+ *
+ * @internal
+ */
+export const manifests: Orphans.RecordKind = {
+  name: "multipart manifests",
+  prefix: "manifests/",
+  cursor: "manifest-sweep.json",
+  objectKey: (text) => {
+    const m = decodeManifest(text)
+    return m === undefined ? Option.none() : m.key === undefined ? undefined : Option.some(m.key)
+  },
+  idOf: (metadata) => metadata[Meta.multipart]
+}
 
 /**
  * Reads a completed object's manifest.

@@ -11,8 +11,8 @@
  * before it has seen that end; a multipart completion writes it before completing the backend
  * upload. A process killed between the two steps therefore leaves at most a record that no
  * object names (an orphan: never read, since only an object carrying its id leads to it), never
- * an object without its ETag. Orphans are removed by `sweep`, which checks the records written
- * since its last run (older than a safety age) against the objects they name.
+ * an object without its ETag. Orphans are removed by `sweep` (`internal/orphans.ts`), which checks
+ * records (older than a safety age) against the objects they name.
  *
  * Records are immutable (an id names one stored version; an overwrite gets a new id), so they
  * are safe to cache across replicas. Objects written before these records (keyed by the backend
@@ -21,12 +21,12 @@
 import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { StoreError } from "@objcrypt/core/Errors"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Chunk, Duration, Effect, Option, Schedule, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
-import { readJson, storeIfExists, writeJson } from "../Buckets.js"
-import type { Buckets } from "../Buckets.js"
+import { readJson, writeJson } from "../Buckets.js"
 import { Meta } from "../Sse.js"
 import type * as Sse from "../Sse.js"
+import * as Orphans from "./orphans.js"
 
 type Store = ObjectStore.ObjectStore["Type"]
 
@@ -219,87 +219,27 @@ export const clientEtag = (system: Store, bucket: string, info: ObjectStore.Obje
 }
 
 /**
- * What `sweep` did.
+ * ETag records as `internal/orphans.ts` sweeps them.
  *
  * @internal
  */
-export interface SweepResult {
-  readonly checked: number
-  readonly removed: number
+export const records: Orphans.RecordKind = {
+  name: "ETag records",
+  prefix: RECORDS,
+  cursor: SWEEP_CURSOR,
+  objectKey: (text) => Option.map(Option.fromNullable(parseRecord(text)), (r) => r.key),
+  idOf,
+  removed: (bucket, id) => cache.delete(`${bucket}/${id}`)
 }
 
 /**
- * Removes orphan records: those written since the previous sweep and at least `olderThan` ago
- * whose object is gone or carries another id (a process killed before the commit, a write that
- * failed after its record, a delete killed before its drop). Records written in the last
- * `olderThan` are left alone, as their object may still be on its way. The time up to which
- * records were checked is kept in the system store, so each record is checked once, and a sweep
- * costs one head per record written since the last, not one per object; replicas may sweep at
- * once (removals are idempotent).
+ * Removes orphan ETag records (see `internal/orphans.ts`): a process killed before the commit, a
+ * write that failed after its record, a delete killed before its drop.
  *
  * @internal
  */
 export const sweep = (
   system: Store,
   bucketStore: (bucket: string) => Effect.Effect<Store | undefined, StoreError>,
-  options: { readonly olderThanMs: number; readonly now?: number | undefined }
-): Effect.Effect<SweepResult, StoreError> =>
-  Effect.gen(function*() {
-    const upTo = (options.now ?? Date.now()) - options.olderThanMs
-    const since = yield* readJson(system, SWEEP_CURSOR).pipe(Effect.map((t) => {
-      try {
-        const n = t === undefined ? 0 : (JSON.parse(t) as { checkedUpTo?: unknown }).checkedUpTo
-        return typeof n === "number" ? n : 0
-      } catch {
-        return 0
-      }
-    }))
-    let checked = 0
-    let removed = 0
-    yield* ObjectStore.listAll(system, { prefix: RECORDS }).pipe(
-      Stream.filter((o) => o.lastModified.getTime() > since && o.lastModified.getTime() <= upTo),
-      Stream.mapEffect((o) =>
-        Effect.gen(function*() {
-          const [bucket, id] = o.key.slice(RECORDS.length).split("/")
-          if (bucket === undefined || id === undefined || !ID.test(id)) return
-          checked++
-          const r = parseRecord(yield* readJson(system, o.key))
-          const store = yield* bucketStore(bucket)
-          const carried = r === undefined || store === undefined
-            ? Option.none<string | undefined>()
-            : yield* store.head(r.key).pipe(
-              Effect.map((info) => Option.some(idOf(info.metadata))),
-              Effect.catchTag("ObjectNotFound", () => Effect.succeed(Option.none<string | undefined>()))
-            )
-          if (Option.isSome(carried) && carried.value === id) return
-          yield* system.remove(o.key).pipe(Effect.ignore)
-          cache.delete(`${bucket}/${id}`)
-          removed++
-        }), { concurrency: 8 }),
-      Stream.runDrain
-    )
-    if (upTo > since) yield* writeJson(system, SWEEP_CURSOR, { checkedUpTo: upTo })
-    return { checked, removed }
-  })
-
-/**
- * The sweep a gateway runs in the background: first `firstAfter` after start, then every
- * `every`, over records older than `olderThan` (the time a write may take between its record and
- * its commit, with a wide margin). A failing sweep is logged and tried again at the next turn.
- *
- * @internal
- */
-export const sweepForever = (
-  buckets: Buckets["Type"],
-  options?: { readonly firstAfter?: Duration.DurationInput; readonly every?: Duration.DurationInput; readonly olderThan?: Duration.DurationInput }
-): Effect.Effect<never> => {
-  const bucketStore = (name: string) => storeIfExists(buckets, name)
-  const once = Effect.suspend(() => sweep(buckets.system, bucketStore, { olderThanMs: Duration.toMillis(options?.olderThan ?? "24 hours") })).pipe(
-    Effect.tap((r) => (r.removed > 0 ? Effect.logInfo(`removed ${r.removed} orphan ETag records of ${r.checked} checked`) : Effect.void)),
-    Effect.catchAllCause((cause) => Effect.logWarning("ETag record sweep failed; it runs again later", cause))
-  )
-  return Effect.sleep(options?.firstAfter ?? "5 minutes").pipe(
-    Effect.zipRight(Effect.repeat(once, Schedule.spaced(options?.every ?? "6 hours"))),
-    Effect.zipRight(Effect.never)
-  )
-}
+  options: { readonly olderThanMs: number; readonly now?: number | undefined; readonly full?: boolean | undefined }
+): Effect.Effect<Orphans.SweepResult, StoreError> => Orphans.sweep(system, bucketStore, records, options)
