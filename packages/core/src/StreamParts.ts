@@ -130,6 +130,30 @@ export const collect = <E, E2>(
   )
 
 /**
+ * `body` checked to be exactly `length` bytes as it passes: a chunk that would exceed it fails the
+ * stream at once, and so does an end before it — so a request sending a body of a declared length
+ * fails instead of leaving the server waiting for bytes that never come.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const exactly = <E, E2>(
+  body: Stream.Stream<Uint8Array, E>,
+  length: number,
+  mismatch: (detail: string) => E2
+): Stream.Stream<Uint8Array, E | E2> =>
+  Stream.suspend(() => {
+    let seen = 0
+    return body.pipe(
+      Stream.mapEffect((c) => {
+        seen += c.length
+        return seen > length ? Effect.fail(mismatch(`the body is longer than ${length} bytes`)) : Effect.succeed(c)
+      }),
+      Stream.concat(Stream.suspend(() => (seen === length ? Stream.empty : Stream.fail(mismatch(`the body has ${seen} bytes, not ${length}`)))))
+    )
+  })
+
+/**
  * Runs a part request that must not be cut off halfway. Interrupted, the request is given up to
  * `grace` to finish (its result dropped), then interrupted in turn, and only then does the
  * interruption complete — so the abort or clean-up of the upload that follows is sent after every

@@ -178,3 +178,24 @@ describe("settleOnInterrupt", () => {
       expect(waited).toBeLessThan(3000)
     }))
 })
+
+describe("exactly", () => {
+  const mismatch = (detail: string) => ({ _tag: "Mismatch" as const, detail })
+  const run = (pieces: ReadonlyArray<number>, length: number) =>
+    Stream.runCollect(StreamParts.exactly(Stream.fromIterable(pieces.map((n) => new Uint8Array(n))), length, mismatch)).pipe(
+      Effect.map((c) => ({ ok: [...c].reduce((n, b) => n + b.length, 0) })),
+      Effect.catchAll((e) => Effect.succeed({ failed: e.detail }))
+    )
+
+  it.effect("passes a body of exactly its length, fails a longer one on the chunk that exceeds it and a shorter one at its end", () =>
+    Effect.gen(function*() {
+      expect(yield* run([3, 4, 5], 12)).toEqual({ ok: 12 })
+      expect(yield* run([], 0)).toEqual({ ok: 0 })
+      expect(yield* run([3, 4, 5], 11)).toEqual({ failed: "the body is longer than 11 bytes" })
+      expect(yield* run([3, 4], 12)).toEqual({ failed: "the body has 7 bytes, not 12" })
+      // The chunks before the one that exceeds the length go through; that one does not.
+      const seen: Array<number> = []
+      yield* Stream.runForEach(StreamParts.exactly(Stream.make(new Uint8Array(5), new Uint8Array(5)), 8, mismatch), (c) => Effect.sync(() => seen.push(c.length))).pipe(Effect.ignore)
+      expect(seen).toEqual([5])
+    }))
+})

@@ -41,6 +41,11 @@ export interface GcsConfig {
   readonly facts?: BucketFacts | undefined
   /** Bodies are cut into parts of this size; a body of one part is a single upload. @default 16 MiB */
   readonly partSize?: number | undefined
+  /**
+   * `uploadPart` bodies of a known length above this many bytes go up as a resumable upload, sent
+   * as they are read (chunks of `partSize`), instead of being buffered whole. @default 2 × partSize
+   */
+  readonly streamPartsAbove?: number | undefined
   /** Parts uploaded at the same time; memory use is about `(concurrency + 1) × partSize`. @default 4 */
   readonly concurrency?: number | undefined
   /**

@@ -22,7 +22,7 @@ import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
 import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
-import { collect, partReader } from "@objcrypt/core/StreamParts"
+import { collect, exactly, partReader } from "@objcrypt/core/StreamParts"
 import type {
   CompleteOptions,
   CompletedPart,
@@ -218,6 +218,9 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     const facts = factsOf(config)
     const nativeModes = nativeModesOf(profile, facts)
     const basePartSize = Math.max(1, config.partSize ?? defaults.partSize)
+    // Resumable chunks must be multiples of 256 KiB.
+    const resumableChunk = Math.max(1, Math.round(basePartSize / (256 * 1024))) * 256 * 1024
+    const streamAbove = config.streamPartsAbove ?? 2 * basePartSize
     const concurrency = Math.max(1, config.concurrency ?? defaults.concurrency)
     const parallel = config.parallelUploads ?? defaults.parallelUploads
     const uploadPrefix = config.uploadPrefix ?? defaults.uploadPrefix
@@ -528,11 +531,9 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     ) =>
       Effect.gen(function*() {
         const file = fileOf(key, sse)
-        // Resumable chunks must be multiples of 256 KiB.
-        const chunkSize = Math.max(1, Math.round(basePartSize / (256 * 1024))) * 256 * 1024
         const w = file.createWriteStream({
           resumable: true,
-          chunkSize,
+          chunkSize: resumableChunk,
           gzip: false,
           validation: false,
           metadata: writeMetadata(options),
@@ -713,7 +714,24 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         if (options?.sse?._tag === "SseC" && !nativeModes.has("SseC")) {
           return yield* new AccessDenied({ provider: PROVIDER, operation: "uploadPart", key: upload.key, reason: "sse-c (CSEK) is not available on this store" })
         }
-        const limit = options?.contentLength ?? basePartSize * 4
+        const sse = sseOfUpload(marker, options?.sse)
+        const length = options?.contentLength
+        if (length !== undefined && length > streamAbove) {
+          // Sent as it is read through a resumable upload (chunks of partSize), never held whole.
+          const file = fileOf(partName(upload.uploadId, partNumber), sse)
+          const w = file.createWriteStream({
+            resumable: true,
+            chunkSize: resumableChunk,
+            gzip: false,
+            validation: "md5",
+            metadata: writeMetadata(undefined),
+            preconditionOpts: { ifGenerationMatch: 0 }
+          })
+          const mismatch = (detail: string) => new ProviderError({ provider: PROVIDER, operation: "uploadPart", key: upload.key, code: "BodyLengthMismatch", detail })
+          yield* feed(w, exactly(body, length, mismatch), (e) => toStoreError("uploadPart", upload.key, e))
+          return { partNumber, etag: String(file.metadata.generation ?? ""), size: length } satisfies CompletedPart
+        }
+        const limit = length ?? basePartSize * 4
         const bytes = yield* collect(body, limit, () =>
           new ProviderError({ provider: PROVIDER, operation: "uploadPart", key: upload.key, code: "BodyTooLong", detail: `the part body is longer than ${limit} bytes` }))
         if (options?.contentLength !== undefined && bytes.length !== options.contentLength) {
@@ -725,7 +743,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
             detail: `the part body has ${bytes.length} bytes, not ${options.contentLength}`
           })
         }
-        return yield* uploadBuffer(upload, partNumber, bytes, sseOfUpload(marker, options?.sse))
+        return yield* uploadBuffer(upload, partNumber, bytes, sse)
       })
 
     const completeMultipart = (

@@ -41,6 +41,13 @@ export interface S3Config {
   readonly multipartCopyThreshold?: number | undefined
   /** Send `Content-MD5` with every PUT and part, so the server checks the bytes it received. @default true */
   readonly contentMd5?: boolean | undefined
+  /**
+   * `uploadPart` bodies of a known length above this many bytes are sent as they are read instead
+   * of being buffered whole (memory stays flat whatever the part size; such a request is not
+   * retried, and its integrity is checked against the part's ETag instead of `Content-MD5`).
+   * @default 2 × partSize
+   */
+  readonly streamPartsAbove?: number | undefined
   /** @default 3 */
   readonly maxAttempts?: number | undefined
 }

@@ -49,14 +49,14 @@ import { Config, Context, Duration, Effect, Either, Layer, Option, Redacted, Str
 import type { ConfigError } from "effect/ConfigError"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
-import type { Readable } from "node:stream"
+import { Readable } from "node:stream"
 import type { S3Config } from "./S3Config.js"
 import { defaults, MiB } from "./S3Config.js"
 import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
 import { copySourceFields, customerKeyFields, getRgwCopyIfMatchPlugin, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { collect, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
+import { collect, exactly, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
 
 /**
  * The S3 store: the core `ObjectStore` service plus the SDK client, for what the contract does
@@ -212,6 +212,8 @@ const parseContentRange = (s: string | undefined): { start: number; end: number;
 export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const client = yield* Effect.acquireRelease(Effect.sync(() => makeClient(config)), (c) => Effect.sync(() => c.destroy()))
+    // Streamed part bodies cannot be sent twice: their requests are never retried by the SDK.
+    const streamClient = yield* Effect.acquireRelease(Effect.sync(() => makeClient({ ...config, maxAttempts: 1 })), (c) => Effect.sync(() => c.destroy()))
     const Bucket = config.bucket
     const profile = config.profile ?? defaults.profile
     const facts = factsOf(config)
@@ -220,6 +222,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const concurrency = Math.max(1, config.concurrency ?? defaults.concurrency)
     const copyThreshold = config.multipartCopyThreshold ?? defaults.multipartCopyThreshold
     const withMd5 = config.contentMd5 ?? defaults.contentMd5
+    const streamAbove = config.streamPartsAbove ?? 2 * basePartSize
     const escapeNames = mangledMetadataNames.has(profile)
     const ifMatchValue = (etag: string) => (bareIfMatch.has(profile) ? unquote(etag) : quote(etag))
 
@@ -609,6 +612,65 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         return yield* createUpload(key, options, fields)
       })
 
+    /**
+     * A part of known length sent as it is read, never held whole: the body is piped into the
+     * request (`UNSIGNED-PAYLOAD`, no SDK retry — it cannot be read twice), checked to be exactly
+     * `length` bytes (a short body fails the request instead of leaving the server waiting), and
+     * its MD5, computed on the way, is compared with the part's ETag where the server's ETag is the
+     * MD5 of the bytes it stored (no native SSE-KMS/SSE-C) — the check `Content-MD5` makes for a
+     * buffered part, after the fact.
+     */
+    const uploadStreamed = <E>(upload: MultipartUpload, partNumber: number, body: Stream.Stream<Uint8Array, E>, length: number, sse: ServerSideEncryption | undefined) =>
+      Effect.gen(function*() {
+        const hash = crypto.createHash("md5")
+        // The body's own failure (the caller's error, or a length mismatch), not the SDK's report of it.
+        const bodyFailure: { value: Option.Option<E | ProviderError> } = { value: Option.none() }
+        const mismatch = (detail: string) => new ProviderError({ provider: "s3", operation: "uploadPart", key: upload.key, code: "BodyLengthMismatch", detail })
+        const counted = exactly(body, length, mismatch).pipe(
+          Stream.tap((c) => Effect.sync(() => hash.update(c))),
+          // A failed body aborts the request: the server would otherwise wait for the missing bytes.
+          Stream.tapError((e) =>
+            Effect.sync(() => {
+              bodyFailure.value = Option.some(e)
+              bodyFailed.abort()
+            })
+          )
+        )
+        const bodyFailed = new AbortController()
+        const r = yield* settleOnInterrupt(
+          send("uploadPart", upload.key, (abortSignal) => {
+            const readable = Readable.from(Stream.toAsyncIterable(counted), { objectMode: false })
+            // The failure is reported through the request (aborted above), not as an unhandled event.
+            readable.on("error", () => undefined)
+            return streamClient.send(
+              new UploadPartCommand({
+                Bucket,
+                Key: upload.key,
+                UploadId: upload.uploadId,
+                PartNumber: partNumber,
+                Body: readable,
+                ContentLength: length,
+                ...customerKeyFields(sse)
+              }),
+              { abortSignal: AbortSignal.any([abortSignal, bodyFailed.signal]) }
+            )
+          }).pipe(Effect.catchAll((e): Effect.Effect<never, StoreError | E> => Effect.fail(Option.getOrElse(bodyFailure.value, () => e)))),
+          PART_GRACE
+        )
+        const etag = unquote(r.ETag)
+        const digest = hash.digest("hex")
+        if (withMd5 && sse?._tag !== "SseKms" && sse?._tag !== "SseC" && /^[0-9a-f]{32}$/.test(etag) && etag !== digest) {
+          return yield* new ProviderError({
+            provider: "s3",
+            operation: "uploadPart",
+            key: upload.key,
+            code: "BadDigest",
+            detail: `the server stored part ${partNumber} with ETag ${etag}, not the MD5 of the bytes sent (${digest})`
+          })
+        }
+        return { partNumber, etag, size: length } satisfies CompletedPart
+      })
+
     const uploadPart = <E = never>(
       upload: MultipartUpload,
       partNumber: number,
@@ -616,6 +678,9 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
       options?: { readonly contentLength?: number | undefined; readonly sse?: ServerSideEncryption | undefined }
     ): Effect.Effect<CompletedPart, StoreError | E> =>
       Effect.gen(function*() {
+        if (options?.contentLength !== undefined && options.contentLength > streamAbove) {
+          return yield* uploadStreamed(upload, partNumber, body, options.contentLength, options.sse)
+        }
         const limit = options?.contentLength ?? limits.maxPartSize
         const bytes = yield* collect(body, limit, () =>
           new ProviderError({ provider: "s3", operation: "uploadPart", key: upload.key, code: "BodyTooLong", detail: `the part body is longer than ${limit} bytes` }))

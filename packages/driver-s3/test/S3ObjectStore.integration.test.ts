@@ -10,6 +10,7 @@ import * as CustomerKey from "@objcrypt/core/CustomerKey"
 import * as Keyring from "@objcrypt/core/Keyring"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as CephRgw from "@objcrypt/test-kit/CephRgw"
+import * as TcpRelay from "@objcrypt/test-kit/TcpRelay"
 import { objectStoreSuite } from "@objcrypt/test-kit/ObjectStoreSuite"
 import { Chunk, Context, Data, Effect, Fiber, Layer, ManagedRuntime, Redacted, Schedule, Stream } from "effect"
 import * as crypto from "node:crypto"
@@ -22,6 +23,7 @@ const rgw = ManagedRuntime.make(CephRgw.layer())
 afterAll(() => rgw.dispose(), 60_000)
 
 const PART = 5 * 1024 * 1024
+const MiB = 1024 * 1024
 
 class Bucket extends Context.Tag("test/Bucket")<Bucket, { readonly config: S3Config; readonly info: CephRgw.CephRgwInfo }>() {}
 
@@ -603,3 +605,66 @@ layer(storeLayer({ multipartCopyThreshold: PART, concurrency: 1 }), { timeout: "
       }), 120_000)
   }
 )
+
+layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3ObjectStore on Ceph RGW 16: parts above streamPartsAbove", (it) => {
+  const PART_BODY = 24 * 1024 * 1024
+  const storeVia = (endpoint: string) => Effect.flatMap(Bucket, ({ config }) => S3ObjectStore.make({ ...config, endpoint, partSize: PART }))
+
+  it.scoped("are sent as they are read (the server has most of a part before its body ends), and read back intact", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      const proxy = yield* TcpRelay.make(config.endpoint!)
+      const store = yield* storeVia(proxy.endpoint)
+      const data = random(PART_BODY)
+      const last = yield* Effect.makeLatch(false)
+      // All but the last MiB, then the body waits: a buffering driver would have sent nothing yet.
+      const body = Stream.concat(
+        Stream.fromIterable(Array.from({ length: PART_BODY / MiB - 1 }, (_, i) => data.subarray(i * MiB, (i + 1) * MiB))),
+        Stream.fromEffect(Effect.as(last.await, data.subarray(PART_BODY - MiB)))
+      )
+      const upload = yield* store.createMultipart("streamed/ok", {})
+      const before = proxy.sent()
+      const part = yield* Effect.fork(store.uploadPart(upload, 1, body, { contentLength: PART_BODY }))
+      const arrived = yield* Effect.sync(() => proxy.sent() - before).pipe(
+        Effect.filterOrFail((n) => n >= PART_BODY - 2 * MiB),
+        Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200 }),
+        Effect.orElseSucceed(() => proxy.sent() - before)
+      )
+      assert.isAtLeast(arrived, PART_BODY - 2 * MiB, "the body went out while it was being read")
+      yield* last.open
+      const done = yield* Fiber.join(part)
+      assert.strictEqual(done.etag, crypto.createHash("md5").update(data).digest("hex"))
+      yield* store.completeMultipart(upload, [done])
+      const back = yield* store.get("streamed/ok").pipe(Effect.flatMap((o) => Stream.runCollect(o.body)), Effect.scoped)
+      assert.isTrue(Buffer.concat([...Chunk.toReadonlyArray(back)]).equals(data))
+    }))
+
+  it.scoped("a body shorter or longer than its length, or failing, fails the part at once with that error; nothing hangs", () =>
+    Effect.gen(function*() {
+      const store = yield* storeVia((yield* Bucket).config.endpoint!)
+      const upload = yield* store.createMultipart("streamed/bad", {})
+      const short = yield* Effect.flip(store.uploadPart(upload, 1, Stream.make(random(PART_BODY - 1)), { contentLength: PART_BODY })).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(short._tag, "ProviderError")
+      assert.include(short.message, "BodyLengthMismatch")
+      const long = yield* Effect.flip(store.uploadPart(upload, 2, Stream.make(random(PART_BODY), random(1)), { contentLength: PART_BODY })).pipe(Effect.timeout("20 seconds"))
+      assert.include(long.message, "longer than")
+      assert.include(long.message, "BodyLengthMismatch")
+      const failing = Stream.concat(Stream.make(random(PART_BODY / 2)), Stream.fail(new BodyBoom({ after: "half" })))
+      const boom = yield* Effect.flip(store.uploadPart(upload, 3, failing, { contentLength: PART_BODY })).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(boom._tag, "BodyBoom")
+      yield* store.abortMultipart(upload)
+    }))
+
+  it.scoped("a byte changed on the way is caught by the ETag check (the request carries no Content-MD5)", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      const proxy = yield* TcpRelay.make(config.endpoint!)
+      const store = yield* storeVia(proxy.endpoint)
+      const upload = yield* store.createMultipart("streamed/corrupt", {})
+      proxy.corruptAt = PART_BODY / 2
+      const e = yield* Effect.flip(store.uploadPart(upload, 1, Stream.make(random(PART_BODY)), { contentLength: PART_BODY }))
+      assert.strictEqual(e._tag, "ProviderError")
+      assert.include(e.message, "BadDigest")
+      yield* store.abortMultipart(upload)
+    }))
+})
