@@ -30,7 +30,7 @@
  *
  * With `--built`, the gateway runs from its bundle `apps/gateway/dist/bundle/objcrypt-gateway.mjs` (`npx nx build @objcrypt/gateway`)
  * as users run it; by default from the sources. `--profile DIR` writes the gateway's V8 CPU profile
- * into DIR (more Node flags for the gateway in `BENCH_GATEWAY_NODE_FLAGS`); `--only put-sse-s3,get-sse-c,…` runs only those gateway phases (and skips the
+ * into DIR (more Node flags for the gateway in `BENCH_GATEWAY_NODE_FLAGS`); `--only put-sse-s3,get-sse-c,upload-part,…` runs only those gateway phases (and skips the
  * small-object load when `small` is not named).
  *
  * @since 0.1.0
@@ -97,12 +97,16 @@ server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port +
 const hmac = (k: Buffer | string, s: string) => crypto.createHmac("sha256", k).update(s).digest()
 const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex")
 
-const signed = (method: string, port: number, pathname: string, extra: Record<string, string>): Record<string, string> => {
+/** S3's canonical query string of `query` (names and values URI-encoded, sorted). */
+const canonicalQuery = (query: Readonly<Record<string, string>>) =>
+  Object.entries(query).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).sort().join("&")
+
+const signed = (method: string, port: number, pathname: string, extra: Record<string, string>, query: Readonly<Record<string, string>> = {}): Record<string, string> => {
   const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
   const day = amzDate.slice(0, 8)
   const headers: Record<string, string> = { ...extra, host: `127.0.0.1:${port}`, "x-amz-date": amzDate, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }
   const names = Object.keys(headers).sort()
-  const canonical = [method, pathname, "", names.map((n) => `${n}:${headers[n]!.trim()}\n`).join(""), names.join(";"), "UNSIGNED-PAYLOAD"].join("\n")
+  const canonical = [method, pathname, canonicalQuery(query), names.map((n) => `${n}:${headers[n]!.trim()}\n`).join(""), names.join(";"), "UNSIGNED-PAYLOAD"].join("\n")
   const scope = `${day}/us-east-1/s3/aws4_request`
   let k = hmac(`AWS4${ACCESS.secret}`, day)
   for (const p of ["us-east-1", "s3", "aws4_request"]) k = hmac(k, p)
@@ -115,22 +119,32 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
 interface Response {
   readonly status: number
   readonly bytes: number
+  /** The start of the body of an error, or of any answer to a request other than GET. */
   readonly body: string
+  readonly etag: string | undefined
 }
 
 /** One request; the body is `length` bytes from `source` (reused buffers), the response drained. */
-const request = (port: number, method: string, pathname: string, extra: Record<string, string>, source?: { length: number; chunk: Buffer }): Promise<Response> =>
+const request = (
+  port: number,
+  method: string,
+  pathname: string,
+  extra: Record<string, string>,
+  source?: { length: number; chunk: Buffer },
+  query: Readonly<Record<string, string>> = {}
+): Promise<Response> =>
   new Promise((resolve, reject) => {
-    const headers = signed(method, port, pathname, extra)
+    const headers = signed(method, port, pathname, extra, query)
     if (source !== undefined) headers["content-length"] = String(source.length)
-    const req = http.request({ host: "127.0.0.1", port, method, path: pathname, headers, agent }, (res) => {
+    const search = canonicalQuery(query).replace(/=(&|$)/g, "$1")
+    const req = http.request({ host: "127.0.0.1", port, method, path: search === "" ? pathname : `${pathname}?${search}`, headers, agent }, (res) => {
       let bytes = 0
       const small: Array<Buffer> = []
       res.on("data", (b: Buffer) => {
         bytes += b.length
-        if (small.length < 4 && (res.statusCode ?? 0) >= 300) small.push(b)
+        if (small.length < 4 && ((res.statusCode ?? 0) >= 300 || method !== "GET")) small.push(b)
       })
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes, body: Buffer.concat(small).toString("utf8") }))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes, body: Buffer.concat(small).toString("utf8"), etag: res.headers.etag }))
       res.on("error", reject)
     })
     req.on("error", reject)
@@ -406,6 +420,22 @@ const main = async () => {
         }, gpid)
       }
       await must(request(port, "DELETE", "/bench/big", {}), "DELETE")
+    }
+
+    // A client-driven multipart upload of one part as large as S3 allows (up to 5 GiB): the
+    // gateway must not hold the part, whatever its size.
+    if (wanted("upload-part")) {
+      const partLength = Math.min(size, 5 * 1024 * MiB)
+      await timed("gateway UploadPart SSE-S3 (one part)", async () => {
+        const created = await must(request(port, "POST", "/bench/mp", { "x-amz-server-side-encryption": "AES256" }, undefined, { uploads: "" }), "CreateMultipartUpload")
+        const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.body)?.[1]
+        if (uploadId === undefined) throw new Error(`no UploadId in ${created.body}`)
+        const part = await must(request(port, "PUT", "/bench/mp", {}, { length: partLength, chunk }, { partNumber: "1", uploadId }), "UploadPart")
+        const xml = `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>${part.etag}</ETag></Part></CompleteMultipartUpload>`
+        await must(request(port, "POST", "/bench/mp", {}, { length: xml.length, chunk: Buffer.from(xml) }, { uploadId }), "CompleteMultipartUpload")
+      }, gpid)
+      if (partLength !== size) phases[phases.length - 1] = { ...phases[phases.length - 1]!, mibPerSecond: Math.round(partLength / MiB / phases[phases.length - 1]!.seconds) }
+      await must(request(port, "DELETE", "/bench/mp", {}), "DELETE")
     }
 
     // Small objects from a separate process.
