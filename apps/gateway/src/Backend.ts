@@ -144,7 +144,8 @@ export const makeStore = (
           secretAccessKey: secret,
           profile: backend.profile,
           partSize: backend.partSize,
-          concurrency: backend.partConcurrency
+          concurrency: backend.partConcurrency,
+          memoryBudget: backend.memoryBudgetMiB * 1024 * 1024
         })
       }
       case "gcs": {
@@ -153,13 +154,18 @@ export const makeStore = (
           bucket: backend.bucket,
           projectId: backend.projectId,
           apiEndpoint: backend.apiEndpoint,
-          keyFilename: backend.keyFilename
+          keyFilename: backend.keyFilename,
+          memoryBudget: backend.memoryBudgetMiB * 1024 * 1024
         })
       }
       case "azure": {
         const AzureBlobObjectStore = yield* Effect.promise(() => import("@objcrypt/driver-azure/AzureBlobObjectStore"))
         const connectionString = yield* GatewayConfig.readSecret(backend.connectionString, "backend.connectionString")
-        return yield* AzureBlobObjectStore.make({ container: backend.container, credentials: { _tag: "ConnectionString", connectionString } })
+        return yield* AzureBlobObjectStore.make({
+          container: backend.container,
+          credentials: { _tag: "ConnectionString", connectionString },
+          memoryBudget: backend.memoryBudgetMiB * 1024 * 1024
+        })
       }
     }
   })

@@ -53,6 +53,16 @@ export const FsBackend = Schema.Struct({
 })
 
 /**
+ * The most MiB all uploads to a cloud backend hold in part buffers at once (16 MiB to 1 TiB;
+ * default 256): a large PUT reserves its parts before it reads its body, a buffered UploadPart its
+ * body, and waits (its client held back by TCP) while the budget is taken.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MemoryBudgetMiB = Schema.optionalWith(Schema.Int.pipe(Schema.between(16, 1024 * 1024)), { default: () => 256 })
+
+/**
  * An S3 or S3-compatible bucket (driver-s3) holding every gateway bucket under `prefix`.
  *
  * @since 0.1.0
@@ -76,7 +86,13 @@ export const S3Backend = Schema.Struct({
    */
   partSize: Schema.optional(Schema.Int.pipe(Schema.between(5 * 1024 * 1024, 5 * 1024 * 1024 * 1024))),
   /** Parts of one object uploaded at the same time (1 to 64; driver-s3's default is 4). */
-  partConcurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 64)))
+  partConcurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 64))),
+  /**
+   * The most MiB all uploads to this backend hold in part buffers at once (16 MiB to 1 TiB): a
+   * large PUT reserves `(partConcurrency + 1) × partSize` before it reads its body, an UploadPart
+   * up to `2 × partSize`, and waits (its client held back by TCP) while the budget is taken.
+   */
+  memoryBudgetMiB: MemoryBudgetMiB
 })
 
 /**
@@ -93,7 +109,8 @@ export const GcsBackend = Schema.Struct({
   /** Custom JSON-API endpoint (emulators). */
   apiEndpoint: Schema.optional(Schema.NonEmptyString),
   /** Service-account key file; the default credentials when absent. */
-  keyFilename: Schema.optional(Schema.NonEmptyString)
+  keyFilename: Schema.optional(Schema.NonEmptyString),
+  memoryBudgetMiB: MemoryBudgetMiB
 })
 
 /**
@@ -106,7 +123,8 @@ export const AzureBackend = Schema.Struct({
   type: Schema.Literal("azure"),
   container: Schema.NonEmptyString,
   prefix: Schema.optionalWith(Schema.String, { default: () => "" }),
-  connectionString: SecretRef
+  connectionString: SecretRef,
+  memoryBudgetMiB: MemoryBudgetMiB
 })
 
 /**

@@ -130,6 +130,36 @@ export const collect = <E, E2>(
   )
 
 /**
+ * A limit on the memory a store's uploads hold in buffers at once, across all of them: an upload
+ * reserves what it will hold before it reads its body (so a waiting upload holds nothing, and its
+ * client is held back by TCP) and gives it back when done. Reservations are whole and taken at once,
+ * so uploads never deadlock holding parts of theirs; one larger than the whole budget takes all of
+ * it. Reservations under 1 MiB are not counted (small bodies would otherwise queue behind large ones).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryBudget {
+  readonly reserve: (bytes: number) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+const MiB = 1024 * 1024
+
+/**
+ * A budget of `bytes` (counted in MiB); `undefined` for no limit.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const memoryBudget = (bytes: number | undefined): Effect.Effect<MemoryBudget> => {
+  if (bytes === undefined) return Effect.succeed({ reserve: () => (self) => self })
+  const total = Math.max(1, Math.floor(bytes / MiB))
+  return Effect.map(Effect.makeSemaphore(total), (sem) => ({
+    reserve: (n) => (self) => (n < MiB ? self : sem.withPermits(Math.min(total, Math.ceil(n / MiB)))(self))
+  }))
+}
+
+/**
  * `body` checked to be exactly `length` bytes as it passes: a chunk that would exceed it fails the
  * stream at once, and so does an end before it — so a request sending a body of a declared length
  * fails instead of leaving the server waiting for bytes that never come.

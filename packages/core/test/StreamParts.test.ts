@@ -199,3 +199,42 @@ describe("exactly", () => {
       expect(seen).toEqual([5])
     }))
 })
+
+describe("memoryBudget", () => {
+  const MiB = 1024 * 1024
+  it.live("reservations beyond the budget wait until enough is given back; small ones and larger-than-budget ones never deadlock", () =>
+    Effect.gen(function*() {
+      const budget = yield* StreamParts.memoryBudget(10 * MiB)
+      let held = 0
+      let peak = 0
+      const use = (bytes: number, ms: number) =>
+        budget.reserve(bytes)(Effect.acquireUseRelease(
+          Effect.sync(() => {
+            held += bytes
+            peak = Math.max(peak, held)
+          }),
+          () => Effect.sleep(ms),
+          () => Effect.sync(() => (held -= bytes))
+        ))
+      // Eight uploads of 4 MiB under 10 MiB: at most two at once.
+      yield* Effect.all(Array.from({ length: 8 }, () => use(4 * MiB, 30)), { concurrency: "unbounded" })
+      expect(peak).toBe(8 * MiB)
+      // Larger than the budget: takes all of it, alone.
+      peak = 0
+      yield* Effect.all([use(64 * MiB, 30), use(4 * MiB, 30), use(4 * MiB, 30)], { concurrency: "unbounded" })
+      expect(peak).toBe(64 * MiB)
+      // Under 1 MiB is not counted: it goes through while the budget is taken.
+      const blocker = yield* Effect.fork(use(10 * MiB, 300))
+      yield* Effect.sleep(20)
+      const t0 = Date.now()
+      yield* use(512 * 1024, 0)
+      expect(Date.now() - t0).toBeLessThan(200)
+      yield* Fiber.join(blocker)
+      // No budget: nothing waits.
+      const free = yield* StreamParts.memoryBudget(undefined)
+      peak = 0
+      held = 0
+      yield* Effect.all(Array.from({ length: 4 }, () => free.reserve(64 * MiB)(Effect.acquireUseRelease(Effect.sync(() => (held += 64, peak = Math.max(peak, held))), () => Effect.sleep(20), () => Effect.sync(() => (held -= 64))))), { concurrency: "unbounded" })
+      expect(peak).toBe(256)
+    }))
+})

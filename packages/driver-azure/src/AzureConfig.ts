@@ -40,6 +40,13 @@ export interface AzureConfig {
   readonly facts?: BucketFacts | undefined
   /** Size of each staged block. @default 8 MiB */
   readonly blockSize?: number | undefined
+  /**
+   * The most memory (bytes) all uploads through this store hold in buffers at once: a put or an
+   * `uploadPart` reserves `(concurrency + 1) × blockSize` (or its body when it fits one block)
+   * before reading, waiting while the budget is taken. Bodies under 1 MiB are not counted.
+   * @default no limit
+   */
+  readonly memoryBudget?: number | undefined
   /** Blocks staged (or copied) at the same time; memory use is about `(concurrency + 1) × blockSize`. @default 4 */
   readonly concurrency?: number | undefined
   /** Size of each block a server-side copy stages from the source URL. @default 64 MiB */

@@ -8,6 +8,7 @@ import * as ClientSide from "@objcrypt/core/ClientSide"
 import * as Keyring from "@objcrypt/core/Keyring"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as Azurite from "@objcrypt/test-kit/Azurite"
+import * as MemoryBudget from "@objcrypt/test-kit/MemoryBudget"
 import { Effect, Fiber, ManagedRuntime, Redacted, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as AzureBlobObjectStore from "../src/AzureBlobObjectStore.js"
@@ -125,4 +126,26 @@ describe("AzureBlobObjectStore on Azurite (driver)", () => {
       assert.isTrue(Buffer.from(tail.bytes).equals(chunk.subarray(MiB - 10)))
       yield* store.remove("big/obj")
     }), 180_000)
+
+  it.scoped("memoryBudget: concurrent puts beyond it wait before reading their bodies; without one they all run", () =>
+    Effect.gen(function*() {
+      const info = yield* Effect.promise(() => azurite.runPromise(Azurite.Azurite))
+      const container = `budget-${crypto.randomBytes(5).toString("hex")}`
+      // concurrency 1: a put holds two 1 MiB blocks; the budget fits one such put.
+      const most = (memoryBudget: number | undefined) =>
+        Effect.gen(function*() {
+          const store = yield* AzureBlobObjectStore.make({
+            container,
+            accountUrl: info.blobEndpoint,
+            credentials: { _tag: "ConnectionString", connectionString: Redacted.make(info.connectionString) },
+            blockSize: MiB,
+            concurrency: 1,
+            ...(memoryBudget === undefined ? {} : { memoryBudget })
+          })
+          yield* Effect.ignore(AzureBlobObjectStore.createContainer(store.client))
+          return yield* MemoryBudget.mostReadAtOnce(store, { prefix: "budget/", puts: 3, parts: 3, partBytes: MiB })
+        })
+      assert.strictEqual(yield* most(2 * MiB), 1)
+      assert.isAbove(yield* most(undefined), 1)
+    }))
 })

@@ -46,6 +46,13 @@ export interface GcsConfig {
    * as they are read (chunks of `partSize`), instead of being buffered whole. @default 2 × partSize
    */
   readonly streamPartsAbove?: number | undefined
+  /**
+   * The most memory (bytes) all uploads through this store hold in buffers at once: a put
+   * reserves `(concurrency + 1) × partSize` (or its body when it fits one part) and a buffered
+   * `uploadPart` its body before reading, waiting while the budget is taken. Bodies under 1 MiB
+   * are not counted. @default no limit
+   */
+  readonly memoryBudget?: number | undefined
   /** Parts uploaded at the same time; memory use is about `(concurrency + 1) × partSize`. @default 4 */
   readonly concurrency?: number | undefined
   /**

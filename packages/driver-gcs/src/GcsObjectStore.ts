@@ -22,7 +22,7 @@ import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
 import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
-import { collect, exactly, partReader } from "@objcrypt/core/StreamParts"
+import { collect, exactly, memoryBudget, partReader } from "@objcrypt/core/StreamParts"
 import type {
   CompleteOptions,
   CompletedPart,
@@ -221,6 +221,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
     // Resumable chunks must be multiples of 256 KiB.
     const resumableChunk = Math.max(1, Math.round(basePartSize / (256 * 1024))) * 256 * 1024
     const streamAbove = config.streamPartsAbove ?? 2 * basePartSize
+    const budget = yield* memoryBudget(config.memoryBudget)
     const concurrency = Math.max(1, config.concurrency ?? defaults.concurrency)
     const parallel = config.parallelUploads ?? defaults.parallelUploads
     const uploadPrefix = config.uploadPrefix ?? defaults.uploadPrefix
@@ -552,6 +553,9 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         const preconditions = yield* preconditionsOf("put", key, options)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
+        // What this put holds at most: the body when it fits one part, else the parts in flight and
+        // one filling (a resumable upload: two read ahead and the client's chunk).
+        const holds = known !== undefined && known <= partSize ? known : (concurrency + 1) * partSize
         return yield* Effect.scoped(
           Effect.gen(function*() {
             const reader = yield* partReader(body, partSize)
@@ -592,7 +596,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
               ).pipe(Effect.onError(() => cleanup(upload.uploadId)))
             ).pipe(Effect.map((r) => ({ ...r, encryption: { ...r.encryption, ...(options?.sse?._tag === "SseC" ? { customerKeyMd5: options.sse.key.md5 } : {}) } })))
           })
-        )
+        ).pipe(budget.reserve(holds))
       })
 
     /**
@@ -732,18 +736,21 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
           return { partNumber, etag: String(file.metadata.generation ?? ""), size: length } satisfies CompletedPart
         }
         const limit = length ?? basePartSize * 4
-        const bytes = yield* collect(body, limit, () =>
-          new ProviderError({ provider: PROVIDER, operation: "uploadPart", key: upload.key, code: "BodyTooLong", detail: `the part body is longer than ${limit} bytes` }))
-        if (options?.contentLength !== undefined && bytes.length !== options.contentLength) {
-          return yield* new ProviderError({
-            provider: PROVIDER,
-            operation: "uploadPart",
-            key: upload.key,
-            code: "BodyLengthMismatch",
-            detail: `the part body has ${bytes.length} bytes, not ${options.contentLength}`
-          })
-        }
-        return yield* uploadBuffer(upload, partNumber, bytes, sse)
+        // The part is held whole from its first byte read to the end of its upload.
+        return yield* budget.reserve(limit)(Effect.gen(function*() {
+          const bytes = yield* collect(body, limit, () =>
+            new ProviderError({ provider: PROVIDER, operation: "uploadPart", key: upload.key, code: "BodyTooLong", detail: `the part body is longer than ${limit} bytes` }))
+          if (length !== undefined && bytes.length !== length) {
+            return yield* new ProviderError({
+              provider: PROVIDER,
+              operation: "uploadPart",
+              key: upload.key,
+              code: "BodyLengthMismatch",
+              detail: `the part body has ${bytes.length} bytes, not ${length}`
+            })
+          }
+          return yield* uploadBuffer(upload, partNumber, bytes, sse)
+        }))
       })
 
     const completeMultipart = (

@@ -2,16 +2,19 @@
  * `uploadPart` bodies above `streamPartsAbove` against the test-kit GCS server (its request log shows
  * what arrived): they go up as they are read (a resumable upload of the part object, chunk by
  * chunk), not buffered whole; the object composed from them reads back intact; a body of the wrong
- * length or a failing one fails the part with that error.
+ * length or a failing one fails the part with that error. And the store's memory budget holds
+ * concurrent puts back before they read their bodies.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as GcsServer from "@objcrypt/test-kit/GcsServer"
+import * as MemoryBudget from "@objcrypt/test-kit/MemoryBudget"
 import { Chunk, Data, Effect, Fiber, Schedule, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as GcsBuckets from "../src/GcsBuckets.js"
 import * as GcsObjectStore from "../src/GcsObjectStore.js"
 
 const KiB = 1024
+const MiB = 1024 * KiB
 const PART = 256 * KiB
 const BODY = 40 * PART
 
@@ -69,5 +72,27 @@ describe("GcsObjectStore: parts above streamPartsAbove", () => {
       const boom = yield* Effect.flip(store.uploadPart(upload, 3, failing, { contentLength: BODY })).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(boom._tag, "BodyBoom")
       yield* store.abortMultipart(upload)
+    })), 60_000)
+
+  it.live("memoryBudget: concurrent puts beyond it wait before reading their bodies; without one they all run", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* GcsServer.make({})
+      const bucket = `objcrypt-${crypto.randomBytes(5).toString("hex")}`
+      // concurrency 1: a parallel put holds two 1 MiB parts; the budget fits one such put.
+      const most = (memoryBudget: number | undefined) =>
+        Effect.gen(function*() {
+          const store = yield* GcsObjectStore.make({
+            bucket,
+            apiEndpoint: server.endpoint,
+            projectId: server.projectId,
+            partSize: MiB,
+            concurrency: 1,
+            ...(memoryBudget === undefined ? {} : { memoryBudget })
+          })
+          yield* Effect.ignore(GcsBuckets.createBucket(store.storage, bucket))
+          return yield* MemoryBudget.mostReadAtOnce(store, { prefix: "budget/", puts: 3, parts: 3, partBytes: MiB })
+        })
+      assert.strictEqual(yield* most(2 * MiB), 1)
+      assert.isAbove(yield* most(undefined), 1)
     })), 60_000)
 })

@@ -48,6 +48,14 @@ export interface S3Config {
    * @default 2 × partSize
    */
   readonly streamPartsAbove?: number | undefined
+  /**
+   * The most memory (bytes) all uploads through this store hold in buffers at once: a put reserves
+   * its parts (`(concurrency + 1) × partSize`, or its body when it fits one part) and a buffered
+   * `uploadPart` its body before reading, and waits while the budget is taken — so memory stays
+   * bounded whatever the number of concurrent uploads. Bodies under 1 MiB are not counted.
+   * @default no limit
+   */
+  readonly memoryBudget?: number | undefined
   /** @default 3 */
   readonly maxAttempts?: number | undefined
 }

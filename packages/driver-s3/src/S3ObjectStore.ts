@@ -56,7 +56,7 @@ import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
 import { copySourceFields, customerKeyFields, getRgwCopyIfMatchPlugin, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { collect, exactly, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
+import { collect, exactly, memoryBudget, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
 
 /**
  * The S3 store: the core `ObjectStore` service plus the SDK client, for what the contract does
@@ -223,6 +223,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const copyThreshold = config.multipartCopyThreshold ?? defaults.multipartCopyThreshold
     const withMd5 = config.contentMd5 ?? defaults.contentMd5
     const streamAbove = config.streamPartsAbove ?? 2 * basePartSize
+    const budget = yield* memoryBudget(config.memoryBudget)
     const escapeNames = mangledMetadataNames.has(profile)
     const ifMatchValue = (etag: string) => (bareIfMatch.has(profile) ? unquote(etag) : quote(etag))
 
@@ -492,6 +493,8 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         const fields = yield* planWrite(options?.sse)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
+        // What this put holds at most: the body when it fits one part, else the parts in flight and one filling.
+        const holds = known !== undefined && known <= partSize ? known : (concurrency + 1) * partSize
         return yield* Effect.scoped(
           Effect.gen(function*() {
             const reader = yield* partReader(body, partSize)
@@ -516,7 +519,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                 Effect.flatMap((parts) => complete(upload, [...parts], options?.sse, options?.ifNoneMatch, options?.ifMatch))
               ))
           })
-        )
+        ).pipe(budget.reserve(holds))
       })
 
     /**
@@ -682,6 +685,17 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
           return yield* uploadStreamed(upload, partNumber, body, options.contentLength, options.sse)
         }
         const limit = options?.contentLength ?? limits.maxPartSize
+        return yield* budget.reserve(Math.min(limit, streamAbove))(bufferedPart(upload, partNumber, body, limit, options))
+      })
+
+    const bufferedPart = <E>(
+      upload: MultipartUpload,
+      partNumber: number,
+      body: Stream.Stream<Uint8Array, E>,
+      limit: number,
+      options?: { readonly contentLength?: number | undefined; readonly sse?: ServerSideEncryption | undefined }
+    ): Effect.Effect<CompletedPart, StoreError | E> =>
+      Effect.gen(function*() {
         const bytes = yield* collect(body, limit, () =>
           new ProviderError({ provider: "s3", operation: "uploadPart", key: upload.key, code: "BodyTooLong", detail: `the part body is longer than ${limit} bytes` }))
         if (options?.contentLength !== undefined && bytes.length !== options.contentLength) {

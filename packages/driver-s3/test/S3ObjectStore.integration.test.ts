@@ -10,6 +10,7 @@ import * as CustomerKey from "@objcrypt/core/CustomerKey"
 import * as Keyring from "@objcrypt/core/Keyring"
 import * as ObjectStore from "@objcrypt/core/ObjectStore"
 import * as CephRgw from "@objcrypt/test-kit/CephRgw"
+import * as MemoryBudget from "@objcrypt/test-kit/MemoryBudget"
 import * as TcpRelay from "@objcrypt/test-kit/TcpRelay"
 import { objectStoreSuite } from "@objcrypt/test-kit/ObjectStoreSuite"
 import { Chunk, Context, Data, Effect, Fiber, Layer, ManagedRuntime, Redacted, Schedule, Stream } from "effect"
@@ -606,7 +607,7 @@ layer(storeLayer({ multipartCopyThreshold: PART, concurrency: 1 }), { timeout: "
   }
 )
 
-layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3ObjectStore on Ceph RGW 16: parts above streamPartsAbove", (it) => {
+layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3ObjectStore on Ceph RGW 16: streamed parts and the memory budget", (it) => {
   const PART_BODY = 24 * 1024 * 1024
   const storeVia = (endpoint: string) => Effect.flatMap(Bucket, ({ config }) => S3ObjectStore.make({ ...config, endpoint, partSize: PART }))
 
@@ -666,5 +667,18 @@ layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3O
       assert.strictEqual(e._tag, "ProviderError")
       assert.include(e.message, "BadDigest")
       yield* store.abortMultipart(upload)
+    }))
+
+  it.scoped("memoryBudget: concurrent multipart puts beyond it wait before reading their bodies; without one they all run", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      // concurrency 1: a multipart put holds two 5 MiB parts; the budget fits one such put.
+      const most = (memoryBudget: number | undefined) =>
+        Effect.flatMap(
+          S3ObjectStore.make({ ...config, partSize: PART, concurrency: 1, ...(memoryBudget === undefined ? {} : { memoryBudget }) }),
+          (store) => MemoryBudget.mostReadAtOnce(store, { prefix: "budget/", puts: 3, parts: 3, partBytes: PART })
+        )
+      assert.strictEqual(yield* most(2 * PART), 1)
+      assert.isAbove(yield* most(undefined), 1)
     }))
 })

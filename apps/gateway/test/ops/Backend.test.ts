@@ -156,7 +156,7 @@ describe("s3 backend", () => {
         }
       }), { timeout: 120_000 })
 
-    it.effect("partSize and partConcurrency set the backend's multipart parts; out-of-range values are refused", () =>
+    it.effect("partSize, partConcurrency and memoryBudgetMiB set the backend's multipart parts and their memory; out-of-range values are refused", () =>
       Effect.gen(function*() {
         const { direct, moto } = yield* motoBackend
         yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-parts" })))
@@ -172,7 +172,7 @@ describe("s3 backend", () => {
             ...extra
           }
         })
-        for (const bad of [{ partSize: 5 * MiB - 1 }, { partSize: 5 * MiB + 0.5 }, { partConcurrency: 0 }, { partConcurrency: 65 }]) {
+        for (const bad of [{ partSize: 5 * MiB - 1 }, { partSize: 5 * MiB + 0.5 }, { partConcurrency: 0 }, { partConcurrency: 65 }, { memoryBudgetMiB: 15 }, { memoryBudgetMiB: 16.5 }]) {
           const e = yield* Effect.flip(GatewayConfig.decode(rawConfig(dir, backend(bad))))
           assert.strictEqual(e._tag, "ConfigFileError", JSON.stringify(bad))
         }
@@ -194,6 +194,18 @@ describe("s3 backend", () => {
           })
         assert.strictEqual(yield* partsOf({ partSize: 5 * MiB, partConcurrency: 1 }, "small-parts"), 3)
         assert.strictEqual(yield* partsOf({}, "default-parts"), 2)
+        // A budget smaller than one large PUT's parts (40 MiB with the defaults): each takes all of
+        // it in turn, and concurrent PUTs all complete.
+        const gw = yield* call(() => start(decode(rawConfig(dir, backend({ memoryBudgetMiB: 16 })))))
+        try {
+          const s3 = client(gw.endpoint)
+          yield* call(() => s3.send(new CreateBucketCommand({ Bucket: "budget" })))
+          const bodies = [0, 1, 2].map((i) => markedPayload(`${MARKER}-${i}`, 12 * MiB))
+          yield* Effect.all(bodies.map((Body, i) => call(() => s3.send(new PutObjectCommand({ Bucket: "budget", Key: `o${i}`, Body })))), { concurrency: "unbounded" })
+          for (const [i, b] of bodies.entries()) assert.isTrue((yield* readObject(s3, "budget", `o${i}`)).equals(b))
+        } finally {
+          yield* call(() => gw.close())
+        }
       }), { timeout: 120_000 })
   })
 })

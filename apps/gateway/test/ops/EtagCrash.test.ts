@@ -168,7 +168,7 @@ describe("ETag records across a SIGKILL", () => {
         // The sweep removes the orphan (its id is carried by no object) and keeps the live records.
         const swept = yield* Effect.scoped(
           Effect.gen(function*() {
-            const store = yield* Backend.makeStore({ type: "gcs", bucket: BUCKET, prefix: "", projectId: "objcrypt-test", apiEndpoint: gcs.endpoint })
+            const store = yield* Backend.makeStore({ type: "gcs", bucket: BUCKET, prefix: "", projectId: "objcrypt-test", apiEndpoint: gcs.endpoint, memoryBudgetMiB: 256 })
             const buckets = Backend.makeShared(store)
             const sweep = (now: number, olderThanMs: number) => Etag.sweep(buckets.system, (name) => buckets.store(name), { olderThanMs, now })
             // Records younger than the safety age are left alone: their objects may be on their way.

@@ -23,14 +23,15 @@
  *    `@objcrypt/test-kit/CephRgw`) instead of driver-fs — the gateway on driver-s3 versus driver-s3
  *    directly to the same RGW bucket, so both sides cross HTTP to the backend. The memstore holds
  *    4 GiB, so keep `--size-gib` at 1 (the default on this backend); no bare-server phase.
- *    `--part-size-mib N` and `--part-concurrency N` set the gateway's backend multipart parts.
+ *    `--part-size-mib N`, `--part-concurrency N` and `--memory-budget-mib N` set the gateway's
+ *    backend multipart parts and their memory budget.
  *
  *   node_modules/.bin/node --conditions=@objcrypt/source --import ./tools/bench/src/format/hooks.ts \
  *     tools/bench/src/gateway/run.ts --size-gib 10
  *
  * With `--built`, the gateway runs from its bundle `apps/gateway/dist/bundle/objcrypt-gateway.mjs` (`npx nx build @objcrypt/gateway`)
  * as users run it; by default from the sources. `--profile DIR` writes the gateway's V8 CPU profile
- * into DIR (more Node flags for the gateway in `BENCH_GATEWAY_NODE_FLAGS`); `--only put-sse-s3,get-sse-c,upload-part,…` runs only those gateway phases (and skips the
+ * into DIR (more Node flags for the gateway in `BENCH_GATEWAY_NODE_FLAGS`); `--only put-sse-s3,get-sse-c,upload-part,concurrent-put,…` runs only those gateway phases (and skips the
  * small-object load when `small` is not named).
  *
  * @since 0.1.0
@@ -297,7 +298,8 @@ const main = async () => {
       secretAccessKey: { env: "BENCH_BACKEND_SECRET" },
       profile: "ceph-rgw",
       ...(process.argv.includes("--part-size-mib") ? { partSize: arg("part-size-mib", 8) * MiB } : {}),
-      ...(process.argv.includes("--part-concurrency") ? { partConcurrency: arg("part-concurrency", 4) } : {})
+      ...(process.argv.includes("--part-concurrency") ? { partConcurrency: arg("part-concurrency", 4) } : {}),
+      ...(process.argv.includes("--memory-budget-mib") ? { memoryBudgetMiB: arg("memory-budget-mib", 256) } : {})
     },
     users: [{ name: "bench", accessKeyId: ACCESS.id, secretAccessKey: { env: "BENCH_SECRET" }, buckets: "*" }],
     keyStore: { path: path.join(dir, "keys.ocks"), passphrase: { env: "BENCH_SECRET" } },
@@ -436,6 +438,17 @@ const main = async () => {
       }, gpid)
       if (partLength !== size) phases[phases.length - 1] = { ...phases[phases.length - 1]!, mibPerSecond: Math.round(partLength / MiB / phases[phases.length - 1]!.seconds) }
       await must(request(port, "DELETE", "/bench/mp", {}), "DELETE")
+    }
+
+    // `--puts N` (default 8) concurrent PUTs of size / N each: memory must not grow with N.
+    if (wanted("concurrent-put")) {
+      const n = arg("puts", 8)
+      const each = Math.floor(size / n)
+      await timed(`gateway ${n} concurrent PUTs SSE-S3`, async () => {
+        await Promise.all(Array.from({ length: n }, (_, i) =>
+          must(request(port, "PUT", `/bench/c${i}`, { "x-amz-server-side-encryption": "AES256" }, { length: each, chunk }), `PUT c${i}`)))
+      }, gpid)
+      for (let i = 0; i < n; i++) await must(request(port, "DELETE", `/bench/c${i}`, {}), "DELETE")
     }
 
     // Small objects from a separate process.
