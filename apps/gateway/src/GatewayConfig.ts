@@ -186,14 +186,18 @@ export const GatewayConfig = Schema.Struct({
   virtualHostDomains: Schema.optionalWith(Schema.Array(Schema.NonEmptyString), { default: () => [] }),
   backend: Backend,
   users: Schema.NonEmptyArray(UserConfig),
-  keyStore: Schema.Struct({
+  /**
+   * The `@objcrypt/keys` key store: the SSE-S3 master key (unless `sseS3Hsm`) and the local KMS's
+   * keys (unless `sseKms`). Optional only when both of those are set: then no key lives in a file.
+   */
+  keyStore: Schema.optional(Schema.Struct({
     path: Schema.NonEmptyString,
     passphrase: SecretRef,
     /** Name of the master key wrapping SSE-S3 data keys; generated on first start. */
     sseS3Key: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-sse-s3" }),
     /** KMS key used for `aws:kms` without a key id (S3's `aws/s3` key); generated on first start. */
     defaultKmsKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "objcrypt-gateway-kms" })
-  }),
+  })),
   /**
    * The SSE-S3 master key in a PKCS#11 token (an HSM; SoftHSM2 in the tests) instead of the key
    * store: a non-extractable AES-256 key under `keyLabel`, which wraps every SSE-S3 data key inside
@@ -242,7 +246,10 @@ export const GatewayConfig = Schema.Struct({
   abortIncompleteUploadsAfterDays: Schema.optional(Schema.Number.pipe(Schema.positive(), Schema.lessThanOrEqualTo(36500))),
   /** Seconds a SIGTERM waits for requests in flight before closing their connections. */
   shutdownGraceSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 3600)), { default: () => 30 })
-})
+}).pipe(Schema.filter((c) =>
+  c.keyStore !== undefined || (c.sseS3Hsm !== undefined && c.sseKms !== undefined) ||
+  "keyStore is required unless both sseS3Hsm (the SSE-S3 master key in a token) and sseKms (a remote KMS) are set"
+))
 
 /**
  * @since 0.1.0

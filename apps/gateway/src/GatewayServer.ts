@@ -12,6 +12,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
 import * as LocalKms from "@objcrypt/keys/LocalKms"
+import type { KeyStoreError } from "@objcrypt/core/Errors"
+import type { Kms } from "@objcrypt/core/Kms"
 import { Duration, Effect, Layer } from "effect"
 import * as crypto from "node:crypto"
 import type * as http from "node:http"
@@ -93,15 +95,19 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
           buckets: u.buckets
         })
       }
-      const passphrase = yield* GatewayConfig.readSecret(config.keyStore.passphrase, "keyStore.passphrase")
-      const keyStore = LocalKeyStore.layer({
-        path: config.keyStore.path,
-        passphrase,
+      // No key store at all when the SSE-S3 master key is in a token and SSE-KMS goes to a remote
+      // KMS (the configuration allows nothing else without one).
+      const ks = config.keyStore
+      const keyStore = ks === undefined ? undefined : LocalKeyStore.layer({
+        path: ks.path,
+        passphrase: yield* GatewayConfig.readSecret(ks.passphrase, "keyStore.passphrase"),
         ...(options?.allowLowCostKeyStore === true ? { allowLowCost: true, scrypt: { log2N: 10, r: 8, p: 1 } } : {})
       })
       const sseKms = config.sseKms
-      const kms = sseKms === undefined
-        ? LocalKms.layer
+      const kms: Layer.Layer<Kms, KeyStoreError | GatewayConfig.ConfigFileError> = sseKms === undefined
+        ? keyStore === undefined
+          ? Layer.fail(new GatewayConfig.ConfigFileError({ path: "<config>", detail: "keyStore is required without sseKms" }))
+          : LocalKms.layer.pipe(Layer.provide(keyStore))
         : Layer.unwrapEffect(Effect.gen(function*() {
           const secretAccessKey = yield* GatewayConfig.readSecret(sseKms.secretAccessKey, "sseKms.secretAccessKey")
           // Loaded only when configured, as the cloud backends are.
@@ -115,8 +121,8 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
         }))
       const hsm = config.sseS3Hsm
       const keys = Sse.layer({
-        sseS3Key: config.keyStore.sseS3Key,
-        defaultKmsKey: sseKms?.defaultKeyId ?? config.keyStore.defaultKmsKey,
+        sseS3Key: ks?.sseS3Key ?? "objcrypt-gateway-sse-s3",
+        defaultKmsKey: sseKms?.defaultKeyId ?? ks?.defaultKmsKey ?? "objcrypt-gateway-kms",
         externalKms: sseKms !== undefined,
         sseS3Token: hsm === undefined ? undefined : {
           library: hsm.library,
@@ -124,10 +130,10 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
           pin: yield* GatewayConfig.readSecret(hsm.pin, "sseS3Hsm.pin"),
           keyLabel: hsm.keyLabel
         }
-      }).pipe(
-        Layer.provide(Layer.merge(kms, keyStore)),
-        Layer.provide(keyStore)
-      )
+      })
+      // Sse.layer finds the key store (when there is one) with Effect.serviceOption.
+      const services: Layer.Layer<Kms, KeyStoreError | GatewayConfig.ConfigFileError> = keyStore === undefined ? kms : Layer.merge(kms, keyStore)
+      const keysLayer = keys.pipe(Layer.provide(services))
       const settings = Layer.succeed(S3Api.ApiSettings, {
         users,
         region: config.region,
@@ -136,7 +142,7 @@ export const servicesLayer = (config: GatewayConfig.GatewayConfig, options?: { r
         minPartSize: 5 * 1024 * 1024,
         virtualHostDomains: config.virtualHostDomains
       })
-      return Layer.mergeAll(keys, settings, Backend.layer(config.backend))
+      return Layer.mergeAll(keysLayer, settings, Backend.layer(config.backend))
     })
   )
 

@@ -19,7 +19,7 @@ import * as Keyring from "@objcrypt/core/Keyring"
 import { Kms } from "@objcrypt/core/Kms"
 import { KeyManager } from "@objcrypt/keys/KeyManager"
 import * as Pkcs11Kms from "@objcrypt/keys/Pkcs11Kms"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import type { BucketRecord } from "./Buckets.js"
 import { errors } from "./S3Error.js"
@@ -85,7 +85,8 @@ export class GatewayKeys extends Context.Tag("@objcrypt/gateway/GatewayKeys")<Ga
   /** The KMS over the PKCS#11 token holding the SSE-S3 master key, when it lives in one. */
   readonly sseS3Kms: Kms["Type"] | undefined
   readonly kms: Kms["Type"]
-  readonly keyStore: KeyStore["Type"]
+  /** None when the gateway runs without one (SSE-S3 in a token, SSE-KMS in a remote KMS). */
+  readonly keyStore: KeyStore["Type"] | undefined
   readonly defaultKmsKeyId: string
   /** Checks a KMS key id names a usable key. */
   readonly checkKmsKey: (keyId: string) => Effect.Effect<void, S3Error>
@@ -164,23 +165,29 @@ export const make = (options: {
   readonly externalKms?: boolean | undefined
   /** SSE-S3 master keys in a PKCS#11 token instead of the key store. */
   readonly sseS3Token?: SseS3Token | undefined
-}): Effect.Effect<GatewayKeys["Type"], S3Error, KeyStore | KeyManager> =>
+  /** The key store; it may be absent only with both `sseS3Token` and `externalKms`. */
+  readonly store?: { readonly keyStore: KeyStore["Type"]; readonly manager: KeyManager["Type"] } | undefined
+}): Effect.Effect<GatewayKeys["Type"], S3Error> =>
   Effect.gen(function*() {
-    const keyStore = yield* KeyStore
-    const manager = yield* KeyManager
+    const token = options.sseS3Token
+    const store = options.store
+    if (store === undefined && (token === undefined || options.externalKms !== true)) {
+      return yield* errors.internalError("without a key store, the SSE-S3 master key must be in a token and SSE-KMS in a remote KMS")
+    }
+    const keyStore = store?.keyStore
     const storeError = (e: { readonly _tag: string }) => errors.internalError(`key store: ${e._tag}`)
-    const ensure = (name: string) =>
+    const ensure = (manager: KeyManager["Type"], name: string) =>
       manager.show(name).pipe(
         Effect.catchTag("KeyNotFound", () => manager.generate({ name, description: "objcrypt gateway" })),
         Effect.mapError(storeError)
       )
-    if (options.externalKms !== true) yield* ensure(options.defaultKmsKey)
-    const token = options.sseS3Token
+    if (options.externalKms !== true && store !== undefined) yield* ensure(store.manager, options.defaultKmsKey)
     let sseS3: Keyring.Keyring
     let current: CustomerKeyChecks["current"]
     if (token === undefined) {
-      yield* ensure(options.sseS3Key)
-      const master = yield* keyStore.resolve(options.sseS3Key).pipe(Effect.mapError(storeError))
+      if (store === undefined) return yield* errors.internalError("no SSE-S3 master key")
+      yield* ensure(store.manager, options.sseS3Key)
+      const master = yield* store.keyStore.resolve(options.sseS3Key).pipe(Effect.mapError(storeError))
       if (master._tag !== "Symmetric") return yield* errors.internalError("the SSE-S3 master key must be an AES-256 key")
       sseS3 = Keyring.fromResolvedKey(master)
       current = { ref: `ks:${master.info.id}:${master.info.version}`, key: checkKey(Redacted.value(master.material)) }
@@ -204,13 +211,14 @@ export const make = (options: {
     const unavailable = (what: string) => errors.internalError(`the key that checks this object's customer key is not available: ${what}`)
     const lookup = (ref: string): Effect.Effect<ReadonlyArray<crypto.KeyObject>, S3Error> => {
       const symmetric = (k: ResolvedKey) => k._tag === "Symmetric" ? Effect.succeed(checkKey(Redacted.value(k.material))) : Effect.fail(unavailable("not an AES key"))
+      if (keyStore === undefined && (ref === "" || ref.startsWith("ks:"))) return Effect.fail(unavailable("a key-store key (no key store is configured)"))
       if (ref === "") {
-        return keyStore.list.pipe(
+        return keyStore!.list.pipe(
           Effect.mapError(storeError),
           Effect.flatMap((infos) =>
             Effect.forEach(
               infos.filter((i) => i.name === options.sseS3Key && i.algorithm === "aes-256" && i.state !== "deleted"),
-              (i) => Effect.flatMap(Effect.mapError(keyStore.resolveId(i.id, i.version), storeError), symmetric)
+              (i) => Effect.flatMap(Effect.mapError(keyStore!.resolveId(i.id, i.version), storeError), symmetric)
             )
           ),
           Effect.filterOrFail((ks) => ks.length > 0, () => unavailable(`no version of ${options.sseS3Key} in the key store`))
@@ -218,7 +226,7 @@ export const make = (options: {
       }
       const ks = /^ks:([^:]+):(\d+)$/.exec(ref)
       if (ks !== null) {
-        return keyStore.resolveId(ks[1]!, Number(ks[2])).pipe(
+        return keyStore!.resolveId(ks[1]!, Number(ks[2])).pipe(
           Effect.mapError((e) => (e._tag === "KeyNotFound" ? unavailable("a key-store key no longer in the key store") : storeError(e))),
           Effect.flatMap(symmetric),
           Effect.map((k) => [k])
@@ -240,7 +248,8 @@ export const make = (options: {
         return hit !== undefined ? Effect.succeed(hit) : Effect.tap(lookup(ref), (ks) => Effect.sync(() => cache.set(ref, ks)))
       }
     }
-    const checkKmsKey = options.externalKms === true ? checkRemoteKmsKey(options.kms) : (keyId: string) =>
+    const manager = store?.manager
+    const checkKmsKey = options.externalKms === true || manager === undefined ? checkRemoteKmsKey(options.kms) : (keyId: string) =>
       manager.resolveRef(keyId).pipe(
         Effect.flatMap((k) => k._tag === "Symmetric" ? Effect.void : Effect.fail(errors.kmsInvalidState(`key ${keyId} is not a symmetric key`))),
         Effect.catchTags({
@@ -261,8 +270,9 @@ export const make = (options: {
   })
 
 /**
- * The gateway's keys over the `KeyStore`, `KeyManager` and `Kms` services; with `sseS3Token`, a
- * session on that PKCS#11 token (closed with the layer) holds the SSE-S3 master key.
+ * The gateway's keys over the `Kms` service and, when provided, the `KeyStore` and `KeyManager`;
+ * with `sseS3Token`, a session on that PKCS#11 token (closed with the layer) holds the SSE-S3
+ * master key.
  *
  * @since 0.1.0
  * @category layers
@@ -274,17 +284,20 @@ export const layer = (
     readonly externalKms?: boolean | undefined
     readonly sseS3Token?: (Pkcs11Kms.Pkcs11Config & { readonly keyLabel: string }) | undefined
   }
-): Layer.Layer<GatewayKeys, S3Error, KeyStore | KeyManager | Kms> =>
+): Layer.Layer<GatewayKeys, S3Error, Kms> =>
   Layer.scoped(
     GatewayKeys,
     Effect.gen(function*() {
       const kms = yield* Kms
+      const keyStore = yield* Effect.serviceOption(KeyStore)
+      const manager = yield* Effect.serviceOption(KeyManager)
+      const store = Option.isSome(keyStore) && Option.isSome(manager) ? { keyStore: keyStore.value, manager: manager.value } : undefined
       const t = options.sseS3Token
       const sseS3Token = t === undefined ? undefined : yield* Pkcs11Kms.make(t).pipe(
         Effect.map(({ hsm, kms }): SseS3Token => ({ hsm, kms, keyLabel: t.keyLabel })),
         Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
       )
-      return yield* make({ ...options, kms, sseS3Token })
+      return yield* make({ ...options, kms, sseS3Token, store })
     })
   )
 

@@ -17,11 +17,12 @@ import {
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import type { S3Client } from "@aws-sdk/client-s3"
-import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms"
+import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as ClientSide from "@objcrypt/core/ClientSide"
 import * as FsObjectStore from "@objcrypt/driver-fs/FsObjectStore"
 import * as LocalKeyStore from "@objcrypt/keys/LocalKeyStore"
+import * as GatewayConfig from "../../src/GatewayConfig.js"
 import { Effect, Redacted } from "effect"
 import * as child from "node:child_process"
 import * as crypto from "node:crypto"
@@ -243,11 +244,18 @@ describe("switching to the token, and rotating the key-store master", () => {
   }, 120_000)
 })
 
-describe("one process, one token, two users of it", () => {
-  it("the KMS listener over the token and the SSE-S3 keys in it run in one gateway process", async () => {
+describe("one process, one token, two users of it, no key store", () => {
+  it("the config refuses a gateway without a key store unless SSE-S3 is in a token and SSE-KMS in a remote KMS", () => {
+    const dir = tempDir("hsm-nostore")
+    const { keyStore: _, ...raw } = config(dir, { sseS3Hsm: hsm })
+    const refused = Effect.runSync(Effect.flip(GatewayConfig.decode(raw)))
+    assert.include(refused.message, "keyStore is required unless both sseS3Hsm")
+  })
+
+  it("the KMS listener over the token and the SSE-S3 keys in it run in one gateway process that has no key store at all", async () => {
     const dir = tempDir("hsm-kms")
     const kmsPort = await freePort()
-    const raw = config(dir, {
+    const { keyStore: _, ...raw } = config(dir, {
       sseS3Hsm: hsm,
       kmsService: {
         listen: { host: "127.0.0.1", port: kmsPort },
@@ -255,7 +263,9 @@ describe("one process, one token, two users of it", () => {
         registry: path.join(dir, "kms-registry.json"),
         auditLog: path.join(dir, "kms-audit.jsonl"),
         grants: [{ accessKeyId: users.alice.id, keys: "*", operations: "*" }]
-      }
+      },
+      // SSE-KMS through this same process's KMS listener, whose keys are in the token too.
+      sseKms: { endpoint: `http://127.0.0.1:${kmsPort}`, accessKeyId: users.alice.id, secretAccessKey: { env: "GW_OPS_ALICE" }, defaultKeyId: "alias/gateway" }
     })
     await createKey(dir, raw)
     const gw = await spawnGateway(dir, raw)
@@ -266,14 +276,28 @@ describe("one process, one token, two users of it", () => {
       maxAttempts: 1
     })
     try {
-      const s3 = client(gw.endpoint)
-      await s3.send(new CreateBucketCommand({ Bucket: "both" }))
-      await s3.send(new PutObjectCommand({ Bucket: "both", Key: "o", Body: "through the token" }))
-      assert.strictEqual((await text(s3, "both", "o")).toString(), "through the token")
       const key = await kms.send(new CreateKeyCommand({}))
+      await kms.send(new CreateAliasCommand({ AliasName: "alias/gateway", TargetKeyId: key.KeyMetadata!.KeyId! }))
       const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: key.KeyMetadata!.KeyId!, KeySpec: "AES_256" }))
       const back = await kms.send(new DecryptCommand({ CiphertextBlob: dk.CiphertextBlob! }))
       assert.isTrue(Buffer.from(back.Plaintext!).equals(Buffer.from(dk.Plaintext!)))
+
+      const s3 = client(gw.endpoint)
+      await s3.send(new CreateBucketCommand({ Bucket: "both" }))
+      const customer = crypto.randomBytes(32)
+      await s3.send(new PutObjectCommand({ Bucket: "both", Key: "s3", Body: "through the token" }))
+      await s3.send(new PutObjectCommand({ Bucket: "both", Key: "kms", Body: "through the KMS", ServerSideEncryption: "aws:kms" }))
+      await s3.send(new PutObjectCommand({ Bucket: "both", Key: "c", Body: "customer key", ...ssec(customer) }))
+      assert.strictEqual((await text(s3, "both", "s3")).toString(), "through the token")
+      assert.strictEqual((await text(s3, "both", "kms")).toString(), "through the KMS")
+      assert.strictEqual((await text(s3, "both", "c", ssec(customer))).toString(), "customer key")
+      assert.strictEqual(await status(() => text(s3, "both", "c", ssec(crypto.randomBytes(32)))), 403)
+      const head = await s3.send(new HeadObjectCommand({ Bucket: "both", Key: "kms" }))
+      assert.strictEqual(head.ServerSideEncryption, "aws:kms")
+      // The default key id as configured (S3 itself would answer the key's ARN).
+      assert.strictEqual(head.SSEKMSKeyId, "alias/gateway")
+      // No key store file anywhere: every key is in the token.
+      assert.deepStrictEqual(filesUnder(dir).filter((f) => f.endsWith(".ocks")), [])
       assert.notInclude(gw.output(), PIN)
     } finally {
       kms.destroy()
