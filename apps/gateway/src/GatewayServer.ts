@@ -25,6 +25,7 @@ import * as Health from "./Health.js"
 import * as Etag from "./internal/etag.js"
 import * as Orphans from "./internal/orphans.js"
 import * as Multipart from "./Multipart.js"
+import * as ObjectAttributes from "./ObjectAttributes.js"
 import * as S3Api from "./S3Api.js"
 import * as S3Error from "./S3Error.js"
 import type * as SigV4 from "./SigV4.js"
@@ -245,7 +246,7 @@ export const layer = (config: GatewayConfig.GatewayConfig, options?: { readonly 
       const days = config.abortIncompleteUploadsAfterDays
       const maintenance = Layer.scopedDiscard(Effect.flatMap(Buckets, (buckets) =>
         Effect.zipRight(
-          Effect.forkScoped(Orphans.sweepForever(buckets, [Etag.records, Multipart.manifests])),
+          Effect.forkScoped(Orphans.sweepForever(buckets, [Etag.records, Multipart.manifests, ObjectAttributes.checksums])),
           days === undefined ? Effect.void : Effect.forkScoped(Multipart.abortIncompleteForever(buckets, days * 86_400_000))
         )))
       return Layer.mergeAll(main, health, maintenance).pipe(Layer.provide(servicesLayer(config, options)))

@@ -510,7 +510,7 @@ export const manifests: Orphans.RecordKind = {
     const m = decodeManifest(text)
     return m === undefined ? Option.none() : m.key === undefined ? undefined : Option.some(m.key)
   },
-  idOf: (metadata) => metadata[Meta.multipart]
+  idOf: (info) => info.metadata[Meta.multipart]
 }
 
 /**

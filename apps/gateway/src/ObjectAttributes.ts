@@ -12,9 +12,10 @@
  */
 import type { StoreError } from "@objcrypt/core/Errors"
 import type * as ObjectStore from "@objcrypt/core/ObjectStore"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import { readJson, writeJson } from "./Buckets.js"
 import * as Checksums from "./Checksums.js"
+import type * as Orphans from "./internal/orphans.js"
 import * as Multipart from "./Multipart.js"
 import * as Xml from "./Xml.js"
 
@@ -51,13 +52,35 @@ const recordKey = (bucket: string, etag: string) => `checksums/${bucket}/${etag}
 const decodeRecord = Schema.decodeUnknownEither(Schema.parseJson(Multipart.PartChecksum))
 
 /**
- * Records the checksum a PutObject was verified against.
+ * Records the checksum a PutObject was verified against, with the object's key (for the sweep of
+ * orphan records).
  *
  * @since 0.1.0
  * @category writing
  */
-export const recordChecksum = (system: Store, bucket: string, etag: string, checksum: Multipart.PartChecksum): Effect.Effect<void, StoreError> =>
-  SAFE_ETAG.test(etag) ? writeJson(system, recordKey(bucket, etag), checksum) : Effect.void
+export const recordChecksum = (system: Store, bucket: string, key: string, etag: string, checksum: Multipart.PartChecksum): Effect.Effect<void, StoreError> =>
+  SAFE_ETAG.test(etag) ? writeJson(system, recordKey(bucket, etag), { ...checksum, key }) : Effect.void
+
+const RecordKey = Schema.parseJson(Schema.Struct({ key: Schema.optional(Schema.String) }))
+
+/**
+ * Checksum records as `internal/orphans.ts` sweeps them: live while the object under their key has
+ * their ETag. Records of older gateways name no key and are kept; an unreadable one goes.
+ *
+ * @internal
+ */
+export const checksums: Orphans.RecordKind = {
+  name: "checksum records",
+  prefix: "checksums/",
+  cursor: "checksum-sweep.json",
+  id: SAFE_ETAG,
+  objectKey: (text) => {
+    if (text === undefined || Either.isLeft(decodeRecord(text))) return Option.none()
+    const r = Schema.decodeUnknownEither(RecordKey)(text)
+    return Either.isRight(r) && r.right.key !== undefined ? Option.some(r.right.key) : undefined
+  },
+  idOf: (info) => info.etag
+}
 
 /**
  * Drops the checksum record of an object that is being replaced or deleted.

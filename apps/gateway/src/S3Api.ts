@@ -971,7 +971,7 @@ const putObject = (r: Request, record: BucketRecord, store: Store, key: string) 
     )
     const etag = md5?.hex() ?? result.etag
     const checksum = verifiedChecksum(decoded)
-    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, result.etag, checksum)
+    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(system, record.name, key, result.etag, checksum)
     yield* dropManifest(system, record.name, before)
     return Http.empty(200, {
       etag: `"${etag}"`,
@@ -1227,7 +1227,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
       : sourceChecksum === undefined
       ? undefined
       : { algorithm: sourceChecksum.algorithm, value: sourceChecksum.value }
-    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(buckets.system, record.name, result.etag, checksum)
+    if (checksum !== undefined) yield* ObjectAttributes.recordChecksum(buckets.system, record.name, key, result.etag, checksum)
     const etag = md5?.hex() ?? result.etag
     const after = yield* store.head(key)
     return Http.xml(

@@ -278,7 +278,7 @@ export const rewrite = (options: {
       }
       // The checksum record is keyed by the stored version's ETag, which a rewrite may change.
       if (checksum !== undefined && copied.right.etag !== info.etag) {
-        yield* ObjectAttributes.recordChecksum(system, bucket, copied.right.etag, { algorithm: checksum.algorithm, value: checksum.value })
+        yield* ObjectAttributes.recordChecksum(system, bucket, info.key, copied.right.etag, { algorithm: checksum.algorithm, value: checksum.value })
         yield* ObjectAttributes.dropChecksum(system, bucket, info.etag)
       }
     })

@@ -4,9 +4,9 @@
  * them (what a process killed between the two steps, or racing overwrites, leave), of a bucket that
  * no longer exists, and unreadable ones go; live manifests and those of older gateways (naming no
  * object) stay; young ones are not looked at; an incremental sweep checks only what was written
- * since the last, a full one everything.
+ * since the last, a full one everything. The same for checksum records (keyed by the ETag).
  */
-import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand, GetObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3"
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3"
 import type { S3Client } from "@aws-sdk/client-s3"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
@@ -14,6 +14,7 @@ import * as crypto from "node:crypto"
 import * as Buckets from "../src/Buckets.js"
 import * as Orphans from "../src/internal/orphans.js"
 import * as Multipart from "../src/Multipart.js"
+import * as ObjectAttributes from "../src/ObjectAttributes.js"
 import { client, configFor, makeDirs, start } from "./harness.js"
 import type { Gateway } from "./harness.js"
 
@@ -32,7 +33,7 @@ const upload = async (s3: S3Client, Bucket: string, Key: string, body: Buffer) =
 const get = async (s3: S3Client, Bucket: string, Key: string) =>
   Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket, Key }))).Body!.transformToByteArray())
 
-describe("orphan manifest sweep", () => {
+describe("orphan record sweep", () => {
   const dirs = makeDirs()
   let gw: Gateway | undefined
   afterAll(() => gw?.close())
@@ -96,5 +97,33 @@ describe("orphan manifest sweep", () => {
       const cursor = JSON.parse((yield* Buckets.readJson(buckets.system, "manifest-sweep.json"))!) as { checkedUpTo: number; fullAt: number }
       assert.isAbove(cursor.fullAt, Date.now())
     }).pipe(Effect.scoped), 60_000)
-})
 
+  it.effect("checksum records: kept while their object has their ETag, removed once it is gone or replaced; older records (no key) kept", () =>
+    Effect.gen(function*() {
+      gw ??= yield* Effect.promise(() => start(configFor(dirs)))
+      const s3 = client(gw)
+      yield* Effect.promise(async () => {
+        await s3.send(new CreateBucketCommand({ Bucket: "sums" }))
+        for (const key of ["live", "deleted", "replaced"]) {
+          await s3.send(new PutObjectCommand({ Bucket: "sums", Key: key, Body: `body of ${key}`, ChecksumAlgorithm: "CRC32" }))
+        }
+      })
+      const buckets = yield* Buckets.makeFs({ root: dirs.root })
+      const store = yield* buckets.store("sums")
+      const etagOf = (key: string) => Effect.map(store.head(key), (i) => i.etag)
+      const etags = { live: yield* etagOf("live"), deleted: yield* etagOf("deleted"), replaced: yield* etagOf("replaced") }
+      const record = (etag: string) => Buckets.readJson(buckets.system, `checksums/sums/${etag}`)
+      assert.strictEqual(JSON.parse((yield* record(etags.live))!).key, "live", "a record names its object")
+      yield* store.remove("deleted")
+      yield* store.put("replaced", Stream.make(new Uint8Array([1])), { contentLength: 1, metadata: {} })
+      yield* Buckets.writeJson(buckets.system, "checksums/sums/older0123", { algorithm: "crc32", value: "AAAAAA==" })
+      const swept = yield* Orphans.sweep(buckets.system, (name) => Buckets.storeIfExists(buckets, name), ObjectAttributes.checksums, { olderThanMs: 0, now: Date.now() + 1000 })
+      assert.deepStrictEqual(swept, { checked: 3, removed: 2 })
+      assert.isDefined(yield* record(etags.live))
+      assert.isDefined(yield* record("older0123"))
+      assert.isUndefined(yield* record(etags.deleted))
+      assert.isUndefined(yield* record(etags.replaced))
+      const head = yield* Effect.promise(() => s3.send(new HeadObjectCommand({ Bucket: "sums", Key: "live", ChecksumMode: "ENABLED" })))
+      assert.isDefined(head.ChecksumCRC32, "the live object keeps its checksum")
+    }).pipe(Effect.scoped), 60_000)
+})

@@ -228,7 +228,7 @@ export const records: Orphans.RecordKind = {
   prefix: RECORDS,
   cursor: SWEEP_CURSOR,
   objectKey: (text) => Option.map(Option.fromNullable(parseRecord(text)), (r) => r.key),
-  idOf,
+  idOf: (info) => idOf(info.metadata),
   removed: (bucket, id) => cache.delete(`${bucket}/${id}`)
 }
 

@@ -1,8 +1,9 @@
 /**
  * The sweep of records the system store keeps per object version — ETag records
- * (`etag-records/<bucket>/<id>`) and multipart manifests (`manifests/<bucket>/<id>`). Each is
- * named by a random id the object itself carries in its metadata and holds the object's key, so a
- * record is live exactly when the object under that key carries its id. Records become orphans when
+ * (`etag-records/<bucket>/<id>`), multipart manifests (`manifests/<bucket>/<id>`) and checksum
+ * records (`checksums/<bucket>/<etag>`). Each is named by an id the object version carries (a
+ * random id in its metadata, or its backend ETag) and holds the object's key, so a record is live
+ * exactly when the object under that key carries its id. Records become orphans when
  * a process is killed between writing one and committing its object, when a commit fails after it,
  * when a delete or an overwrite is killed before it drops the old version's records, or when
  * concurrent overwrites replace a version another writer was about to drop.
@@ -43,8 +44,10 @@ export interface RecordKind {
    * record from before records named their object: kept).
    */
   readonly objectKey: (text: string | undefined) => Option.Option<string> | undefined
-  /** The id of this kind an object version carries in its metadata. */
-  readonly idOf: (metadata: Readonly<Record<string, string>>) => string | undefined
+  /** The id of this kind an object version carries (an id in its metadata, or its ETag). */
+  readonly idOf: (info: ObjectStore.ObjectInfo) => string | undefined
+  /** What a record's id looks like (others under the prefix are left alone). @default 32 hex digits */
+  readonly id?: RegExp | undefined
   /** Called for each removed record (a cache to forget). */
   readonly removed?: ((bucket: string, id: string) => void) | undefined
 }
@@ -103,7 +106,7 @@ export const sweep = (
       Stream.mapEffect((o) =>
         Effect.gen(function*() {
           const [bucket, id, ...rest] = o.key.slice(kind.prefix.length).split("/")
-          if (bucket === undefined || id === undefined || rest.length > 0 || !ID.test(id)) return
+          if (bucket === undefined || id === undefined || rest.length > 0 || !(kind.id ?? ID).test(id)) return
           const key = kind.objectKey(yield* readJson(system, o.key))
           if (key === undefined) return
           checked++
@@ -111,7 +114,7 @@ export const sweep = (
           const carried = Option.isNone(key) || store === undefined
             ? undefined
             : yield* store.head(key.value).pipe(
-              Effect.map((info) => kind.idOf(info.metadata)),
+              Effect.map(kind.idOf),
               Effect.catchTag("ObjectNotFound", () => Effect.succeed(undefined))
             )
           if (carried === id) return
