@@ -88,8 +88,12 @@ export class GatewayKeys extends Context.Tag("@objcrypt/gateway/GatewayKeys")<Ga
   /** None when the gateway runs without one (SSE-S3 in a token, SSE-KMS in a remote KMS). */
   readonly keyStore: KeyStore["Type"] | undefined
   readonly defaultKmsKeyId: string
-  /** Checks a KMS key id names a usable key. */
-  readonly checkKmsKey: (keyId: string) => Effect.Effect<void, S3Error>
+  /**
+   * Checks a KMS key id names a usable key; returns the id objects record and S3 answers: the
+   * key's ARN from a remote KMS (as S3 answers it, whatever alias or id was given), the id as given
+   * for the local KMS.
+   */
+  readonly checkKmsKey: (keyId: string) => Effect.Effect<string, S3Error>
   readonly customerKeyChecks: CustomerKeyChecks
 }>() {}
 
@@ -129,9 +133,9 @@ export interface SseS3Token {
 }
 
 /** A remote KMS key is usable when it encrypts (one byte: KMS refuses empty plaintexts); its errors become S3's. */
-const checkRemoteKmsKey = (kms: Kms["Type"]) => (keyId: string): Effect.Effect<void, S3Error> =>
+const checkRemoteKmsKey = (kms: Kms["Type"]) => (keyId: string): Effect.Effect<string, S3Error> =>
   kms.encrypt(keyId, Redacted.make(new Uint8Array(1)), {}).pipe(
-    Effect.asVoid,
+    Effect.map((r) => r.keyId),
     Effect.catchTag("KmsError", (e) => {
       switch (e.reason) {
         case "NotFound":
@@ -251,7 +255,7 @@ export const make = (options: {
     const manager = store?.manager
     const checkKmsKey = options.externalKms === true || manager === undefined ? checkRemoteKmsKey(options.kms) : (keyId: string) =>
       manager.resolveRef(keyId).pipe(
-        Effect.flatMap((k) => k._tag === "Symmetric" ? Effect.void : Effect.fail(errors.kmsInvalidState(`key ${keyId} is not a symmetric key`))),
+        Effect.flatMap((k) => k._tag === "Symmetric" ? Effect.succeed(keyId) : Effect.fail(errors.kmsInvalidState(`key ${keyId} is not a symmetric key`))),
         Effect.catchTags({
           KeyNotFound: () => Effect.fail(errors.kmsNotFound(`Invalid keyId ${keyId}`)),
           KeyUnusable: () => Effect.fail(errors.kmsDisabled(`${keyId} is disabled`)),
@@ -343,8 +347,7 @@ export const resolveWrite = (
   Effect.gen(function*() {
     const kmsMode = (keyId: string | undefined, context: Readonly<Record<string, string>> | undefined, bucketKey: boolean, dsse: boolean) =>
       Effect.gen(function*() {
-        const id = keyId ?? keys.defaultKmsKeyId
-        yield* keys.checkKmsKey(id)
+        const id = yield* keys.checkKmsKey(keyId ?? keys.defaultKmsKeyId)
         return {
           _tag: "SseKms" as const,
           keyId: id,
