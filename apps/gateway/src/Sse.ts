@@ -101,6 +101,8 @@ const MAC_LABEL = "objcrypt-gateway/v1 sse-c key check"
 /** The fixed nonce of the one deterministic token operation that derives the SSE-C check key (see `fromToken`). */
 const TOKEN_CHECK_IV = Buffer.from("objcrypt-mac", "latin1")
 
+const tokenError = (e: { readonly detail: string }): S3Error => errors.internalError(`PKCS#11 token: ${e.detail}`)
+
 /**
  * The SSE-C check key from key material: the key-store master key itself, or the token's output
  * for a token key (see `fromToken`).
@@ -198,7 +200,7 @@ export const make = (options: {
     } else {
       // Not generated here: two replicas starting together would each make a key under one label.
       const present = yield* token.hsm.listKeys.pipe(
-        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+        Effect.mapError(tokenError)
       )
       if (!present.some((k) => k.label === token.keyLabel)) {
         return yield* errors.internalError(
@@ -207,7 +209,7 @@ export const make = (options: {
       }
       sseS3 = Keyring.kms(token.kms, token.keyLabel)
       const key = yield* fromToken(token.hsm, token.keyLabel).pipe(
-        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+        Effect.mapError(tokenError)
       )
       current = { ref: `p11:${token.keyLabel}`, key }
     }
@@ -215,26 +217,28 @@ export const make = (options: {
     const unavailable = (what: string) => errors.internalError(`the key that checks this object's customer key is not available: ${what}`)
     const lookup = (ref: string): Effect.Effect<ReadonlyArray<crypto.KeyObject>, S3Error> => {
       const symmetric = (k: ResolvedKey) => k._tag === "Symmetric" ? Effect.succeed(checkKey(Redacted.value(k.material))) : Effect.fail(unavailable("not an AES key"))
-      if (keyStore === undefined && (ref === "" || ref.startsWith("ks:"))) return Effect.fail(unavailable("a key-store key (no key store is configured)"))
-      if (ref === "") {
-        return keyStore!.list.pipe(
-          Effect.mapError(storeError),
-          Effect.flatMap((infos) =>
-            Effect.forEach(
-              infos.filter((i) => i.name === options.sseS3Key && i.algorithm === "aes-256" && i.state !== "deleted"),
-              (i) => Effect.flatMap(Effect.mapError(keyStore!.resolveId(i.id, i.version), storeError), symmetric)
-            )
-          ),
-          Effect.filterOrFail((ks) => ks.length > 0, () => unavailable(`no version of ${options.sseS3Key} in the key store`))
-        )
-      }
-      const ks = /^ks:([^:]+):(\d+)$/.exec(ref)
-      if (ks !== null) {
-        return keyStore!.resolveId(ks[1]!, Number(ks[2])).pipe(
-          Effect.mapError((e) => (e._tag === "KeyNotFound" ? unavailable("a key-store key no longer in the key store") : storeError(e))),
-          Effect.flatMap(symmetric),
-          Effect.map((k) => [k])
-        )
+      if (ref === "" || ref.startsWith("ks:")) {
+        if (keyStore === undefined) return Effect.fail(unavailable("a key-store key (no key store is configured)"))
+        if (ref === "") {
+          return keyStore.list.pipe(
+            Effect.mapError(storeError),
+            Effect.flatMap((infos) =>
+              Effect.forEach(
+                infos.filter((i) => i.name === options.sseS3Key && i.algorithm === "aes-256" && i.state !== "deleted"),
+                (i) => Effect.flatMap(Effect.mapError(keyStore.resolveId(i.id, i.version), storeError), symmetric)
+              )
+            ),
+            Effect.filterOrFail((ks) => ks.length > 0, () => unavailable(`no version of ${options.sseS3Key} in the key store`))
+          )
+        }
+        const ks = /^ks:([^:]+):(\d+)$/.exec(ref)
+        if (ks !== null) {
+          return keyStore.resolveId(ks[1]!, Number(ks[2])).pipe(
+            Effect.mapError((e) => (e._tag === "KeyNotFound" ? unavailable("a key-store key no longer in the key store") : storeError(e))),
+            Effect.flatMap(symmetric),
+            Effect.map((k) => [k])
+          )
+        }
       }
       if (ref.startsWith("p11:")) {
         if (token === undefined) return Effect.fail(unavailable("a PKCS#11 token key (configure sseS3Hsm)"))
@@ -299,7 +303,7 @@ export const layer = (
       const t = options.sseS3Token
       const sseS3Token = t === undefined ? undefined : yield* Pkcs11Kms.make(t).pipe(
         Effect.map(({ hsm, kms }): SseS3Token => ({ hsm, kms, keyLabel: t.keyLabel })),
-        Effect.mapError((e) => errors.internalError(`PKCS#11 token: ${e.detail}`))
+        Effect.mapError(tokenError)
       )
       return yield* make({ ...options, kms, sseS3Token, store })
     })

@@ -146,6 +146,17 @@ export interface MemoryBudget {
 const MiB = 1024 * 1024
 
 /**
+ * What an upload of `known` bytes (when known) holds at most when cut into `partSize` parts,
+ * `concurrency` uploaded at a time: the body when it fits one part, else the parts in flight and
+ * one filling — what it reserves from a `MemoryBudget`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const heldByUpload = (known: number | undefined, partSize: number, concurrency: number): number =>
+  known !== undefined && known <= partSize ? known : (concurrency + 1) * partSize
+
+/**
  * A budget of `bytes` (counted in MiB); `undefined` for no limit.
  *
  * @since 0.1.0

@@ -55,7 +55,7 @@ import type { UploadState } from "./internal/blocks.js"
 import { toStoreError } from "./internal/errors.js"
 import type { ErrorContext, Operation } from "./internal/errors.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { memoryBudget, partReader } from "@objcrypt/core/StreamParts"
+import { heldByUpload, memoryBudget, partReader } from "@objcrypt/core/StreamParts"
 
 /**
  * The Azure store: the core `ObjectStore` service plus the SDK's `ContainerClient`, for what the
@@ -284,9 +284,6 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
     const blockSize = Math.min(Math.max(config.blockSize ?? defaults.blockSize, 64 * 1024), limits.maxPartSize)
     const concurrency = Math.max(1, config.concurrency ?? defaults.concurrency)
     const budget = yield* memoryBudget(config.memoryBudget)
-    // What a put or an uploadPart of `known` bytes holds at most: the body when it fits one block,
-    // else the blocks in flight and one filling.
-    const holds = (known: number | undefined) => (known !== undefined && known <= blockSize ? known : (concurrency + 1) * blockSize)
     const copyBlockSize = Math.max(config.copyBlockSize ?? defaults.copyBlockSize, blockSize)
     const withMd5 = config.contentMd5 ?? defaults.contentMd5
     const container = client.containerName
@@ -531,7 +528,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           const r = yield* commit("put", key, blocks.map((b) => b.id), options ?? {}, enc)
           return resultOf(key, r.etag, size, r, options?.sse, enc)
         })
-      ).pipe(budget.reserve(holds(options?.contentLength)))
+      ).pipe(budget.reserve(heldByUpload(options?.contentLength, blockSize, concurrency)))
 
     /**
      * Without `ifMatch`, a missing key succeeds. With it, the delete carries `If-Match`, which
@@ -714,7 +711,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           }
           return { partNumber, etag: partEtag(attempt, sizes.length), size }
         })
-      ).pipe(budget.reserve(holds(options?.contentLength)))
+      ).pipe(budget.reserve(heldByUpload(options?.contentLength, blockSize, concurrency)))
 
     const completeMultipart = (
       upload: MultipartUpload,

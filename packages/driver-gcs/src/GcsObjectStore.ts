@@ -22,7 +22,7 @@ import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
 import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
-import { collect, exactly, memoryBudget, partReader } from "@objcrypt/core/StreamParts"
+import { collect, exactly, heldByUpload, memoryBudget, partReader } from "@objcrypt/core/StreamParts"
 import type {
   CompleteOptions,
   CompletedPart,
@@ -553,9 +553,6 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         const preconditions = yield* preconditionsOf("put", key, options)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
-        // What this put holds at most: the body when it fits one part, else the parts in flight and
-        // one filling (a resumable upload: two read ahead and the client's chunk).
-        const holds = known !== undefined && known <= partSize ? known : (concurrency + 1) * partSize
         return yield* Effect.scoped(
           Effect.gen(function*() {
             const reader = yield* partReader(body, partSize)
@@ -596,7 +593,7 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
               ).pipe(Effect.onError(() => cleanup(upload.uploadId)))
             ).pipe(Effect.map((r) => ({ ...r, encryption: { ...r.encryption, ...(options?.sse?._tag === "SseC" ? { customerKeyMd5: options.sse.key.md5 } : {}) } })))
           })
-        ).pipe(budget.reserve(holds))
+        ).pipe(budget.reserve(heldByUpload(known, partSize, concurrency)))
       })
 
     /**

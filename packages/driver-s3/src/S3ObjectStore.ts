@@ -56,7 +56,7 @@ import { toStoreError } from "./internal/errors.js"
 import type { Operation } from "./internal/errors.js"
 import { copySourceFields, customerKeyFields, getRgwCopyIfMatchPlugin, infoOf, infoOrRequested, writeFields } from "./internal/headers.js"
 import { decodeMetadata, encodeMetadata } from "./internal/metadata.js"
-import { collect, exactly, memoryBudget, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
+import { collect, exactly, heldByUpload, memoryBudget, partReader, settleOnInterrupt } from "@objcrypt/core/StreamParts"
 
 /**
  * The S3 store: the core `ObjectStore` service plus the SDK client, for what the contract does
@@ -493,8 +493,6 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         const fields = yield* planWrite(options?.sse)
         const known = options?.contentLength
         const partSize = known === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(known / limits.maxParts))
-        // What this put holds at most: the body when it fits one part, else the parts in flight and one filling.
-        const holds = known !== undefined && known <= partSize ? known : (concurrency + 1) * partSize
         return yield* Effect.scoped(
           Effect.gen(function*() {
             const reader = yield* partReader(body, partSize)
@@ -519,7 +517,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
                 Effect.flatMap((parts) => complete(upload, [...parts], options?.sse, options?.ifNoneMatch, options?.ifMatch))
               ))
           })
-        ).pipe(budget.reserve(holds))
+        ).pipe(budget.reserve(heldByUpload(known, partSize, concurrency)))
       })
 
     /**
@@ -626,6 +624,7 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
     const uploadStreamed = <E>(upload: MultipartUpload, partNumber: number, body: Stream.Stream<Uint8Array, E>, length: number, sse: ServerSideEncryption | undefined) =>
       Effect.gen(function*() {
         const hash = crypto.createHash("md5")
+        const bodyFailed = new AbortController()
         // The body's own failure (the caller's error, or a length mismatch), not the SDK's report of it.
         const bodyFailure: { value: Option.Option<E | ProviderError> } = { value: Option.none() }
         const mismatch = (detail: string) => new ProviderError({ provider: "s3", operation: "uploadPart", key: upload.key, code: "BodyLengthMismatch", detail })
@@ -639,7 +638,6 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
             })
           )
         )
-        const bodyFailed = new AbortController()
         const r = yield* settleOnInterrupt(
           send("uploadPart", upload.key, (abortSignal) => {
             const readable = Readable.from(Stream.toAsyncIterable(counted), { objectMode: false })
