@@ -42,6 +42,14 @@ export interface S3Config {
   /** Send `Content-MD5` with every PUT and part, so the server checks the bytes it received. @default true */
   readonly contentMd5?: boolean | undefined
   /**
+   * Hash every request body into its SigV4 signature (SHA-256), also when it carries `Content-MD5`.
+   * By default a request with `Content-MD5` is signed with `UNSIGNED-PAYLOAD`: the MD5 is a signed
+   * header the server checks the body against, and the SHA-256 would cost a second pass over the
+   * body on the calling thread. Requests without `Content-MD5` always sign their payload.
+   * @default false
+   */
+  readonly signPayload?: boolean | undefined
+  /**
    * `uploadPart` bodies of a known length above this many bytes are sent as they are read instead
    * of being buffered whole (memory stays flat whatever the part size; such a request is not
    * retried, and its integrity is checked against the part's ETag instead of `Content-MD5`).

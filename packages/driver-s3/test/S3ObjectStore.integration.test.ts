@@ -669,6 +669,44 @@ layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3O
       yield* store.abortMultipart(upload)
     }))
 
+  it.scoped("a buffered body is signed UNSIGNED-PAYLOAD under its signed Content-MD5 (signPayload: SHA-256); a byte changed on the way is refused, nothing stored", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      const proxy = yield* TcpRelay.make(config.endpoint!)
+      const signed = (store: S3ObjectStore.S3ObjectStore["Type"]) => {
+        const seen: Array<{ sha256: string; signedHeaders: string }> = []
+        // The deserialize step sees the request as it is sent: signed.
+        store.client.middlewareStack.add((next) => (args) => {
+          const headers = (args.request as { headers: Record<string, string> }).headers
+          if (headers["content-md5"] !== undefined) {
+            seen.push({ sha256: headers["x-amz-content-sha256"] ?? "", signedHeaders: /SignedHeaders=([^,]+)/.exec(headers["authorization"] ?? "")?.[1] ?? "" })
+          }
+          return next(args)
+        }, { step: "deserialize", name: "testSeen" })
+        return seen
+      }
+      const store = yield* storeVia(proxy.endpoint)
+      const seen = signed(store)
+      const data = random(3 * MiB)
+      yield* store.put("unsigned/ok", Stream.make(data), { contentLength: data.length })
+      assert.isTrue(Buffer.from((yield* ObjectStore.readAll(store, "unsigned/ok")).bytes).equals(data))
+      assert.deepStrictEqual(seen.map((s) => s.sha256), ["UNSIGNED-PAYLOAD"])
+      assert.include(seen[0]!.signedHeaders.split(";"), "content-md5")
+
+      // A fresh relay: its first connection carries the request, offsets count from its start.
+      const corrupting = yield* TcpRelay.make(config.endpoint!)
+      corrupting.corruptAt = 2 * MiB
+      const e = yield* Effect.flip((yield* storeVia(corrupting.endpoint)).put("unsigned/corrupt", Stream.make(random(3 * MiB)), { contentLength: 3 * MiB }))
+      assert.strictEqual(e._tag, "ProviderError")
+      assert.include(e.message, "BadDigest")
+      assert.strictEqual((yield* Effect.flip(store.head("unsigned/corrupt")))._tag, "ObjectNotFound")
+
+      const signing = yield* S3ObjectStore.make({ ...config, endpoint: proxy.endpoint, partSize: PART, signPayload: true })
+      const full = signed(signing)
+      yield* signing.put("unsigned/signed", Stream.make(data), { contentLength: data.length })
+      assert.deepStrictEqual(full.map((s) => s.sha256), [crypto.createHash("sha256").update(data).digest("hex")])
+    }))
+
   it.scoped("memoryBudget: concurrent multipart puts beyond it wait before reading their bodies; without one they all run", () =>
     Effect.gen(function*() {
       const { config } = yield* Bucket
