@@ -258,9 +258,26 @@ export interface ListOptions {
   /** @default 1000 */
   readonly maxKeys?: number | undefined
   readonly continuationToken?: string | undefined
-  /** List keys lexically after this one. */
+  /**
+   * List keys lexically (UTF-8 bytes) after this one. With a delimiter, as S3 does: a group holding
+   * keys after `startAfter` is still listed when `startAfter` falls inside it, but a `startAfter`
+   * that *is* a group (it ends with the delimiter's first occurrence after the prefix: what
+   * ListObjects v1 answers as `NextMarker` after a common prefix) passes over that whole group,
+   * so paging by the last entry of each page ends (see `isGroupMarker`).
+   */
   readonly startAfter?: string | undefined
 }
+
+/**
+ * Whether `startAfter` names a whole group of a delimited listing of `prefix`: it extends the
+ * prefix and its first delimiter after the prefix is its end. Such a `startAfter` skips the group.
+ *
+ * @since 0.1.0
+ * @category listing
+ */
+export const isGroupMarker = (prefix: string, delimiter: string | undefined, startAfter: string): boolean =>
+  delimiter !== undefined && delimiter !== "" && startAfter.length > prefix.length + delimiter.length - 1 &&
+  startAfter.startsWith(prefix) && startAfter.indexOf(delimiter, prefix.length) === startAfter.length - delimiter.length
 
 /**
  * @since 0.1.0

@@ -605,7 +605,8 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
             const e = w.entries[i]!
             if (startAfter !== undefined && utf8Compare(nameOf(e), startAfter) <= 0) {
               // A group containing startAfter is still listed when keys after it fall in it (S3).
-              if (!(e._tag === "Prefix" && startAfter.startsWith(e.prefix))) continue
+              // A startAfter that is the group itself passes over it.
+              if (!(e._tag === "Prefix" && startAfter.startsWith(e.prefix) && startAfter !== e.prefix)) continue
               const inGroup = yield* listImpl({ prefix: e.prefix, startAfter, maxKeys: 1 })
               if (inGroup.objects.length === 0) continue
             }

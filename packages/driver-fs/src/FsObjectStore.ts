@@ -10,7 +10,7 @@ import * as BackgroundHash from "@objcrypt/core/BackgroundHash"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { InvalidRange, ObjectNotFound, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, isGroupMarker, isMetadataKey, metadataSize, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   CompletedPart,
   CompleteOptions,
@@ -588,6 +588,9 @@ export const make = (config: FsConfig): Effect.Effect<FsObjectStore["Type"], Sto
           if (t === undefined) return yield* Effect.fail(badRequest("list", undefined, "InvalidArgument", "the continuation token is not valid"))
           after = t.value
           if (t.isPrefix) afterPrefix = t.value
+        } else if (after !== undefined && isGroupMarker(prefix, options?.delimiter, after)) {
+          // startAfter that is a group itself (ListObjects v1's NextMarker): the whole group is passed.
+          afterPrefix = after
         }
         const items = yield* io("list", undefined, () =>
           walk(cache, root, { prefix, delimiter: options?.delimiter, after, afterPrefix, limit: maxKeys + 1 }))

@@ -21,7 +21,7 @@ import type { BucketFacts, ProfileName } from "@objcrypt/core/CompatibilityMatri
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, completionConditions, formatRange, isGroupMarker, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import { collect, exactly, heldByUpload, memoryBudget, partReader } from "@objcrypt/core/StreamParts"
 import type {
   CompleteOptions,
@@ -621,31 +621,50 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
         )
       })
 
+    /** Where GCS starts listing for startAfter: past every name of a group marker (`a/` → `a0`). */
+    const startOffsetOf = (prefix: string, delimiter: string | undefined, startAfter: string): string => {
+      if (!isGroupMarker(prefix, delimiter, startAfter)) return startAfter
+      const points = [...startAfter]
+      const last = points.pop()!.codePointAt(0)!
+      if (last >= 0x10FFFF) return startAfter
+      // UTF-8 byte order is code point order: the next code point (surrogates are not one) ends the group.
+      return points.join("") + String.fromCodePoint(last === 0xD7FF ? 0xE000 : last + 1)
+    }
+
     const list = (options?: ListOptions): Effect.Effect<ListPage, StoreError> =>
       Effect.gen(function*() {
         const prefix = options?.prefix ?? ""
-        const [files, next, response] = yield* send("list", options?.prefix, () =>
-          gcsBucket.getFiles({
-            autoPaginate: false,
-            prefix,
-            ...(options?.delimiter === undefined || options.delimiter === "" ? {} : { delimiter: options.delimiter }),
-            maxResults: Math.max(1, Math.min(1000, options?.maxKeys ?? 1000)),
-            ...(options?.continuationToken === undefined ? {} : { pageToken: options.continuationToken }),
-            // GCS starts at startOffset inclusively; the exact key is dropped below.
-            ...(options?.startAfter === undefined ? {} : { startOffset: options.startAfter })
-          }))
         const hidden = (name: string) => !prefix.startsWith(uploadPrefix) && name.startsWith(uploadPrefix)
-        const objects: Array<ListedObject> = files
-          .filter((f) => !hidden(f.name) && f.name !== options?.startAfter)
-          .map((f) => ({
-            key: f.name,
-            size: Number(f.metadata.size ?? 0),
-            etag: f.metadata.etag ?? "",
-            lastModified: new Date(f.metadata.updated ?? 0)
-          }))
-        const prefixes = ((response as { prefixes?: Array<string> } | undefined)?.prefixes ?? []).filter((p) => !hidden(p))
-        const token = (next as { pageToken?: string } | null | undefined)?.pageToken
-        return { objects, commonPrefixes: prefixes, ...(token === undefined ? {} : { continuationToken: token }) }
+        let pageToken = options?.continuationToken
+        // A page whose every entry is dropped below (the startAfter key itself, which GCS includes,
+        // or upload parts) is not answered empty with a token: the next one is read instead.
+        for (;;) {
+          const [files, next, response] = yield* send("list", options?.prefix, () =>
+            gcsBucket.getFiles({
+              autoPaginate: false,
+              prefix,
+              ...(options?.delimiter === undefined || options.delimiter === "" ? {} : { delimiter: options.delimiter }),
+              maxResults: Math.max(1, Math.min(1000, options?.maxKeys ?? 1000)),
+              ...(pageToken === undefined ? {} : { pageToken }),
+              // GCS starts at startOffset inclusively; the exact key is dropped below. A startAfter
+              // that is a group starts past all of it.
+              ...(options?.startAfter === undefined ? {} : { startOffset: startOffsetOf(prefix, options.delimiter, options.startAfter) })
+            }))
+          const objects: Array<ListedObject> = files
+            .filter((f) => !hidden(f.name) && f.name !== options?.startAfter)
+            .map((f) => ({
+              key: f.name,
+              size: Number(f.metadata.size ?? 0),
+              etag: f.metadata.etag ?? "",
+              lastModified: new Date(f.metadata.updated ?? 0)
+            }))
+          const prefixes = ((response as { prefixes?: Array<string> } | undefined)?.prefixes ?? []).filter((p) => !hidden(p))
+          const token = (next as { pageToken?: string } | null | undefined)?.pageToken
+          if (objects.length + prefixes.length > 0 || token === undefined) {
+            return { objects, commonPrefixes: prefixes, ...(token === undefined ? {} : { continuationToken: token }) }
+          }
+          pageToken = token
+        }
       })
 
     interface Marker {

@@ -604,7 +604,8 @@ export const make = (config: S3Config): Effect.Effect<S3ObjectStore["Type"], nev
         // startAfter inside a group: S3 still reports the group when keys after startAfter fall in
         // it; Ceph RGW 16 drops it, so look for one.
         const group = startAfter.slice(0, cut + delimiter.length)
-        if (page.commonPrefixes.includes(group)) return page
+        // startAfter that is the group itself passes over it (the server does).
+        if (group === startAfter || page.commonPrefixes.includes(group)) return page
         const inGroup = yield* listPage({ prefix: group, startAfter, maxKeys: 1 })
         return inGroup.objects.length === 0 ? page : { ...page, commonPrefixes: [group, ...page.commonPrefixes] }
       })
