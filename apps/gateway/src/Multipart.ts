@@ -412,12 +412,13 @@ export const complete = (options: {
   Effect.gen(function*() {
     if (options.parts.length === 0) return yield* errors.malformedXml("you must specify at least one part")
     const uploaded = new Map((yield* listParts(options.system, options.id)).map((p) => [p.partNumber, p]))
+    // The order first: which part is last (the one allowed to be small) depends on it.
+    if (options.parts.some((p, i) => i > 0 && p.partNumber <= options.parts[i - 1]!.partNumber)) {
+      return yield* errors.invalidPartOrder("the list of parts was not in ascending order; parts must be ordered by part number")
+    }
     const chosen: Array<PartRecord> = []
     for (let i = 0; i < options.parts.length; i++) {
       const want = options.parts[i]!
-      if (i > 0 && want.partNumber <= options.parts[i - 1]!.partNumber) {
-        return yield* errors.invalidPartOrder("the list of parts was not in ascending order; parts must be ordered by part number")
-      }
       const got = uploaded.get(want.partNumber)
       if (got === undefined || partEtag(got) !== want.etag.replace(/^"(.*)"$/, "$1")) {
         return yield* errors.invalidPart("one or more of the specified parts could not be found or its entity tag did not match")

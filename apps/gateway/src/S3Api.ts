@@ -71,6 +71,8 @@ const USER_HEADERS = ["cache-control", "content-disposition", "content-encoding"
 const MAX_XML = 1024 * 1024
 
 const has = (r: Request, q: string) => r.query.has(q)
+/** S3's key order: UTF-8 bytes. */
+const compareUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
 
 /**
  * Reads an XML request document. On CompleteMultipartUpload the `x-amz-checksum-*` headers are
@@ -109,8 +111,34 @@ const objectHeaders = (info: ObjectStore.ObjectInfo, etag: string, customerKey: 
   return h
 }
 
+/** S3's storage classes; the gateway stores every object in its backend's one class: STANDARD. */
+const STORAGE_CLASSES = ["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE"]
+
+/** A write's `x-amz-storage-class`: STANDARD (or none) is what the gateway stores; any other is refused, not silently changed. */
+const checkStorageClass = (headers: Readonly<Record<string, string>>): Either.Either<void, S3Error> => {
+  const sc = headers["x-amz-storage-class"]
+  if (sc === undefined || sc === "STANDARD") return Either.void
+  return Either.left(
+    STORAGE_CLASSES.includes(sc)
+      ? errors.invalidStorageClass(`the gateway stores objects in the STANDARD storage class only, not ${sc}`)
+      : errors.invalidStorageClass("the storage class you specified is not valid")
+  )
+}
+
+const REDIRECT = "x-amz-website-redirect-location"
+
 const userMetadata = (headers: Readonly<Record<string, string>>): Either.Either<Record<string, string>, S3Error> => {
+  const sc = checkStorageClass(headers)
+  if (Either.isLeft(sc)) return Either.left(sc.left)
   const out: Record<string, string> = {}
+  const redirect = headers[REDIRECT]
+  if (redirect !== undefined) {
+    // S3: an absolute path or an http(s) URL, at most 2 KB.
+    if (!/^(\/|https?:\/\/)/.test(redirect) || Buffer.byteLength(redirect) > 2048) {
+      return Either.left(errors.invalidRedirectLocation("the website redirect location must start with '/', 'http://' or 'https://' and be at most 2 KB"))
+    }
+    out[`${Sse.Meta.headerPrefix}${REDIRECT}`] = redirect
+  }
   for (const [k, v] of Object.entries(headers)) {
     if (k.startsWith("x-amz-meta-")) {
       const name = k.slice("x-amz-meta-".length)
@@ -241,6 +269,28 @@ const listBuckets = (r: Request) =>
     )
   })
 
+/**
+ * S3's bucket naming rules: 3–63 of a-z, 0-9, '.', '-', starting and ending with a letter or
+ * digit, no '..', not an IP address, none of the reserved prefixes and suffixes.
+ */
+const validBucketName = (name: string): boolean =>
+  /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) && !name.includes("..") && !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
+  !["xn--", "sthree-", "amzn-s3-demo-"].some((p) => name.startsWith(p)) &&
+  !["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].some((x) => name.endsWith(x))
+
+/** CreateBucket's optional body: well-formed, and a LocationConstraint (if any) naming this gateway's region. */
+const checkCreateBucketConfiguration = (body: string, region: string): Effect.Effect<void, S3Error> => {
+  if (body.trim() === "") return Effect.void
+  const doc = Xml.parse(body)
+  if (doc === undefined || Xml.localName(doc) !== "CreateBucketConfiguration") {
+    return Effect.fail(errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema"))
+  }
+  const constraint = Xml.childText(doc, "LocationConstraint")?.trim()
+  return constraint === undefined || constraint === "" || constraint === region
+    ? Effect.void
+    : Effect.fail(errors.illegalLocationConstraint(`the ${constraint} location constraint is incompatible for the region specific endpoint this request was sent to (${region})`))
+}
+
 const bucketOperation = (r: Request, name: string) =>
   Effect.gen(function*() {
     const buckets = yield* Buckets
@@ -255,10 +305,21 @@ const bucketOperation = (r: Request, name: string) =>
       return a._tag === "Document" ? Http.xml(a.xml) : a._tag === "NoContent" ? Http.empty(204) : yield* Effect.fail(a.error)
     }
     if (r.method === "PUT" && !BUCKET_SUBRESOURCES.some((q) => has(r, q))) {
-      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) || name.includes("..")) return yield* errors.invalidBucketName("the specified bucket is not valid", `/${name}`)
+      if (!validBucketName(name)) return yield* errors.invalidBucketName("the specified bucket is not valid", `/${name}`)
       yield* Acl.checkHeaders(r.headers, r.user.name)
+      const region = (yield* ApiSettings).region
+      yield* checkCreateBucketConfiguration(yield* readSmallBody(r), region)
       const created = yield* buckets.create(name, r.user.name)
-      if (!created) return yield* errors.bucketAlreadyOwnedByYou("your previous request to create the named bucket succeeded and you already own it", `/${name}`)
+      if (!created) {
+        const existing = yield* buckets.get(name)
+        if (existing !== undefined && existing.owner !== r.user.name) {
+          return yield* errors.bucketAlreadyExists("the requested bucket name is not available", `/${name}`)
+        }
+        // S3 answers 200 to its owner re-creating a bucket in us-east-1 (legacy), 409 elsewhere.
+        if (region !== "us-east-1") {
+          return yield* errors.bucketAlreadyOwnedByYou("your previous request to create the named bucket succeeded and you already own it", `/${name}`)
+        }
+      }
       return Http.empty(200, { location: `/${name}` })
     }
     const record = yield* requireBucket(name)
@@ -448,12 +509,17 @@ const listObjects = (r: Request, record: BucketRecord) =>
     const described = yield* Effect.forEach(page.objects, (o) => describeListed(store, system, record.name, o), { concurrency: 16 })
     const sizes = described.map((d) => d.size)
     const etags = described.map((d) => d.etag)
+    // v1 names each object's owner (the bucket's: every object in a gateway bucket is its owner's);
+    // v2 only with fetch-owner=true.
+    const withOwner = !v2 || r.query.get("fetch-owner") === "true"
+    const owner = withOwner ? Xml.el("Owner", [Xml.el("ID", record.owner), Xml.el("DisplayName", record.owner)]) : ""
     const contents = page.objects.map((o, i) =>
       Xml.el("Contents", [
         Xml.el("Key", enc(o.key)),
         Xml.el("LastModified", Http.isoDate(described[i]!.lastModified)),
         Xml.el("ETag", `"${etags[i]!}"`),
         Xml.el("Size", sizes[i]!),
+        owner,
         Xml.el("StorageClass", "STANDARD")
       ])
     )
@@ -478,7 +544,8 @@ const listObjects = (r: Request, record: BucketRecord) =>
         ...prefixes
       ], Xml.S3_NS))
     }
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1)
+    // The last entry in S3's order (UTF-8 bytes, not JavaScript's UTF-16 order).
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(compareUtf8).at(-1)
     return Http.xml(Xml.el("ListBucketResult", [
       ...common,
       Xml.el("Marker", enc(startAfter ?? "")),
@@ -506,7 +573,7 @@ const listVersions = (r: Request, record: BucketRecord) =>
       : yield* store.list({ prefix, delimiter, maxKeys, startAfter: keyMarker })
     const described = yield* Effect.forEach(page.objects, (o) => describeListed(store, buckets.system, record.name, o), { concurrency: 16 })
     const truncated = page.continuationToken !== undefined
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1)
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(compareUtf8).at(-1)
     const owner = [Xml.el("ID", record.owner), Xml.el("DisplayName", record.owner)]
     return Http.xml(Xml.el("ListVersionsResult", [
       Xml.el("Name", record.name),
@@ -558,6 +625,11 @@ const plaintextSize = (system: Store, bucket: string, info: ObjectStore.ObjectIn
 
 const deleteObjects = (r: Request, record: BucketRecord) =>
   Effect.gen(function*() {
+    // S3 requires an integrity check on DeleteObjects (the body names what is deleted); the
+    // body reader verifies whichever is sent.
+    const checked = r.headers["content-md5"] !== undefined || r.headers["x-amz-trailer"] !== undefined ||
+      Object.keys(r.headers).some((h) => /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/.test(h))
+    if (!checked) return yield* errors.invalidRequest("missing required header for this request: Content-MD5 (or an x-amz-checksum-* header)")
     const doc = Xml.parse(yield* readSmallBody(r))
     if (doc === undefined || Xml.localName(doc) !== "Delete") return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")
     const quiet = Xml.childText(doc, "Quiet")?.trim() === "true"
@@ -1061,12 +1133,27 @@ const parsePartNumber = (text: string | undefined): Either.Either<number | undef
   return Either.right(Number(text))
 }
 
+/** GetObject's and HeadObject's `response-*` parameters: the response headers they set (signed requests only, as every one here is). */
+const RESPONSE_OVERRIDES = ["content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding"] as const
+const responseOverrides = (r: Request): Either.Either<Record<string, string>, S3Error> => {
+  const out: Record<string, string> = {}
+  for (const h of RESPONSE_OVERRIDES) {
+    const v = r.query.get(`response-${h}`)
+    if (v === undefined) continue
+    // What HTTP lets a header value hold (no CR, LF or other control character).
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(v)) return Either.left(errors.invalidArgument(`response-${h} is not a valid header value`))
+    out[h] = v
+  }
+  return Either.right(out)
+}
+
 const getObject = (r: Request, record: BucketRecord, store: Store, key: string, headOnly: boolean) =>
   Effect.gen(function*() {
     const partNumber = yield* parsePartNumber(r.query.get("partNumber"))
     if (partNumber !== undefined && r.headers["range"] !== undefined) {
       return yield* errors.invalidRequest("cannot specify both Range header and partNumber query parameter")
     }
+    const overrides = yield* responseOverrides(r)
     const customerKey = yield* readCustomerKey(r)
     const system = (yield* Buckets).system
     const keys = yield* Sse.GatewayKeys
@@ -1095,7 +1182,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
       Object.assign(extra, ObjectAttributes.checksumHeaders(yield* ObjectAttributes.checksumOf(system, record.name, info, manifest)))
     }
     if (headOnly) {
-      const h = { ...objectHeaders(info, etag, customerKey), ...extra }
+      const h = { ...objectHeaders(info, etag, customerKey), ...extra, ...overrides }
       if (range !== undefined) {
         const rr = ObjectStore.resolveRange(range, size)
         if (Option.isNone(rr)) return yield* errors.invalidRange("the requested range is not satisfiable")
@@ -1105,7 +1192,7 @@ const getObject = (r: Request, record: BucketRecord, store: Store, key: string, 
     }
     return yield* openObject(store, system, record.name, key, info, customerKey, range).pipe(
       Effect.map((o) => {
-        const h = { ...objectHeaders(o.info, etag, customerKey), ...extra }
+        const h = { ...objectHeaders(o.info, etag, customerKey), ...extra, ...overrides }
         if (o.range !== undefined) {
           return Http.stream(o.body, 206, { ...h, "content-range": `bytes ${o.range.start}-${o.range.end - 1}/${o.size}` }, o.range.end - o.range.start)
         }
@@ -1172,6 +1259,7 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     const buckets = yield* Buckets
     const srcStore = yield* buckets.store(src.bucket)
     const srcKey = yield* readCustomerKey(r, true)
+    yield* checkStorageClass(r.headers)
     const info = yield* srcStore.head(src.key).pipe(
       Effect.catchTag("ObjectNotFound", () => Effect.fail(errors.noSuchKey("the specified key does not exist", `/${src.bucket}/${src.key}`)))
     )
@@ -1414,7 +1502,8 @@ const listParts = (r: Request, record: BucketRecord, _store: Store, key: string)
       Xml.el("Key", key),
       Xml.el("UploadId", id),
       Xml.el("PartNumberMarker", marker),
-      truncated ? Xml.el("NextPartNumberMarker", page.at(-1)!.partNumber) : "",
+      // max-parts=0 answers no part: the next page starts where this one did.
+      truncated ? Xml.el("NextPartNumberMarker", page.at(-1)?.partNumber ?? marker) : "",
       Xml.el("MaxParts", max),
       Xml.el("IsTruncated", truncated),
       Xml.el("Initiator", [Xml.el("ID", upload.initiator ?? ""), Xml.el("DisplayName", upload.initiator ?? "")]),

@@ -85,8 +85,8 @@ describe("buckets", () => {
   it.effect("creates, lists, heads and deletes buckets", () =>
     Effect.gen(function*() {
       yield* call(() => s3.send(new CreateBucketCommand({ Bucket: "tmp-bucket" })))
-      const again = yield* refused(() => s3.send(new CreateBucketCommand({ Bucket: "tmp-bucket" })))
-      assert.strictEqual(again.code, "BucketAlreadyOwnedByYou")
+      // us-east-1: S3 answers its owner's re-creation 200 (GatewayConformance covers other regions).
+      yield* call(() => s3.send(new CreateBucketCommand({ Bucket: "tmp-bucket" })))
       const list = yield* call(() => s3.send(new ListBucketsCommand({})))
       assert.include(list.Buckets!.map((b) => b.Name), "tmp-bucket")
       yield* call(() => s3.send(new HeadBucketCommand({ Bucket: "tmp-bucket" })))

@@ -40,6 +40,8 @@ export interface StartOptions {
   /** Wraps every store the gateway opens (the system store and each bucket's). */
   readonly wrapStore?: (store: ObjectStore.ObjectStore["Type"]) => ObjectStore.ObjectStore["Type"]
   readonly minPartSize?: number
+  /** @default "us-east-1" */
+  readonly region?: string
 }
 
 export const start = async (options: StartOptions = {}): Promise<Api> => {
@@ -64,7 +66,7 @@ export const start = async (options: StartOptions = {}): Promise<Api> => {
   )
   const settings = Layer.succeed(S3Api.ApiSettings, {
     users,
-    region: "us-east-1",
+    region: options.region ?? "us-east-1",
     secure: false,
     allowPlainHttpSseC: true,
     minPartSize: options.minPartSize ?? 5 * 1024 * 1024,

@@ -12,8 +12,9 @@ export const xml = (body: string, options?: { readonly status?: number; readonly
 
 export const empty = (status: number, headers?: Record<string, string>) => HttpServerResponse.empty({ status, headers: headers ?? {} })
 
+/** A streamed body of a known length; `Content-Length` is always sent (also 0: the platform drops a zero length). */
 export const stream = (body: Stream.Stream<Uint8Array, unknown>, status: number, headers: Record<string, string>, contentLength: number) =>
-  HttpServerResponse.stream(body, { status, headers, contentLength })
+  HttpServerResponse.stream(body, { status, headers: { ...headers, "content-length": String(contentLength) }, contentLength })
 
 export const errorResponse = (e: S3Error.S3Error, requestId: string, method: string) =>
   method === "HEAD"
