@@ -65,7 +65,17 @@ interface Request {
   readonly user: SigV4.User
   readonly payload: SigV4.Payload
   readonly raw: HttpServerRequest.HttpServerRequest
+  /** Addressed as `bucket.host/key` rather than `host/bucket/key`. */
+  readonly virtualHosted: boolean
 }
+
+/**
+ * The absolute URL of an object as the client addressed the gateway (CompleteMultipartUpload's and
+ * POST Object's `Location`): its scheme and Host, the bucket in the path unless virtual-hosted,
+ * the key URI-encoded.
+ */
+const objectUrl = (secure: boolean, host: string | undefined, virtualHosted: boolean, bucket: string, key: string) =>
+  `${secure ? "https" : "http"}://${host ?? "localhost"}${virtualHosted ? "" : `/${bucket}`}/${SigV4.uriEncode(key).replace(/%2F/g, "/")}`
 
 const USER_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"] as const
 const MAX_XML = 1024 * 1024
@@ -220,13 +230,13 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     for (const [k, v] of Object.entries(raw.headers)) headers[k.toLowerCase()] = v
     const addressed = address(rawPath, headers["host"], settings.virtualHostDomains ?? [])
     if (Either.isLeft(addressed)) return yield* addressed.left
-    const { bucket, key } = addressed.right
+    const { bucket, key, virtualHosted } = addressed.right
     // Browser POST uploads authenticate with their signed policy, not a request signature.
     if (
       raw.method === "POST" && bucket !== undefined && key === undefined && headers["authorization"] === undefined &&
       (headers["content-type"] ?? "").toLowerCase().startsWith("multipart/form-data")
     ) {
-      return yield* postObject(raw, bucket)
+      return yield* postObject(raw, bucket, virtualHosted)
     }
     const auth = SigV4.verify(
       { method: raw.method, rawPath, rawQuery, headers, now: new Date() },
@@ -236,7 +246,7 @@ const route = (raw: HttpServerRequest.HttpServerRequest) =>
     const pairs = Either.getOrThrow(SigV4.parseQuery(rawQuery))
     const query = new Map<string, string>()
     for (const [k, v] of pairs) if (!query.has(k)) query.set(k, v)
-    const r: Request = { method: raw.method, bucket, key, query, headers, user: auth.right.user, payload: auth.right.payload, raw }
+    const r: Request = { method: raw.method, bucket, key, query, headers, user: auth.right.user, payload: auth.right.payload, raw, virtualHosted }
     if (bucket === undefined) {
       if (r.method === "GET") return yield* listBuckets(r)
       return yield* errors.methodNotAllowed("the specified method is not allowed against this resource")
@@ -848,7 +858,7 @@ const MAX_FORM_FIELDS = 100
 const MAX_FORM_FIELD = 20 * 1024
 
 /** POST Object: a browser form upload, authorized by its signed policy. */
-const postObject = (raw: HttpServerRequest.HttpServerRequest, bucketName: string) =>
+const postObject = (raw: HttpServerRequest.HttpServerRequest, bucketName: string, virtualHosted: boolean) =>
   Effect.gen(function*() {
     const settings = yield* ApiSettings
     const fields = new Map<string, string>()
@@ -865,7 +875,7 @@ const postObject = (raw: HttpServerRequest.HttpServerRequest, bucketName: string
           return true
         }
         if (part.key.toLowerCase() !== "file") return yield* errors.invalidArgument("POST requires exactly one file upload per request, in the field named 'file'")
-        done = yield* postFile(bucketName, fields, part, settings)
+        done = yield* postFile(bucketName, fields, part, settings, objectUrl(settings.secure, raw.headers["host"], virtualHosted, bucketName, ""))
         return false
       }))
     if (done === undefined) {
@@ -880,7 +890,9 @@ const postFile = (
   bucketName: string,
   fields: ReadonlyMap<string, string>,
   file: HttpMultipart.File,
-  settings: ApiSettings["Type"]
+  settings: ApiSettings["Type"],
+  /** The bucket's URL as the client addressed it, ending in '/'. */
+  bucketUrl: string
 ) =>
   Effect.gen(function*() {
     const verified = PostPolicy.verify(fields, bucketName, (id) => settings.users.find((u) => u.accessKeyId === id), new Date())
@@ -928,7 +940,7 @@ const postFile = (
     })
     const result = { etag: md5?.hex() ?? put.etag }
     yield* dropManifest(buckets.system, record.name, before)
-    const h = { etag: `"${result.etag}"`, location: `/${bucketName}/${SigV4.uriEncode(key).replace(/%2F/g, "/")}`, ...Sse.writeHeaders(keys, mode) }
+    const h = { etag: `"${result.etag}"`, location: `${bucketUrl}${SigV4.uriEncode(key).replace(/%2F/g, "/")}`, ...Sse.writeHeaders(keys, mode) }
     const outcome = PostPolicy.outcome(fields, { bucket: bucketName, key, etag: result.etag })
     if (outcome._tag === "Redirect") return Http.empty(303, { ...h, location: outcome.location })
     if (outcome.status === 201) {
@@ -1561,7 +1573,7 @@ const completeUpload = (r: Request, record: BucketRecord, store: Store, key: str
     yield* dropManifest(system, record.name, before)
     const checksum = result.manifest.checksum
     return Http.xml(Xml.el("CompleteMultipartUploadResult", [
-      Xml.el("Location", `/${record.name}/${key}`),
+      Xml.el("Location", objectUrl((yield* ApiSettings).secure, r.headers["host"], r.virtualHosted, record.name, key)),
       Xml.el("Bucket", record.name),
       Xml.el("Key", key),
       Xml.el("ETag", `"${result.clientEtag}"`),

@@ -214,7 +214,7 @@ describe("writes", () => {
         }))
       )
       assert.deepStrictEqual(e, { code: "InvalidPartOrder", status: 400 })
-      yield* call(() =>
+      const done = yield* call(() =>
         s3.send(new CompleteMultipartUploadCommand({
           Bucket: B,
           Key: "mp/order",
@@ -222,6 +222,14 @@ describe("writes", () => {
           MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] }
         }))
       )
+      // Location: the object's absolute URL as addressed (path style here), the key URI-encoded.
+      assert.strictEqual(done.Location, `${api.endpoint}/${B}/mp/order`)
+      const { UploadId: id2 } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "mp/a b+é" })))
+      const only = yield* call(() => s3.send(new UploadPartCommand({ Bucket: B, Key: "mp/a b+é", UploadId: id2, PartNumber: 1, Body: "x" })))
+      const encoded = yield* call(() =>
+        s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/a b+é", UploadId: id2, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: only.ETag }] } }))
+      )
+      assert.strictEqual(encoded.Location, `${api.endpoint}/${B}/mp/a%20b%2B%C3%A9`)
     }))
 
   it.effect("DeleteObjects needs Content-MD5 or a checksum header (nothing deleted without); the SDK's request passes", () =>

@@ -114,6 +114,13 @@ describe("virtual-hosted-style addressing", () => {
       assert.deepStrictEqual(seen[1], { hostname: "vhost-bucket.s3.gw.test", path: "/dir/a%20b%2Bc%3D%C3%BC.txt" })
       const listed = yield* call(() => vh.send(new ListObjectsV2Command({ Bucket: "vhost-bucket", Prefix: "dir/" })))
       assert.deepStrictEqual(listed.Contents?.map((o) => o.Key), [key])
+      // A multipart object's Location is its URL as addressed: the bucket in the host name.
+      const { UploadId } = yield* call(() => vh.send(new CreateMultipartUploadCommand({ Bucket: "vhost-bucket", Key: "mp" })))
+      const part = yield* call(() => vh.send(new UploadPartCommand({ Bucket: "vhost-bucket", Key: "mp", UploadId, PartNumber: 1, Body: "x" })))
+      const done = yield* call(() =>
+        vh.send(new CompleteMultipartUploadCommand({ Bucket: "vhost-bucket", Key: "mp", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }))
+      )
+      assert.strictEqual(done.Location, `http://vhost-bucket.s3.gw.test:${api.port}/mp`)
       // The same object through path style on the loopback address.
       const viaPath = yield* call(() => s3.send(new GetObjectCommand({ Bucket: "vhost-bucket", Key: key })))
       assert.isTrue(Buffer.from(yield* bytes(viaPath.Body)).equals(data))

@@ -98,6 +98,9 @@ describe("browser POST uploads", () => {
       assert.strictEqual(r.status, 201, r.text)
       assert.include(r.text, "<Key>uploads/hello.txt</Key>")
       assert.include(r.text, "<Bucket>posts</Bucket>")
+      // S3's Location: the object's absolute URL as the client addressed the gateway.
+      assert.include(r.text, `<Location>${api.endpoint}/posts/uploads/hello.txt</Location>`)
+      assert.strictEqual(r.headers.get("location"), `${api.endpoint}/posts/uploads/hello.txt`)
       assert.strictEqual(r.headers.get("x-amz-server-side-encryption"), "aws:kms")
       const o = yield* call(() => s3.send(new GetObjectCommand({ Bucket: "posts", Key: "uploads/hello.txt" })))
       assert.strictEqual(o.ServerSideEncryption, "aws:kms")
