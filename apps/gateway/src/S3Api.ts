@@ -469,6 +469,7 @@ const putBucketEncryption = (r: Request, record: BucketRecord) =>
     }
     if (kmsKeyId !== undefined) yield* (yield* Sse.GatewayKeys).checkKmsKey(kmsKeyId)
     const bke = Xml.childText(rules[0]!, "BucketKeyEnabled")?.trim()
+    if (bke !== undefined && bke !== "true" && bke !== "false") return yield* errors.malformedXml("BucketKeyEnabled must be true or false")
     yield* (yield* Buckets).update({
       ...record,
       encryption: {
@@ -1280,7 +1281,9 @@ const copyObject = (r: Request, record: BucketRecord, store: Store, key: string)
     if (directive !== "COPY" && directive !== "REPLACE") return yield* errors.invalidArgument("unknown metadata directive")
     const { keys, mode } = yield* writeMode(r, record, key)
     const sseHeaderGiven = ["x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm"].some((h) => r.headers[h] !== undefined)
-    if (src.bucket === record.name && src.key === key && directive === "COPY" && !sseHeaderGiven) {
+    // An SSE-C source (its key given) written back without a customer key changes its encryption.
+    const leavesSseC = srcKey !== undefined && mode._tag !== "SseC"
+    if (src.bucket === record.name && src.key === key && directive === "COPY" && !sseHeaderGiven && !leavesSseC) {
       return yield* errors.invalidRequest("this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes")
     }
     const taggingDirective = r.headers["x-amz-tagging-directive"] ?? "COPY"

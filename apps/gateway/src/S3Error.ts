@@ -53,6 +53,7 @@ export const errors = {
   illegalLocationConstraint: make("IllegalLocationConstraintException", 400),
   invalidStorageClass: make("InvalidStorageClass", 400),
   invalidRedirectLocation: make("InvalidRedirectLocation", 400),
+  invalidEncryptionAlgorithm: make("InvalidEncryptionAlgorithmError", 400),
   bucketNotEmpty: make("BucketNotEmpty", 409),
   invalidBucketName: make("InvalidBucketName", 400),
   invalidArgument: make("InvalidArgument", 400),

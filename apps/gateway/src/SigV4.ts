@@ -294,13 +294,9 @@ export const verify = (
       if (signed.some((h, i) => h !== h.toLowerCase() || (i > 0 && signed[i - 1]! >= h))) {
         return yield* Either.left(malformed("SignedHeaders must be lower-case and sorted"))
       }
-      for (const h of Object.keys(req.headers)) {
-        if (h.startsWith("x-amz-") && !signed.includes(h) && h !== "x-amz-content-sha256") {
-          // S3 requires every x-amz-* header to be signed, except in streaming trailers.
-          if (!(h === "x-amz-decoded-content-length" || h === "x-amz-trailer" || h.startsWith("x-amz-checksum-"))) {
-            return yield* Either.left(errors.accessDenied(`there were headers present in the request which were not signed: ${h}`))
-          }
-        }
+      const unsignedHeader = unsignedAmzHeader(req.headers, signed)
+      if (unsignedHeader !== undefined) {
+        return yield* Either.left(errors.accessDenied(`there were headers present in the request which were not signed: ${unsignedHeader}`))
       }
       const headersBlock = canonicalHeaders(req.headers, signed)
       if (headersBlock === undefined) return yield* Either.left(malformed("a signed header is missing from the request"))
@@ -363,6 +359,12 @@ export const verify = (
     if (!signed.includes("host")) return yield* Either.left(qerr("the host header must be signed"))
     const headersBlock = canonicalHeaders(req.headers, signed)
     if (headersBlock === undefined) return yield* Either.left(qerr("a signed header is missing from the request"))
+    // As with header auth: whoever holds a presigned URL cannot add x-amz-* headers (an SSE-C key,
+    // a KMS key id, an ACL) that its signer did not sign.
+    const unsignedHeader = unsignedAmzHeader(req.headers, signed)
+    if (unsignedHeader !== undefined) {
+      return yield* Either.left(errors.accessDenied(`there were headers present in the request which were not signed: ${unsignedHeader}`))
+    }
     const contentSha = q("X-Amz-Content-Sha256") ?? req.headers["x-amz-content-sha256"] ?? "UNSIGNED-PAYLOAD"
     const canonical = [req.method, req.rawPath, canonicalQuery(query, "X-Amz-Signature"), headersBlock, signedHeaders, contentSha].join("\n")
     const key = signingKey(user.secretAccessKey, cred.date, cred.region, cred.service)
@@ -373,6 +375,17 @@ export const verify = (
     const payload: Payload = /^[0-9a-f]{64}$/.test(contentSha) ? { _tag: "Sha256", hex: contentSha } : { _tag: "Unsigned" }
     return { user, payload }
   })
+
+/**
+ * The first `x-amz-*` header of a request its signature does not cover, if any: S3 requires every
+ * one to be signed, except `x-amz-content-sha256` and what streaming uploads send outside the
+ * signature (`x-amz-decoded-content-length`, `x-amz-trailer`, `x-amz-checksum-*`).
+ */
+const unsignedAmzHeader = (headers: Readonly<Record<string, string>>, signed: ReadonlyArray<string>): string | undefined =>
+  Object.keys(headers).find((h) =>
+    h.startsWith("x-amz-") && !signed.includes(h) && h !== "x-amz-content-sha256" &&
+    !(h === "x-amz-decoded-content-length" || h === "x-amz-trailer" || h.startsWith("x-amz-checksum-"))
+  )
 
 /**
  * The signature of one `aws-chunked` chunk, chained from the previous one.

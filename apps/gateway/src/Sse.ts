@@ -309,8 +309,11 @@ export const layer = (
     })
   )
 
-const fromCoreError = (e: { readonly _tag: string; readonly message: string }): S3Error =>
-  e._tag === "InvalidCustomerKey" ? errors.invalidArgument(e.message) : errors.invalidArgument(e.message)
+/** S3's codes: an SSE-C algorithm other than AES256 is InvalidEncryptionAlgorithmError; the rest InvalidArgument. */
+const fromCoreError = (e: { readonly _tag: string; readonly message: string; readonly reason?: string }): S3Error =>
+  e._tag === "InvalidCustomerKey" && e.reason === "UnsupportedAlgorithm"
+    ? errors.invalidEncryptionAlgorithm("the encryption request you specified is not valid; the valid value is AES256")
+    : errors.invalidArgument(e.message)
 
 /**
  * Parses the SSE headers of a request (or its `x-amz-copy-source-` customer-key headers).
@@ -351,11 +354,16 @@ export const resolveWrite = (
   Effect.gen(function*() {
     const kmsMode = (keyId: string | undefined, context: Readonly<Record<string, string>> | undefined, bucketKey: boolean, dsse: boolean) =>
       Effect.gen(function*() {
+        // S3's default context is the object's ARN; a request's context is *additional* to it.
+        const arn = `arn:aws:s3:::${bucket.name}/${key}`
+        if (context?.["aws:s3:arn"] !== undefined && context["aws:s3:arn"] !== arn) {
+          return yield* errors.invalidArgument("aws:s3:arn in the encryption context must be the object's ARN")
+        }
         const id = yield* keys.checkKmsKey(keyId ?? keys.defaultKmsKeyId)
         return {
           _tag: "SseKms" as const,
           keyId: id,
-          context: context ?? { "aws:s3:arn": `arn:aws:s3:::${bucket.name}/${key}` },
+          context: { ...context, "aws:s3:arn": arn },
           contextGiven: context !== undefined,
           bucketKey,
           dsse
@@ -370,7 +378,7 @@ export const resolveWrite = (
       case "SseS3":
         return { _tag: "SseS3" as const }
       case "SseKms":
-        return yield* kmsMode(requested.keyId, requested.context, requested.bucketKey ?? bucket.encryption?.bucketKeyEnabled ?? false, false)
+        return yield* kmsMode(requested.keyId, requested.context, requested.bucketKey ?? bucket.encryption?.bucketKeyEnabled ?? false, requested.dsse === true)
       case "None": {
         const d = bucket.encryption
         if (d !== undefined && d.algorithm !== "AES256") {

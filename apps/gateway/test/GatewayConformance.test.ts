@@ -4,7 +4,10 @@
  * NextMarker through common prefixes, GetObject's response-* overrides, object owners in listings,
  * ListParts max-parts=0, bucket naming rules, CreateBucket's body and re-creation, storage classes,
  * the website redirect location, the part order check, Content-Length of an empty object and the
- * integrity header DeleteObjects requires.
+ * integrity header DeleteObjects requires; and a second probe of the SSE headers: dual-layer
+ * SSE-KMS, the SSE-C algorithm error, unsigned SSE headers on a presigned URL, the encryption
+ * context as an addition to the object's ARN, an SSE-C object copied onto itself out of SSE-C, and
+ * a bucket default's BucketKeyEnabled.
  */
 import {
   CompleteMultipartUploadCommand,
@@ -17,6 +20,7 @@ import {
   ListObjectsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
+  PutBucketEncryptionCommand,
   PutObjectCommand,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
@@ -25,7 +29,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
-import { alice, bob, body, call, client, MiB, refused, start } from "./apiHarness.js"
+import { alice, bob, body, call, client, MiB, refused, ssec, start } from "./apiHarness.js"
 import type { Api } from "./apiHarness.js"
 import * as RawSigned from "./rawSigned.js"
 
@@ -246,5 +250,105 @@ describe("writes", () => {
       yield* put("d/sdk")
       const r = yield* call(() => s3.send(new DeleteObjectsCommand({ Bucket: B, Delete: { Objects: [{ Key: "d/sdk" }] } })))
       assert.deepStrictEqual(r.Deleted?.map((d) => d.Key), ["d/sdk"])
+    }))
+})
+
+describe("server-side encryption", () => {
+  it.effect("aws:kms:dsse is kept and answered as such on PUT, HEAD, multipart and copy", () =>
+    Effect.gen(function*() {
+      const put = yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/dsse", Body: "x", ServerSideEncryption: "aws:kms:dsse" })))
+      assert.strictEqual(put.ServerSideEncryption, "aws:kms:dsse")
+      const head = yield* call(() => s3.send(new HeadObjectCommand({ Bucket: B, Key: "e/dsse" })))
+      assert.strictEqual(head.ServerSideEncryption, "aws:kms:dsse")
+      const mp = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "e/dsse-mp", ServerSideEncryption: "aws:kms:dsse" })))
+      assert.strictEqual(mp.ServerSideEncryption, "aws:kms:dsse")
+      const copy = yield* call(() => s3.send(new CopyObjectCommand({ Bucket: B, Key: "e/dsse-copy", CopySource: `${B}/e/dsse`, ServerSideEncryption: "aws:kms:dsse" })))
+      assert.strictEqual(copy.ServerSideEncryption, "aws:kms:dsse")
+      const plain = yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/kms", Body: "x", ServerSideEncryption: "aws:kms" })))
+      assert.strictEqual(plain.ServerSideEncryption, "aws:kms")
+    }))
+
+  it.effect("an SSE-C algorithm other than AES256 is InvalidEncryptionAlgorithmError; nothing written", () =>
+    Effect.gen(function*() {
+      for (const alg of ["AES128", "aes256"]) {
+        const e = yield* refused(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/alg", Body: "x", ...ssec(), SSECustomerAlgorithm: alg })))
+        assert.deepStrictEqual(e, { code: "InvalidEncryptionAlgorithmError", status: 400 }, alg)
+      }
+      assert.strictEqual((yield* refused(() => s3.send(new HeadObjectCommand({ Bucket: B, Key: "e/alg" })))).status, 404)
+    }))
+
+  it.effect("a presigned URL carries only the SSE headers its signer signed: unsigned ones are refused (403), signed ones work", () =>
+    Effect.gen(function*() {
+      const url = yield* call(() => getSignedUrl(s3, new PutObjectCommand({ Bucket: B, Key: "e/presigned" }), { expiresIn: 60 }))
+      const key = ssec()
+      const added = [
+        { "x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "gw-kms" },
+        {
+          "x-amz-server-side-encryption-customer-algorithm": key.SSECustomerAlgorithm,
+          "x-amz-server-side-encryption-customer-key": key.SSECustomerKey,
+          "x-amz-server-side-encryption-customer-key-md5": key.SSECustomerKeyMD5
+        }
+      ]
+      for (const headers of added) {
+        const res = yield* call(() => fetch(url, { method: "PUT", body: "x", headers }))
+        assert.strictEqual(res.status, 403)
+        assert.include(yield* call(() => res.text()), "not signed")
+      }
+      assert.strictEqual((yield* refused(() => s3.send(new HeadObjectCommand({ Bucket: B, Key: "e/presigned" })))).status, 404)
+      assert.strictEqual((yield* call(() => fetch(url, { method: "PUT", body: "x" }))).status, 200)
+      const signed = yield* call(() => getSignedUrl(s3, new PutObjectCommand({ Bucket: B, Key: "e/presigned-c", ...key }), { expiresIn: 60 }))
+      const withKey = yield* call(() =>
+        fetch(signed, {
+          method: "PUT",
+          body: "y",
+          headers: {
+            "x-amz-server-side-encryption-customer-algorithm": key.SSECustomerAlgorithm,
+            "x-amz-server-side-encryption-customer-key": key.SSECustomerKey,
+            "x-amz-server-side-encryption-customer-key-md5": key.SSECustomerKeyMD5
+          }
+        })
+      )
+      assert.strictEqual(withKey.status, 200)
+    }))
+
+  it.effect("an encryption context is in addition to the object's ARN (aws:s3:arn), as S3 binds it; another ARN refused", () =>
+    Effect.gen(function*() {
+      const context = Buffer.from(JSON.stringify({ project: "probe" })).toString("base64")
+      const put = yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/ctx", Body: "with context", ServerSideEncryption: "aws:kms", SSEKMSEncryptionContext: context })))
+      assert.deepStrictEqual(JSON.parse(Buffer.from(put.SSEKMSEncryptionContext!, "base64").toString("utf8")), { project: "probe", "aws:s3:arn": `arn:aws:s3:::${B}/e/ctx` })
+      const got = yield* call(() => s3.send(new GetObjectCommand({ Bucket: B, Key: "e/ctx" })))
+      assert.strictEqual(yield* call(() => got.Body!.transformToString()), "with context")
+      const other = Buffer.from(JSON.stringify({ "aws:s3:arn": `arn:aws:s3:::${B}/elsewhere` })).toString("base64")
+      const e = yield* refused(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/ctx2", Body: "x", ServerSideEncryption: "aws:kms", SSEKMSEncryptionContext: other })))
+      assert.deepStrictEqual(e, { code: "InvalidArgument", status: 400 })
+    }))
+
+  it.effect("an SSE-C object copied onto itself with only its copy-source key leaves SSE-C (allowed); without any change refused", () =>
+    Effect.gen(function*() {
+      const key = ssec()
+      yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "e/self", Body: "self", ...key })))
+      const source = { CopySourceSSECustomerAlgorithm: key.SSECustomerAlgorithm, CopySourceSSECustomerKey: key.SSECustomerKey, CopySourceSSECustomerKeyMD5: key.SSECustomerKeyMD5 }
+      yield* put("e/plain-self")
+      const same = yield* refused(() => s3.send(new CopyObjectCommand({ Bucket: B, Key: "e/plain-self", CopySource: `${B}/e/plain-self` })))
+      assert.deepStrictEqual(same, { code: "InvalidRequest", status: 400 })
+      const out = yield* call(() => s3.send(new CopyObjectCommand({ Bucket: B, Key: "e/self", CopySource: `${B}/e/self`, ...source })))
+      assert.strictEqual(out.ServerSideEncryption, "AES256")
+      const got = yield* call(() => s3.send(new GetObjectCommand({ Bucket: B, Key: "e/self" })))
+      assert.strictEqual(yield* call(() => got.Body!.transformToString()), "self")
+    }))
+
+  it.effect("a bucket default's BucketKeyEnabled must be true or false (MalformedXML)", () =>
+    Effect.gen(function*() {
+      const doc = `<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>maybe</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>`
+      const md5 = crypto.createHash("md5").update(doc).digest("base64")
+      const r = yield* call(() => RawSigned.request(api.port, alice, "PUT", `/${B}`, { query: [["encryption", ""]], body: doc, headers: { "content-md5": md5 } }))
+      assert.strictEqual(r.status, 400)
+      assert.strictEqual(RawSigned.errorCode(r), "MalformedXML")
+      yield* call(() =>
+        s3.send(new PutBucketEncryptionCommand({
+          Bucket: B,
+          ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" }, BucketKeyEnabled: false }] }
+        }))
+      )
     }))
 })

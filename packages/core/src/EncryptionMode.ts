@@ -152,7 +152,9 @@ export const SseKms = Schema.TaggedStruct("SseKms", {
   keyId: Schema.optional(Schema.String),
   context: Schema.optional(EncryptionContext),
   /** S3 Bucket Keys. */
-  bucketKey: Schema.optional(Schema.Boolean)
+  bucketKey: Schema.optional(Schema.Boolean),
+  /** Dual-layer SSE-KMS (S3's `aws:kms:dsse`). */
+  dsse: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -444,7 +446,8 @@ export const fromS3Headers = (
         return SseKms.make({
           ...(Option.isSome(kmsKeyId) ? { keyId: kmsKeyId.value } : {}),
           ...(ctx === undefined ? {} : { context: ctx }),
-          ...(Option.isSome(bucketKey) ? { bucketKey: bucketKey.value === "true" } : {})
+          ...(Option.isSome(bucketKey) ? { bucketKey: bucketKey.value === "true" } : {}),
+          ...(sse.value === "aws:kms:dsse" ? { dsse: true } : {})
         })
       }
       default:

@@ -26,6 +26,8 @@ export type ServerSideEncryption =
     readonly keyId?: string | undefined
     readonly context?: EncryptionContext | undefined
     readonly bucketKey?: boolean | undefined
+    /** Dual-layer SSE-KMS (`aws:kms:dsse`). */
+    readonly dsse?: boolean | undefined
   }
   | { readonly _tag: "SseC"; readonly key: CustomerKey }
 

@@ -30,6 +30,8 @@ describe("EncryptionMode.fromS3Headers", () => {
         "x-amz-server-side-encryption-bucket-key-enabled": "true"
       })
       assert.deepStrictEqual(m, { _tag: "SseKms", keyId: "alias/data", context: { team: "a" }, bucketKey: true })
+      const dual = yield* EncryptionMode.fromS3Headers({ "x-amz-server-side-encryption": "aws:kms:dsse" })
+      assert.deepStrictEqual(dual, { _tag: "SseKms", dsse: true })
     }))
 
   it.effect("SSE-C with a valid key and MD5 yields a redacted provided key", () =>

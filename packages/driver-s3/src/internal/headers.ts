@@ -10,7 +10,7 @@ import { Redacted } from "effect"
 
 /** Fields of PutObject, CreateMultipartUpload and CopyObject (destination). @internal */
 export interface WriteSseFields {
-  ServerSideEncryption?: "AES256" | "aws:kms"
+  ServerSideEncryption?: "AES256" | "aws:kms" | "aws:kms:dsse"
   SSEKMSKeyId?: string
   SSEKMSEncryptionContext?: string
   BucketKeyEnabled?: boolean
@@ -62,7 +62,7 @@ export const writeFields = (sse: ServerSideEncryption | undefined): WriteSseFiel
       return { ServerSideEncryption: "AES256" }
     case "SseKms":
       return {
-        ServerSideEncryption: "aws:kms",
+        ServerSideEncryption: sse.dsse === true ? "aws:kms:dsse" : "aws:kms",
         ...(sse.keyId === undefined ? {} : { SSEKMSKeyId: sse.keyId }),
         ...(sse.context === undefined ? {} : { SSEKMSEncryptionContext: encodeContext(sse.context) }),
         ...(sse.bucketKey === undefined ? {} : { BucketKeyEnabled: sse.bucketKey })
