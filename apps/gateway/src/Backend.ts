@@ -145,7 +145,8 @@ export const makeStore = (
           profile: backend.profile,
           partSize: backend.partSize,
           concurrency: backend.partConcurrency,
-          memoryBudget: backend.memoryBudgetMiB * 1024 * 1024
+          memoryBudget: backend.memoryBudgetMiB * 1024 * 1024,
+          idleTimeoutMs: backend.idleTimeoutSeconds * 1000
         })
       }
       case "gcs": {

@@ -92,7 +92,14 @@ export const S3Backend = Schema.Struct({
    * large PUT reserves `(partConcurrency + 1) × partSize` before it reads its body, an UploadPart
    * up to `2 × partSize`, and waits (its client held back by TCP) while the budget is taken.
    */
-  memoryBudgetMiB: MemoryBudgetMiB
+  memoryBudgetMiB: MemoryBudgetMiB,
+  /**
+   * Seconds a backend request may go without a byte either way before it fails (the client then
+   * gets `503 ServiceUnavailable`, nothing committed): a backend that accepts
+   * requests and never answers does not hold clients forever. A client that stops reading a GET
+   * for that long is cut off too. 0: no limit. Default 120.
+   */
+  idleTimeoutSeconds: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 86_400)), { default: () => 120 })
 })
 
 /**

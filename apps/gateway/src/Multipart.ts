@@ -313,8 +313,29 @@ const openKeys = (
     return yield* ClientSide.openEnvelope(loc.right.envelope, unwrapper, { bucket, key })
   })
 
+/** S3's largest part (and so every backend's, as the gateway stores one client part as one backend part). */
+const MAX_BACKEND_PART = 5 * 1024 * 1024 * 1024
+
 /**
- * Encrypts and stores one part.
+ * The largest plaintext part whose ciphertext fits a backend part.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const maxPlainPart = (segmentSize: number): number => {
+  let lo = 0
+  let hi = MAX_BACKEND_PART
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2)
+    if (NativeFormat.ciphertextSize(mid, segmentSize) <= MAX_BACKEND_PART) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+/**
+ * Encrypts and stores one part (refused, before its body is read, when its ciphertext would not
+ * fit a backend part).
  *
  * @since 0.1.0
  * @category writing
@@ -345,6 +366,12 @@ export const uploadPart = (options: {
       }))
     )
     const cipher = NativeFormat.ciphertextSize(options.length, segmentSize)
+    // Refused before the body is read: its ciphertext would not fit one backend part.
+    if (cipher > MAX_BACKEND_PART) {
+      return yield* errors.entityTooLarge(
+        `your proposed upload exceeds the maximum allowed size: a part holds at most ${maxPlainPart(segmentSize)} bytes here (its ciphertext must fit the backend's 5 GiB part)`
+      )
+    }
     const md5 = options.md5 !== true ? undefined : options.knownMd5 !== undefined ? Etag.fromKnown(options.knownMd5) : Etag.backgroundMd5()
     const plain = md5 === undefined ? options.body : md5.pipe(options.body)
     const done = yield* options.store.uploadPart(

@@ -29,6 +29,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
+import * as http from "node:http"
 import { alice, bob, body, call, client, MiB, refused, ssec, start } from "./apiHarness.js"
 import type { Api } from "./apiHarness.js"
 import * as RawSigned from "./rawSigned.js"
@@ -234,6 +235,32 @@ describe("writes", () => {
         s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/a b+é", UploadId: id2, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: only.ETag }] } }))
       )
       assert.strictEqual(encoded.Location, `${api.endpoint}/${B}/mp/a%20b%2B%C3%A9`)
+    }))
+
+  it.effect("UploadPart of a part whose ciphertext cannot fit a 5 GiB backend part is EntityTooLarge, answered before the body is sent", () =>
+    Effect.gen(function*() {
+      const { UploadId } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "mp/huge" })))
+      const query = [["partNumber", "1"], ["uploadId", UploadId!]] as const
+      const pathname = `/${B}/mp/huge`
+      const headers = RawSigned.sign(alice, { method: "PUT", pathname, query, headers: { "content-length": String(5 * 1024 * MiB) }, host: `127.0.0.1:${api.port}` }, "UNSIGNED-PAYLOAD")
+      // Only the headers go out: the answer must come without the 5 GiB.
+      const r = yield* call(() =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.request({ host: "127.0.0.1", port: api.port, method: "PUT", path: `${pathname}?${query.map(([k, v]) => `${k}=${RawSigned.enc(v)}`).join("&")}`, headers }, (res) => {
+            let text = ""
+            res.on("data", (c: Buffer) => (text += c.toString()))
+            res.on("end", () => {
+              req.destroy()
+              resolve({ status: res.statusCode ?? 0, body: text })
+            })
+          })
+          req.on("error", reject)
+          req.flushHeaders()
+        })
+      ).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(r.status, 400)
+      assert.include(r.body, "<Code>EntityTooLarge</Code>")
+      assert.include(r.body, "at most")
     }))
 
   it.effect("DeleteObjects needs Content-MD5 or a checksum header (nothing deleted without); the SDK's request passes", () =>

@@ -66,6 +66,16 @@ export interface S3Config {
   readonly memoryBudget?: number | undefined
   /** @default 3 */
   readonly maxAttempts?: number | undefined
+  /** Give up connecting to the server after this many milliseconds (`TimeoutError`). @default 10000 */
+  readonly connectTimeoutMs?: number | undefined
+  /**
+   * Give up on a request whose connection has carried nothing for this many milliseconds — a
+   * server that accepts a request and never answers it, or stops sending a body midway, fails it
+   * (`TimeoutError`) instead of holding it forever. A reader that stops pulling a GET's body for
+   * that long is cut off too. `0`: no limit.
+   * @default 120000
+   */
+  readonly idleTimeoutMs?: number | undefined
 }
 
 /**
@@ -85,5 +95,7 @@ export const defaults = {
   concurrency: 4,
   multipartCopyThreshold: 5 * 1024 * MiB,
   contentMd5: true,
-  maxAttempts: 3
+  maxAttempts: 3,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 120_000
 } as const

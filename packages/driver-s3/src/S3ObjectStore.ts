@@ -113,6 +113,11 @@ export const makeClient = (config: S3Config): S3Client => {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     maxAttempts: config.maxAttempts ?? defaults.maxAttempts,
+    // A server that never answers fails the request instead of holding it (and its caller) forever.
+    requestHandler: {
+      connectionTimeout: config.connectTimeoutMs ?? defaults.connectTimeoutMs,
+      socketTimeout: config.idleTimeoutMs ?? defaults.idleTimeoutMs
+    },
     ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
     ...(config.forcePathStyle === undefined ? {} : { forcePathStyle: config.forcePathStyle }),
     ...(config.awsProfile === undefined ? {} : { profile: config.awsProfile }),

@@ -707,6 +707,40 @@ layer(bucketLayer(), { timeout: "180 seconds", excludeTestServices: true })("S3O
       assert.deepStrictEqual(full.map((s) => s.sha256), [crypto.createHash("sha256").update(data).digest("hex")])
     }))
 
+  it.scoped("a server that stops answering fails the request after idleTimeoutMs (TimeoutError), also in the middle of a GET's body", () =>
+    Effect.gen(function*() {
+      const { config } = yield* Bucket
+      const proxy = yield* TcpRelay.make(config.endpoint!)
+      const store = yield* S3ObjectStore.make({ ...config, endpoint: proxy.endpoint, partSize: PART, idleTimeoutMs: 1000, maxAttempts: 1 })
+      // Larger than what the sockets and the relay hold, so the GET below is still reading when it stalls.
+      const data = random(48 * MiB)
+      yield* store.put("idle/obj", Stream.make(data), { contentLength: data.length })
+      proxy.blackhole = true
+      const started = Date.now()
+      const e = yield* Effect.flip(store.head("idle/obj")).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(e._tag, "ProviderError")
+      assert.include(e.message, "TimeoutError")
+      assert.isBelow(Date.now() - started, 10_000)
+      proxy.blackhole = false
+      // A GET whose body stops: the first bytes arrive, then nothing — the body fails.
+      const failed = yield* Effect.scoped(Effect.gen(function*() {
+        const o = yield* store.get("idle/obj")
+        let seen = 0
+        return yield* o.body.pipe(
+          Stream.tap((c) => Effect.sync(() => {
+            seen += c.length
+            if (seen > MiB) proxy.blackhole = true
+          })),
+          Stream.runDrain,
+          Effect.flip
+        )
+      })).pipe(Effect.timeout("20 seconds"))
+      assert.include(String(failed), "TimeoutError")
+      proxy.blackhole = false
+      const back = yield* ObjectStore.readAll(store, "idle/obj")
+      assert.isTrue(Buffer.from(back.bytes).equals(data))
+    }))
+
   it.scoped("memoryBudget: concurrent multipart puts beyond it wait before reading their bodies; without one they all run", () =>
     Effect.gen(function*() {
       const { config } = yield* Bucket

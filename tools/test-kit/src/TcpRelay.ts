@@ -24,6 +24,11 @@ export interface TcpRelay {
    * request stream that reaches it; cleared once done.
    */
   corruptAt: number | undefined
+  /**
+   * While true, bytes in either direction are swallowed: the server seems to accept requests and
+   * never answer (or to stop in the middle of a body). Connections keep open.
+   */
+  blackhole: boolean
 }
 
 /**
@@ -38,7 +43,7 @@ export const make = (target: string): Effect.Effect<TcpRelay, never, Scope.Scope
       const url = new URL(target)
       let sent = 0
       const sockets = new Set<net.Socket>()
-      const relay: TcpRelay = { endpoint: "", sent: () => sent, corruptAt: undefined }
+      const relay: TcpRelay = { endpoint: "", sent: () => sent, corruptAt: undefined, blackhole: false }
       const server = net.createServer((down) => {
         const up = net.connect(Number(url.port), url.hostname)
         sockets.add(down).add(up)
@@ -52,9 +57,17 @@ export const make = (target: string): Effect.Effect<TcpRelay, never, Scope.Scope
           }
           offset += d.length
           sent += d.length
-          up.write(d)
+          if (!relay.blackhole && !up.write(d)) {
+            down.pause()
+            up.once("drain", () => down.resume())
+          }
         })
-        up.pipe(down)
+        up.on("data", (d: Buffer) => {
+          if (!relay.blackhole && !down.write(d)) {
+            up.pause()
+            down.once("drain", () => up.resume())
+          }
+        })
         const end = () => {
           sockets.delete(down)
           sockets.delete(up)

@@ -31,6 +31,7 @@ export const toS3 = (e: unknown, key?: string): S3Error => {
     case "ProviderError":
       if (tagged.status === 400) {
         if (tagged.code === "EntityTooSmall") return errors.entityTooSmall("your proposed upload is smaller than the minimum allowed object size", key)
+        if (tagged.code === "EntityTooLarge") return errors.entityTooLarge("your proposed upload exceeds the maximum allowed size", key)
         if (tagged.code === "MetadataTooLarge") return new S3Error({ code: "MetadataTooLarge", status: 400, detail: "your metadata headers exceed the maximum allowed metadata size", resource: key })
         return errors.invalidArgument(tagged.code ?? "invalid request", key)
       }

@@ -9,6 +9,7 @@ import {
 } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import { MotoServer } from "@objcrypt/test-kit"
+import * as TcpRelay from "@objcrypt/test-kit/TcpRelay"
 import { Effect } from "effect"
 import * as GatewayConfig from "../../src/GatewayConfig.js"
 import * as crypto from "node:crypto"
@@ -156,6 +157,46 @@ describe("s3 backend", () => {
         }
       }), { timeout: 120_000 })
 
+    it.effect("a backend that accepts requests and never answers gives 503 after idleTimeoutSeconds, nothing committed; then serves again", () =>
+      Effect.gen(function*() {
+        const { direct, moto } = yield* motoBackend
+        yield* call(() => direct.send(new CreateBucketCommand({ Bucket: "gw-idle" })))
+        const relay = yield* TcpRelay.make(moto.endpoint)
+        const dir = tempDir("s3idle")
+        const gw = yield* call(() =>
+          start(decode(rawConfig(dir, {
+            backend: {
+              type: "s3",
+              bucket: "gw-idle",
+              endpoint: relay.endpoint,
+              forcePathStyle: true,
+              accessKeyId: moto.accessKeyId,
+              secretAccessKey: { env: "GW_OPS_MOTO" },
+              idleTimeoutSeconds: 1
+            }
+          })))
+        )
+        try {
+          const s3 = client(gw.endpoint)
+          yield* call(() => s3.send(new CreateBucketCommand({ Bucket: "idle" })))
+          yield* call(() => s3.send(new PutObjectCommand({ Bucket: "idle", Key: "before", Body: "kept" })))
+          relay.blackhole = true
+          const started = Date.now()
+          assert.deepStrictEqual(
+            yield* failure(() => s3.send(new PutObjectCommand({ Bucket: "idle", Key: "during", Body: "x" }))),
+            { code: "ServiceUnavailable", status: 503 }
+          )
+          assert.strictEqual((yield* failure(() => s3.send(new GetObjectCommand({ Bucket: "idle", Key: "before" })))).status, 503)
+          // The SDK's retries (3 attempts) of two requests, each cut off after 1 s of silence.
+          assert.isBelow(Date.now() - started, 30_000)
+          relay.blackhole = false
+          assert.strictEqual((yield* readObject(s3, "idle", "before")).toString(), "kept")
+          assert.strictEqual((yield* failure(() => s3.send(new HeadObjectCommand({ Bucket: "idle", Key: "during" })))).status, 404)
+        } finally {
+          yield* call(() => gw.close())
+        }
+      }).pipe(Effect.scoped), { timeout: 90_000 })
+
     it.effect("partSize, partConcurrency and memoryBudgetMiB set the backend's multipart parts and their memory; out-of-range values are refused", () =>
       Effect.gen(function*() {
         const { direct, moto } = yield* motoBackend
@@ -172,7 +213,7 @@ describe("s3 backend", () => {
             ...extra
           }
         })
-        for (const bad of [{ partSize: 5 * MiB - 1 }, { partSize: 5 * MiB + 0.5 }, { partConcurrency: 0 }, { partConcurrency: 65 }, { memoryBudgetMiB: 15 }, { memoryBudgetMiB: 16.5 }]) {
+        for (const bad of [{ partSize: 5 * MiB - 1 }, { partSize: 5 * MiB + 0.5 }, { partConcurrency: 0 }, { partConcurrency: 65 }, { memoryBudgetMiB: 15 }, { memoryBudgetMiB: 16.5 }, { idleTimeoutSeconds: -1 }, { idleTimeoutSeconds: 1.5 }]) {
           const e = yield* Effect.flip(GatewayConfig.decode(rawConfig(dir, backend(bad))))
           assert.strictEqual(e._tag, "ConfigFileError", JSON.stringify(bad))
         }
