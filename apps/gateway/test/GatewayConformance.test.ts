@@ -210,23 +210,12 @@ describe("writes", () => {
       const none = yield* call(() => s3.send(new ListPartsCommand({ Bucket: B, Key: "mp/order", UploadId, MaxParts: 0 })))
       assert.deepStrictEqual(none.Parts ?? [], [])
       assert.isTrue(none.IsTruncated)
-      const e = yield* refused(() =>
-        s3.send(new CompleteMultipartUploadCommand({
-          Bucket: B,
-          Key: "mp/order",
-          UploadId,
-          MultipartUpload: { Parts: [{ PartNumber: 2, ETag: p2.ETag }, { PartNumber: 1, ETag: p1.ETag }] }
-        }))
-      )
-      assert.deepStrictEqual(e, { code: "InvalidPartOrder", status: 400 })
-      const done = yield* call(() =>
-        s3.send(new CompleteMultipartUploadCommand({
-          Bucket: B,
-          Key: "mp/order",
-          UploadId,
-          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] }
-        }))
-      )
+      const complete = (parts: ReadonlyArray<{ PartNumber: number; ETag: string | undefined }>) => () =>
+        s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/order", UploadId, MultipartUpload: { Parts: [...parts] } }))
+      const first = { PartNumber: 1, ETag: p1.ETag }
+      const second = { PartNumber: 2, ETag: p2.ETag }
+      assert.deepStrictEqual(yield* refused(complete([second, first])), { code: "InvalidPartOrder", status: 400 })
+      const done = yield* call(complete([first, second]))
       // Location: the object's absolute URL as addressed (path style here), the key URI-encoded.
       assert.strictEqual(done.Location, `${api.endpoint}/${B}/mp/order`)
       const { UploadId: id2 } = yield* call(() => s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "mp/a b+é" })))

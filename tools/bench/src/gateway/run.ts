@@ -269,7 +269,12 @@ const main = async () => {
   const config = path.join(dir, "gateway.json")
   // An RGW backend: the cluster lives until this process ends (closed in the finally below).
   const rgwScope = Effect.runSync(Scope.make())
-  const rgw = backendKind === "rgw" ? await Effect.runPromise(Scope.extend(CephRgw.make(), rgwScope)) : undefined
+  const rgw = backendKind === "rgw" ? await Effect.runPromise(Scope.extend(
+    // Deleted and overwritten objects freed within seconds (RGW's GC waits 2 h by default): the
+    // phases write more than the 4 GiB memstore holds, and a full one stalls every request.
+    CephRgw.make({ rgwOptions: { "rgw gc obj min wait": "0", "rgw gc processor period": "5" } }),
+    rgwScope
+  )) : undefined
   const RGW_BUCKET = "bench-backend"
   const s3Config = rgw === undefined ? undefined : {
     bucket: RGW_BUCKET,
