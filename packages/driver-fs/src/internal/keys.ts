@@ -14,17 +14,20 @@ export const DIR_SUFFIX = "%2F"
 export const STAGING_DIR = ".objcrypt-fs"
 
 /**
- * Encodes one key segment (the text between two `/`) as a file name: `%` becomes `%25` and a
- * leading `.` becomes `%2E`, so no segment can be `.`, `..` or a hidden name, and the suffixes
- * above stay unambiguous. Everything else (any Unicode) is kept as is.
+ * Encodes one key segment (the text between two `/`) as a file name: `%` becomes `%25`, `\`
+ * becomes `%5C` and a leading `.` becomes `%2E`, so no file name is `.`, `..`, hidden or holds a
+ * Windows path separator — a key with `.` or `..` segments, a leading `/` or a backslash (all
+ * valid S3 keys) is stored as ordinary names under the root, never walks the tree — and the
+ * suffixes above stay unambiguous. Everything else (any Unicode) is kept as is.
  */
 export const encodeSegment = (segment: string): string => {
-  const escaped = segment.replaceAll("%", "%25")
+  const escaped = segment.replaceAll("%", "%25").replaceAll("\\", "%5C")
   return escaped.startsWith(".") ? "%2E" + escaped.slice(1) : escaped
 }
 
 /** The inverse of `encodeSegment`. */
-export const decodeSegment = (name: string): string => name.replaceAll(/%2E|%25/g, (m) => (m === "%2E" ? "." : "%"))
+export const decodeSegment = (name: string): string =>
+  name.replaceAll(/%2E|%25|%5C/g, (m) => (m === "%2E" ? "." : m === "%5C" ? "\\" : "%"))
 
 /** The directory-entry name of an object whose last segment is `segment`. */
 export const objectName = (segment: string): string => encodeSegment(segment) + OBJECT_SUFFIX
@@ -52,20 +55,20 @@ export const parseName = (name: string): ParsedName | undefined => {
   return undefined
 }
 
-/** Every `%` starts `%25` or a leading `%2E`: what `encodeSegment` produces. */
+/** Every `%` starts `%25`, `%5C` or a leading `%2E`: what `encodeSegment` produces. */
 const isEncoded = (body: string): boolean => {
   for (let i = body.indexOf("%"); i !== -1; i = body.indexOf("%", i + 1)) {
     const esc = body.slice(i, i + 3)
-    if (!(esc === "%25" || (esc === "%2E" && i === 0))) return false
+    if (!(esc === "%25" || esc === "%5C" || (esc === "%2E" && i === 0))) return false
   }
   return true
 }
 
 /**
- * Checks a key before any I/O. Keys are S3 keys: up to 1024 UTF-8 bytes, `/` separates segments.
- * Refused: empty, too long, NUL, backslash (a path separator on Windows), a leading `/`
- * (absolute), `.` or `..` segments (they would walk the tree), unpaired surrogates (no UTF-8 form,
- * so no stable name) and a segment whose file name would pass the 255-byte name limit.
+ * Checks a key before any I/O. Keys are S3 keys: up to 1024 UTF-8 bytes, `/` separates segments;
+ * `.`/`..` segments, a leading `/` and backslashes are ordinary characters (see `encodeSegment`).
+ * Refused: empty, too long, NUL, unpaired surrogates (no UTF-8 form, so no stable name) and a
+ * segment whose file name would pass the 255-byte name limit.
  */
 export const validateKey = (key: string): InvalidObjectKey | undefined => {
   const bad = (reason: string) => new InvalidObjectKey({ key, reason })
@@ -73,12 +76,9 @@ export const validateKey = (key: string): InvalidObjectKey | undefined => {
   if (!(key as string & { isWellFormed(): boolean }).isWellFormed()) return bad("the key is not valid Unicode (unpaired surrogate)")
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) return bad(`the key is longer than ${MAX_KEY_BYTES} bytes`)
   if (key.includes("\0")) return bad("the key contains a NUL character")
-  if (key.includes("\\")) return bad("the key contains a backslash")
-  if (key.startsWith("/")) return bad("the key is an absolute path")
   const segments = key.split("/")
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i]!
-    if (s === "." || s === "..") return bad(`the key has a "${s}" segment`)
     const name = i === segments.length - 1 ? objectName(s) : dirName(s)
     if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
       return bad(`a path segment is longer than the local file system allows (${MAX_NAME_BYTES} bytes per name)`)
