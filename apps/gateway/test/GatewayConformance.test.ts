@@ -179,6 +179,18 @@ describe("buckets", () => {
 })
 
 describe("writes", () => {
+  it.effect("keys with . and .. segments, a leading / and backslashes (valid S3 keys) are stored and read back on the fs backend", () =>
+    Effect.gen(function*() {
+      const keys = ["k/../up", "k/./same", "/lead", "k\\win"]
+      for (const k of keys) yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: k, Body: `body of ${k}` })))
+      for (const k of keys) {
+        const got = yield* call(() => s3.send(new GetObjectCommand({ Bucket: B, Key: k })))
+        assert.strictEqual(yield* call(() => got.Body!.transformToString()), `body of ${k}`, k)
+      }
+      const listed = yield* call(() => s3.send(new ListObjectsV2Command({ Bucket: B, Prefix: "k" })))
+      assert.deepStrictEqual(listed.Contents?.map((c) => c.Key), ["k/../up", "k/./same", "k\\win"])
+    }))
+
   it.effect("storage class: STANDARD is stored; another class is refused (InvalidStorageClass), not silently changed; nothing written", () =>
     Effect.gen(function*() {
       yield* call(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "sc/standard", Body: "x", StorageClass: "STANDARD" })))
