@@ -81,8 +81,6 @@ const USER_HEADERS = ["cache-control", "content-disposition", "content-encoding"
 const MAX_XML = 1024 * 1024
 
 const has = (r: Request, q: string) => r.query.has(q)
-/** S3's key order: UTF-8 bytes. */
-const compareUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
 
 /**
  * Reads an XML request document. On CompleteMultipartUpload the `x-amz-checksum-*` headers are
@@ -556,7 +554,7 @@ const listObjects = (r: Request, record: BucketRecord) =>
       ], Xml.S3_NS))
     }
     // The last entry in S3's order (UTF-8 bytes, not JavaScript's UTF-16 order).
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(compareUtf8).at(-1)
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(ObjectStore.compareKeys).at(-1)
     return Http.xml(Xml.el("ListBucketResult", [
       ...common,
       Xml.el("Marker", enc(startAfter ?? "")),
@@ -584,7 +582,7 @@ const listVersions = (r: Request, record: BucketRecord) =>
       : yield* store.list({ prefix, delimiter, maxKeys, startAfter: keyMarker })
     const described = yield* Effect.forEach(page.objects, (o) => describeListed(store, buckets.system, record.name, o), { concurrency: 16 })
     const truncated = page.continuationToken !== undefined
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(compareUtf8).at(-1)
+    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort(ObjectStore.compareKeys).at(-1)
     const owner = [Xml.el("ID", record.owner), Xml.el("DisplayName", record.owner)]
     return Http.xml(Xml.el("ListVersionsResult", [
       Xml.el("Name", record.name),

@@ -271,6 +271,15 @@ export interface ListOptions {
 }
 
 /**
+ * S3's key order: by UTF-8 bytes (not JavaScript's UTF-16 code units, which order characters
+ * beyond U+FFFF before U+E000–U+FFFF).
+ *
+ * @since 0.1.0
+ * @category listing
+ */
+export const compareKeys = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
+
+/**
  * Whether `startAfter` names a whole group of a delimited listing of `prefix`: it extends the
  * prefix and its first delimiter after the prefix is its end. Such a `startAfter` skips the group.
  *

@@ -23,7 +23,7 @@ import type { BucketFacts } from "@objcrypt/core/CompatibilityMatrix"
 import type { ModeTag } from "@objcrypt/core/EncryptionMode"
 import { AccessDenied, InvalidObjectKey, InvalidRange, PreconditionFailed, ProviderError, UnsupportedMode } from "@objcrypt/core/Errors"
 import type { StoreError } from "@objcrypt/core/Errors"
-import { checkConditions as refuseConflictingConditions, completionConditions, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
+import { checkConditions as refuseConflictingConditions, compareKeys, completionConditions, ObjectStore, resolveRange } from "@objcrypt/core/ObjectStore"
 import type {
   ByteRange,
   CompleteOptions,
@@ -220,7 +220,6 @@ const cpkOf = (sse: ServerSideEncryption | undefined): CpkInfo | undefined =>
 
 const unquote = (etag: string | undefined) => (etag ?? "").replace(/^"(.*)"$/, "$1")
 const md5 = (b: Uint8Array) => crypto.createHash("md5").update(b).digest()
-const utf8Compare = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
 
 const infoOfEncryption = (r: {
   readonly isServerEncrypted?: boolean | undefined
@@ -575,7 +574,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
             object: { key: b.name, size: b.properties.contentLength ?? 0, etag: unquote(b.properties.etag), lastModified: b.properties.lastModified }
           })),
           ...(page?.segment.blobPrefixes ?? []).map((p): Entry => ({ _tag: "Prefix", prefix: p.name }))
-        ].sort((a, b) => utf8Compare(nameOf(a), nameOf(b)))
+        ].sort((a, b) => compareKeys(nameOf(a), nameOf(b)))
         const next = page?.continuationToken
         return { entries, next: next === undefined || next === "" ? undefined : next }
       })
@@ -603,7 +602,7 @@ export const make = (config: AzureConfig): Effect.Effect<AzureBlobObjectStore["T
           let i = token.s
           for (; i < w.entries.length && out.length < maxKeys; i++) {
             const e = w.entries[i]!
-            if (startAfter !== undefined && utf8Compare(nameOf(e), startAfter) <= 0) {
+            if (startAfter !== undefined && compareKeys(nameOf(e), startAfter) <= 0) {
               // A group containing startAfter is still listed when keys after it fall in it (S3).
               // A startAfter that is the group itself passes over it.
               if (!(e._tag === "Prefix" && startAfter.startsWith(e.prefix) && startAfter !== e.prefix)) continue

@@ -94,5 +94,3 @@ export const objectRelPath = (key: string): { readonly dir: ReadonlyArray<string
   return { dir: segments.map(dirName), file: objectName(last) }
 }
 
-/** Compares two strings by their UTF-8 bytes, the order S3 lists keys in. */
-export const compareUtf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))

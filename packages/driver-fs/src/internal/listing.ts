@@ -1,6 +1,7 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { errCode } from "./io.js"
+import { compareKeys } from "@objcrypt/core/ObjectStore"
 import { dirName, parseName } from "./keys.js"
 
 /**
@@ -138,8 +139,6 @@ export const walk = async (cache: DirCache, root: string, options: WalkOptions):
   return out
 }
 
-const compare = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b))
-
 const walkDir = async (
   cache: DirCache,
   dir: string,
@@ -148,7 +147,7 @@ const walkDir = async (
   out: Array<WalkItem>
 ): Promise<boolean> => {
   // Every key below `base` sorts before `after` unless `after` is itself below `base`.
-  if (o.after !== undefined && !o.after.startsWith(base) && compare(base, o.after) < 0) return false
+  if (o.after !== undefined && !o.after.startsWith(base) && compareKeys(base, o.after) < 0) return false
   const entries = await cache.read(dir)
   if (entries === undefined) return false
   const relPrefix = o.prefix.length > base.length ? o.prefix.slice(base.length) : ""
@@ -176,7 +175,7 @@ const walkDir = async (
         return true
       }
     } else {
-      if (o.after !== undefined && compare(full, o.after) <= 0) continue
+      if (o.after !== undefined && compareKeys(full, o.after) <= 0) continue
       const at = delimiter === undefined ? -1 : full.indexOf(delimiter, o.prefix.length)
       if (at >= 0) {
         const cp = full.slice(0, at + delimiter!.length)
