@@ -637,7 +637,7 @@ const deleteObjects = (r: Request, record: BucketRecord) =>
     // S3 requires an integrity check on DeleteObjects (the body names what is deleted); the
     // body reader verifies whichever is sent.
     const checked = r.headers["content-md5"] !== undefined || r.headers["x-amz-trailer"] !== undefined ||
-      Object.keys(r.headers).some((h) => /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/.test(h))
+      Object.keys(r.headers).some((h) => h.startsWith("x-amz-checksum-") && Checksums.isAlgorithm(h.slice("x-amz-checksum-".length)))
     if (!checked) return yield* errors.invalidRequest("missing required header for this request: Content-MD5 (or an x-amz-checksum-* header)")
     const doc = Xml.parse(yield* readSmallBody(r))
     if (doc === undefined || Xml.localName(doc) !== "Delete") return yield* errors.malformedXml("the XML you provided was not well-formed or did not validate against our published schema")

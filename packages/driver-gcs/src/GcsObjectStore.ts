@@ -658,7 +658,9 @@ export const make = (config: GcsConfig): Effect.Effect<GcsObjectStore["Type"], n
               etag: f.metadata.etag ?? "",
               lastModified: new Date(f.metadata.updated ?? 0)
             }))
-          const prefixes = ((response as { prefixes?: Array<string> } | undefined)?.prefixes ?? []).filter((p) => !hidden(p))
+          // The group startAfter names, where startOffsetOf could not start past it (a last U+10FFFF).
+          const prefixes = ((response as { prefixes?: Array<string> } | undefined)?.prefixes ?? [])
+            .filter((p) => !hidden(p) && p !== options?.startAfter)
           const token = (next as { pageToken?: string } | null | undefined)?.pageToken
           if (objects.length + prefixes.length > 0 || token === undefined) {
             return { objects, commonPrefixes: prefixes, ...(token === undefined ? {} : { continuationToken: token }) }
